@@ -1,0 +1,124 @@
+//! u32 codes that cross the boundary in place of enums. Each has a `TryFrom<u32>` so the daemon
+//! rejects a code it does not know instead of guessing.
+
+/// A code the receiving side does not know: names the kind of code and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownCode {
+    pub kind: &'static str,
+    pub value: u32,
+}
+
+impl core::fmt::Display for UnknownCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "unknown {} code {}", self.kind, self.value)
+    }
+}
+
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $value),+
+        }
+
+        impl $name {
+            /// The name used in events and on the command line.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl TryFrom<u32> for $name {
+            type Error = UnknownCode;
+            fn try_from(value: u32) -> Result<Self, UnknownCode> {
+                match value {
+                    $($value => Ok(Self::$variant),)+
+                    _ => Err(UnknownCode { kind: $kind, value }),
+                }
+            }
+        }
+    };
+}
+
+code_enum! {
+    /// The operation a hook judged.
+    Op, "op" {
+        /// `execve`/`execveat` of a binary or script (LSM `bprm_check_security`).
+        Exec = 1 => "exec",
+        /// Opening a file (LSM `file_open`).
+        Open = 2 => "open",
+        /// `connect` of an inet or unix socket (LSM `socket_connect`).
+        Connect = 3 => "connect",
+    }
+}
+
+code_enum! {
+    /// What the kernel did with a judged operation.
+    Decision, "decision" {
+        /// Refused with `EPERM` (enforce mode).
+        Denied = 1 => "denied",
+        /// Not in the allow-list but let through because the task is in audit mode.
+        Audited = 2 => "audited",
+        /// In the allow-list. Counted, never sent as an event by this version.
+        Allowed = 3 => "allowed",
+    }
+}
+
+code_enum! {
+    /// A task's enforcement mode (`TaskConfig::mode`).
+    Mode, "mode" {
+        /// Misses are refused with `EPERM` and reported.
+        Enforce = 0 => "enforce",
+        /// Misses are allowed and reported.
+        Audit = 1 => "audit",
+    }
+}
+
+code_enum! {
+    /// Transport of a judged `connect` (from `struct socket::type`).
+    Proto, "proto" {
+        Tcp = 1 => "tcp",
+        Udp = 2 => "udp",
+        /// `SOCK_SEQPACKET` (unix sockets).
+        Seqpacket = 5 => "seqpacket",
+        /// Anything else (raw sockets, ...).
+        Other = 0 => "other",
+    }
+}
+
+/// Access bits of an open, as reported in `Event::access` (a bit set, not an enum).
+pub struct Access;
+
+impl Access {
+    pub const READ: u32 = 1;
+    pub const WRITE: u32 = 2;
+    /// The file was opened by the kernel to execute or map it as an interpreter (`FMODE_EXEC`).
+    pub const EXEC: u32 = 4;
+}
+
+code_enum! {
+    /// Why an operation was not allowed (`Event::reason`).
+    Reason, "reason" {
+        /// No allow rule of the task covers it.
+        NotAllowed = 1 => "not_allowed",
+        /// A `files.deny` entry covers it.
+        DenyRule = 2 => "deny_rule",
+        /// The kernel could not resolve the path (too long, unreachable): fail closed.
+        PathUnresolved = 3 => "path_unresolved",
+        /// The process is tagged with a task the daemon no longer has: fail closed.
+        UnknownTask = 4 => "unknown_task",
+        /// An address family that no rule can allow (netlink, packet, ...).
+        FamilyNotAllowed = 5 => "family_not_allowed",
+        /// A relative `AF_UNIX` path: it cannot be judged by what it reaches, so it is refused.
+        RelativeUnixPath = 6 => "relative_unix_path",
+        /// The address is shorter than its family needs: refused rather than guessed.
+        BadAddress = 7 => "bad_address",
+        /// The daemon has not filled in the kernel offsets: fail closed.
+        NotReady = 8 => "not_ready",
+    }
+}

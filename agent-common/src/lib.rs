@@ -1,0 +1,49 @@
+//! The kernel/user contract of Corral: every type that crosses the boundary between the eBPF
+//! programs (`agent-ebpf`) and the daemon (`agent`), defined once.
+//!
+//! Rules for this crate: `#[repr(C)]` + `Copy`, explicit padding fields, no `bool` and no
+//! data-carrying enums across the boundary (u32 codes with `TryFrom` instead), const size asserts.
+//! With the `user` feature every type implements `aya::Pod` so the daemon can read and write maps.
+#![no_std]
+
+mod codes;
+mod event;
+mod maps;
+
+pub use codes::{Access, Decision, Mode, Op, Proto, Reason, UnknownCode};
+pub use event::{COMM_LEN, Event, EVENT_SIZE};
+pub use maps::{
+    COUNTER_SLOTS, FileRuleData, FileRuleKeyScratch, KernelOffsets, NetV4Data, NetV6Data,
+    PATH_MAX, PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
+    RULE_WRITE, TaskConfig, TaskTag, UNIX_PATH_MAX, UnixRuleKey, counter_index,
+    COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, EVENTS_RING_BYTES, FILE_RULES_MAX, NET_RULES_MAX,
+    TAGS_MAX, TASKS_MAX, UNIX_RULES_MAX,
+};
+
+/// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.
+pub mod names {
+    /// `HashMap<u32 tgid, TaskTag>`: which processes are confined, and by which task.
+    pub const TAGS: &str = "TAGS";
+    /// `HashMap<u32 task id, TaskConfig>`: per-task mode.
+    pub const TASKS: &str = "TASKS";
+    /// `LpmTrie<FileRuleData, u32 rule flags>`: file and exec rules of every task.
+    pub const FILE_RULES: &str = "FILE_RULES";
+    /// `LpmTrie<NetV4Data, PortSet>`: IPv4 connect rules.
+    pub const NET_V4_RULES: &str = "NET_V4_RULES";
+    /// `LpmTrie<NetV6Data, PortSet>`: IPv6 connect rules.
+    pub const NET_V6_RULES: &str = "NET_V6_RULES";
+    /// `HashMap<UnixRuleKey, u32>`: `AF_UNIX` connect rules.
+    pub const UNIX_RULES: &str = "UNIX_RULES";
+    /// `RingBuf` of `Event`.
+    pub const EVENTS: &str = "EVENTS";
+    /// `PerCpuArray<u64>` of decision and drop counters, indexed by `counter_index`.
+    pub const COUNTERS: &str = "COUNTERS";
+    /// The read-only global holding `KernelOffsets`.
+    pub const OFFSETS: &str = "OFFSETS";
+
+    pub const PROG_EXEC: &str = "corral_bprm_check";
+    pub const PROG_OPEN: &str = "corral_file_open";
+    pub const PROG_CONNECT: &str = "corral_socket_connect";
+    pub const PROG_FORK: &str = "corral_sched_fork";
+    pub const PROG_EXIT: &str = "corral_sched_exit";
+}

@@ -1,0 +1,199 @@
+//! Keys and values of the eBPF maps, and the read-only globals the daemon fills in at load.
+
+/// Longest path `bpf_d_path` can return, including the NUL. Longer paths make it fail with
+/// `-ENAMETOOLONG`, which the hooks treat as a miss (deny), never as a truncated match.
+pub const PATH_MAX: usize = 4096;
+
+/// Bytes of path in a file-rule key. LPM trie keys are at most 256 data bytes and 4 of them hold
+/// the task id, so rule paths are at most `RULE_PATH_MAX - 1` bytes (exact rules keep their NUL in
+/// the key). Longer rule paths are rejected when a policy is compiled.
+///
+/// Looking up a longer path with only its first `RULE_PATH_MAX` bytes is still exact: a prefix
+/// rule matches when the path starts with it, and an exact rule (which ends in NUL) can only match
+/// a path of its own length.
+pub const RULE_PATH_MAX: usize = 252;
+
+/// Rule flag: the path may be opened for reading.
+pub const RULE_READ: u32 = 1;
+/// Rule flag: the path may be opened for writing.
+pub const RULE_WRITE: u32 = 1 << 1;
+/// Rule flag: the path may be executed (and exec-opened).
+pub const RULE_EXEC: u32 = 1 << 2;
+/// Rule flag: the path is denied whatever else matches (beats read, write and exec).
+pub const RULE_DENY: u32 = 1 << 3;
+
+/// Longest `sun_path` of an `AF_UNIX` address.
+pub const UNIX_PATH_MAX: usize = 108;
+
+/// Port ranges one network rule entry can hold (after the compiler merged the ranges of every
+/// rule whose CIDR contains the entry's CIDR). More are rejected when a policy is compiled.
+pub const PORT_RANGES_MAX: usize = 16;
+
+/// Value of `TAGS` (key: u32 tgid). A process with an entry is confined by `task_id`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskTag {
+    /// Task id, the key of `TASKS`. A task id with no `TASKS` entry denies everything.
+    pub task_id: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+}
+
+/// Value of `TASKS` (key: u32 task id).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskConfig {
+    /// A `Mode` code.
+    pub mode: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+}
+
+/// Data part of a `FILE_RULES` LPM key: the task id, then the path bytes.
+///
+/// Prefix rules (directory entries ending in `/`) use the prefix length of their bytes; exact
+/// rules include their terminating NUL, so they only match the exact path.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRuleData {
+    pub task_id: u32,
+    pub path: [u8; RULE_PATH_MAX],
+}
+
+/// The per-CPU scratch a hook resolves a path into. Its first bytes are laid out exactly like an
+/// `aya` LPM key of `FileRuleData` (`prefix_len`, `task_id`, path), so the buffer `bpf_d_path`
+/// fills is the trie lookup key without a copy.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileRuleKeyScratch {
+    pub prefix_len: u32,
+    pub task_id: u32,
+    pub path: [u8; PATH_MAX],
+}
+
+/// Data part of a `NET_V4_RULES` LPM key.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetV4Data {
+    pub task_id: u32,
+    /// Address in network byte order.
+    pub addr: [u8; 4],
+}
+
+/// Data part of a `NET_V6_RULES` LPM key.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetV6Data {
+    pub task_id: u32,
+    /// Address in network byte order.
+    pub addr: [u8; 16],
+}
+
+/// An inclusive port range, host byte order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+/// Value of the network LPM tries: the ports allowed to the addresses under the entry's CIDR.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSet {
+    /// Valid entries at the start of `ranges` (at most `PORT_RANGES_MAX`).
+    pub count: u32,
+    pub ranges: [PortRange; PORT_RANGES_MAX],
+}
+
+/// Key of `UNIX_RULES`: a task and a `sun_path`, zero padded. Pathname sockets hold the path
+/// (no NUL); abstract sockets hold a leading NUL then the name.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnixRuleKey {
+    pub task_id: u32,
+    /// Bytes of `path` that are part of the address.
+    pub len: u32,
+    pub path: [u8; UNIX_PATH_MAX],
+}
+
+/// Struct field offsets of the running kernel, read from its BTF by the daemon and written into
+/// the object's read-only `OFFSETS` global before load. Frozen `.rodata` lets the verifier treat
+/// them as constants, which `bpf_d_path` and BTF pointer loads need.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelOffsets {
+    /// `struct file::f_path`.
+    pub file_f_path: u32,
+    /// `struct file::f_mode`.
+    pub file_f_mode: u32,
+    /// `struct linux_binprm::file`.
+    pub binprm_file: u32,
+    /// `struct socket::type`.
+    pub socket_type: u32,
+    /// `struct task_struct::pid`.
+    pub task_pid: u32,
+    /// `struct task_struct::tgid`.
+    pub task_tgid: u32,
+    /// `struct task_struct::real_parent`.
+    pub task_real_parent: u32,
+    /// `struct task_struct::signal`.
+    pub task_signal: u32,
+    /// `struct signal_struct::live`.
+    pub signal_live: u32,
+    /// Non-zero once filled in; the hooks deny everything for tagged processes while it is zero.
+    pub valid: u32,
+}
+
+/// Counter slots: `Op` (1..=3) × `Decision` (1..=3), plus the slots below.
+pub const COUNTER_SLOTS: u32 = 20;
+/// Events lost because the ring buffer was full.
+pub const COUNTER_EVENTS_DROPPED: u32 = 16;
+/// Children that could not be tagged at fork because `TAGS` was full (see the fork hook).
+pub const COUNTER_TAG_INSERT_FAILED: u32 = 17;
+
+/// Slot of `COUNTERS` for an `Op` code and a `Decision` code (both 1..=3).
+#[must_use]
+pub const fn counter_index(op: u32, decision: u32) -> u32 {
+    (op & 3) * 4 + (decision & 3)
+}
+
+const _: () = assert!(core::mem::size_of::<TaskTag>() == 8);
+const _: () = assert!(core::mem::size_of::<TaskConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<FileRuleData>() == 256);
+const _: () = assert!(core::mem::size_of::<FileRuleKeyScratch>() == 8 + PATH_MAX);
+const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
+const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
+const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
+const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 40);
+const _: () = assert!(counter_index(3, 3) < COUNTER_EVENTS_DROPPED);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are `#[repr(C)]`, `Copy`, made only of integers and integer arrays,
+    // with no implicit padding (checked by the size asserts above), so every bit pattern is valid.
+    unsafe impl aya::Pod for super::TaskTag {}
+    unsafe impl aya::Pod for super::TaskConfig {}
+    unsafe impl aya::Pod for super::FileRuleData {}
+    unsafe impl aya::Pod for super::NetV4Data {}
+    unsafe impl aya::Pod for super::NetV6Data {}
+    unsafe impl aya::Pod for super::PortSet {}
+    unsafe impl aya::Pod for super::UnixRuleKey {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for crate::Event {}
+}
+
+/// Bound of `TAGS`: confined processes at once. A fork past it is counted in
+/// `COUNTER_TAG_INSERT_FAILED` (the fork tracepoint cannot refuse it).
+pub const TAGS_MAX: u32 = 131_072;
+/// Bound of `TASKS`: tasks loaded at once.
+pub const TASKS_MAX: u32 = 1024;
+/// Bound of `FILE_RULES`: file and exec entries of all tasks together.
+pub const FILE_RULES_MAX: u32 = 65_536;
+/// Bound of each of `NET_V4_RULES` and `NET_V6_RULES`.
+pub const NET_RULES_MAX: u32 = 16_384;
+/// Bound of `UNIX_RULES`.
+pub const UNIX_RULES_MAX: u32 = 4096;
+/// Bytes of the `EVENTS` ring buffer (a power of two; about 1000 events of `EVENT_SIZE`).
+pub const EVENTS_RING_BYTES: u32 = 4 << 20;

@@ -1,0 +1,241 @@
+//! Connect: inet destinations against CIDR + port rules, unix sockets against listed addresses.
+
+use agent_common::{
+    NetV4Data, NetV6Data, Op, PORT_RANGES_MAX, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey,
+};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel as raw_probe_read_kernel},
+    macros::lsm,
+    maps::lpm_trie::Key,
+    programs::LsmContext,
+};
+
+use crate::{
+    context::{Caller, caller},
+    maps::{NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
+    report::{PathSource, Target, finish},
+};
+
+const AF_UNSPEC: u16 = 0;
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const SOCKADDR_IN_LEN: i32 = 16;
+/// `SIN6_LEN_RFC2133`: the shortest `sockaddr_in6` the kernel accepts.
+const SOCKADDR_IN6_LEN: i32 = 24;
+/// `offsetof(struct sockaddr_un, sun_path)`.
+const SUN_PATH_OFF: i32 = 2;
+
+/// `socket_connect(struct socket *sock, struct sockaddr *address, int addrlen)`: TCP and UDP
+/// connects over IPv4 and IPv6, and `AF_UNIX` connects.
+///
+/// Allows untagged processes. For a tagged process: an inet destination must fall in a CIDR of
+/// the task whose ports include the destination port (IPv4-mapped IPv6 is judged as IPv4); a
+/// unix pathname socket must be listed exactly (a relative path is refused: it cannot be judged
+/// by what it reaches); an abstract socket must be listed as `@name`. `AF_UNSPEC` (disconnect)
+/// is allowed; every other family and any malformed address is a miss. Fails closed for tagged
+/// processes.
+#[lsm(hook = "socket_connect")]
+pub fn corral_socket_connect(ctx: LsmContext) -> i32 {
+    match try_socket_connect(&ctx) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
+    let Some(who) = caller() else {
+        return Ok(0);
+    };
+    // SAFETY: the hook's arguments are `struct socket *`, `struct sockaddr *` (the kernel's own
+    // copy, a `sockaddr_storage`) and `int`; every read below is a fault-tolerant probe read.
+    let (sock, addr, addrlen): (*const u8, *const u8, i32) =
+        (ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    let mut target = Target::empty();
+    target.proto = sock_proto(sock);
+    if addrlen < 2 {
+        return Err(finish(Op::Connect, &who, Some(Reason::BadAddress), &target));
+    }
+    let family: u16 = unsafe { bpf_probe_read_kernel(addr.cast::<u16>()) }.map_err(|_| {
+        finish(Op::Connect, &who, Some(Reason::BadAddress), &target)
+    })?;
+    target.family = u32::from(family);
+    let miss = match family {
+        AF_UNSPEC => None,
+        AF_INET => judge_inet4(&who, addr, addrlen, &mut target),
+        AF_INET6 => judge_inet6(&who, addr, addrlen, &mut target),
+        AF_UNIX => judge_unix(&who, addr, addrlen, &mut target),
+        _ => Some(Reason::FamilyNotAllowed),
+    };
+    Ok(finish(Op::Connect, &who, miss, &target))
+}
+
+/// `struct socket::type` as a `Proto` code.
+#[inline(always)]
+fn sock_proto(sock: *const u8) -> u32 {
+    let off = offsets().socket_type as usize;
+    let ty: i16 = unsafe { bpf_probe_read_kernel(sock.add(off).cast::<i16>()) }.unwrap_or(0);
+    match ty {
+        1 => Proto::Tcp as u32,
+        2 => Proto::Udp as u32,
+        5 => Proto::Seqpacket as u32,
+        _ => Proto::Other as u32,
+    }
+}
+
+#[inline(always)]
+fn read_port(addr: *const u8) -> Option<u16> {
+    let be: u16 = unsafe { bpf_probe_read_kernel(addr.add(2).cast::<u16>()) }.ok()?;
+    Some(u16::from_be(be))
+}
+
+#[inline(always)]
+fn judge_inet4(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) -> Option<Reason> {
+    if addrlen < SOCKADDR_IN_LEN {
+        return Some(Reason::BadAddress);
+    }
+    let Some(port) = read_port(addr) else {
+        return Some(Reason::BadAddress);
+    };
+    let Ok(ip) = (unsafe { bpf_probe_read_kernel(addr.add(4).cast::<[u8; 4]>()) }) else {
+        return Some(Reason::BadAddress);
+    };
+    target.port = u32::from(port);
+    judge_v4(who, ip, port, target)
+}
+
+#[inline(always)]
+fn judge_v4(who: &Caller, ip: [u8; 4], port: u16, target: &mut Target) -> Option<Reason> {
+    target.family = u32::from(AF_INET);
+    target.addr[..4].copy_from_slice(&ip);
+    let key = Key::new(
+        32 + 32,
+        NetV4Data {
+            task_id: who.task_id,
+            addr: ip,
+        },
+    );
+    port_allowed(NET_V4_RULES.get(&key), port)
+}
+
+#[inline(always)]
+fn judge_inet6(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) -> Option<Reason> {
+    if addrlen < SOCKADDR_IN6_LEN {
+        return Some(Reason::BadAddress);
+    }
+    let Some(port) = read_port(addr) else {
+        return Some(Reason::BadAddress);
+    };
+    let Ok(ip) = (unsafe { bpf_probe_read_kernel(addr.add(8).cast::<[u8; 16]>()) }) else {
+        return Some(Reason::BadAddress);
+    };
+    target.port = u32::from(port);
+    if is_v4_mapped(&ip) {
+        return judge_v4(who, [ip[12], ip[13], ip[14], ip[15]], port, target);
+    }
+    target.addr = ip;
+    let key = Key::new(
+        32 + 128,
+        NetV6Data {
+            task_id: who.task_id,
+            addr: ip,
+        },
+    );
+    port_allowed(NET_V6_RULES.get(&key), port)
+}
+
+/// `::ffff:a.b.c.d`.
+#[inline(always)]
+fn is_v4_mapped(ip: &[u8; 16]) -> bool {
+    let mut zero = 0u8;
+    let mut i = 0;
+    while i < 10 {
+        zero |= ip[i];
+        i += 1;
+    }
+    zero == 0 && ip[10] == 0xff && ip[11] == 0xff
+}
+
+#[inline(always)]
+fn port_allowed(set: Option<&PortSet>, port: u16) -> Option<Reason> {
+    let Some(set) = set else {
+        return Some(Reason::NotAllowed);
+    };
+    let count = set.count as usize;
+    let ranges = set.ranges.as_ptr();
+    for i in 0..PORT_RANGES_MAX {
+        if i >= count {
+            break;
+        }
+        // SAFETY: `i < PORT_RANGES_MAX`, the length of `ranges`.
+        let r = unsafe { *ranges.add(i) };
+        if r.lo <= port && port <= r.hi {
+            return None;
+        }
+    }
+    Some(Reason::NotAllowed)
+}
+
+#[inline(always)]
+fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) -> Option<Reason> {
+    let avail = addrlen - SUN_PATH_OFF;
+    if avail <= 0 {
+        return Some(Reason::BadAddress);
+    }
+    let avail = if avail as usize > UNIX_PATH_MAX {
+        UNIX_PATH_MAX
+    } else {
+        avail as usize
+    };
+    let mut key = UnixRuleKey {
+        task_id: who.task_id,
+        len: 0,
+        path: [0; UNIX_PATH_MAX],
+    };
+    let sun_path = unsafe { addr.add(SUN_PATH_OFF as usize) };
+    // The kernel's copy is a `sockaddr_storage` (128 bytes), so 108 bytes past offset 2 are in it.
+    if unsafe {
+        raw_probe_read_kernel(
+            (&raw mut key.path).cast(),
+            UNIX_PATH_MAX as u32,
+            sun_path.cast(),
+        )
+    } != 0
+    {
+        return Some(Reason::BadAddress);
+    }
+    target.path = PathSource::UnixAddress(sun_path);
+    let abstract_name = key.path[0] == 0;
+    // Pathname: up to the first NUL within the address. Abstract: the whole address length.
+    let mut len = avail;
+    if !abstract_name {
+        let p = key.path.as_ptr();
+        for i in 0..UNIX_PATH_MAX {
+            if i >= avail {
+                break;
+            }
+            // SAFETY: `i < UNIX_PATH_MAX`.
+            if unsafe { *p.add(i) } == 0 {
+                len = i;
+                break;
+            }
+        }
+    }
+    // Zero what lies past the address so the key is canonical.
+    let p = key.path.as_mut_ptr();
+    for i in 0..UNIX_PATH_MAX {
+        if i >= len {
+            // SAFETY: `i < UNIX_PATH_MAX`; volatile so LLVM emits no variable-length memset.
+            unsafe { core::ptr::write_volatile(p.add(i), 0) };
+        }
+    }
+    key.len = len as u32;
+    target.path_len = len as u32;
+    if !abstract_name && key.path[0] != b'/' {
+        return Some(Reason::RelativeUnixPath);
+    }
+    if unsafe { UNIX_RULES.get(&key) }.is_some() {
+        None
+    } else {
+        Some(Reason::NotAllowed)
+    }
+}

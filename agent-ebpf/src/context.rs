@@ -1,0 +1,38 @@
+//! Who is calling: the tag look-up that starts every hook, and the task's mode.
+
+use agent_common::{Mode, Reason, TaskTag};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+
+use crate::maps::{TAGS, TASKS, offsets};
+
+/// The confinement of the calling process: its task and the task's mode.
+#[derive(Clone, Copy)]
+pub struct Caller {
+    pub task_id: u32,
+    /// A `Mode` code.
+    pub mode: u32,
+    /// Set when the hook must deny whatever the rules say (unknown task, offsets missing).
+    pub forced_miss: Option<Reason>,
+}
+
+/// The first step of every hook: `None` for an untagged process, which the hook then allows.
+#[inline(always)]
+pub fn caller() -> Option<Caller> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out at once; a concurrent delete cannot free it under us.
+    let tag: TaskTag = unsafe { *TAGS.get(&tgid)? };
+    let (mode, forced_miss) = match unsafe { TASKS.get(&tag.task_id) } {
+        Some(cfg) => (cfg.mode, None),
+        None => (Mode::Enforce as u32, Some(Reason::UnknownTask)),
+    };
+    let forced_miss = if offsets().valid == 0 {
+        Some(Reason::NotReady)
+    } else {
+        forced_miss
+    };
+    Some(Caller {
+        task_id: tag.task_id,
+        mode,
+        forced_miss,
+    })
+}

@@ -1,0 +1,160 @@
+//! Exec and open: judged by the kernel's resolved path of the file really reached.
+
+use agent_common::{
+    Access, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
+    RULE_WRITE, Reason,
+};
+use aya_ebpf::{
+    bindings::path, helpers::generated::bpf_d_path, macros::lsm, maps::lpm_trie::Key,
+    programs::LsmContext,
+};
+
+use crate::{
+    context::{Caller, caller},
+    maps::{FILE_RULES, PATH_SCRATCH, offsets},
+    report::{DENY, PathSource, Target, finish},
+};
+
+const FMODE_READ: u32 = 0x1;
+const FMODE_WRITE: u32 = 0x2;
+const FMODE_EXEC: u32 = 0x20;
+
+/// `bprm_check_security(struct linux_binprm *bprm)`: exec of a binary, and of each interpreter
+/// in turn (`#!` scripts run it once for the script and once for its interpreter).
+///
+/// Allows untagged processes. For a tagged process, allows only a resolved path with `RULE_EXEC`
+/// and no `RULE_DENY`; anything else, including a path the kernel cannot resolve, is a miss.
+/// Fails closed for tagged processes.
+#[lsm(hook = "bprm_check_security")]
+pub fn corral_bprm_check(ctx: LsmContext) -> i32 {
+    match try_bprm_check(&ctx) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
+    let Some(who) = caller() else {
+        return Ok(0);
+    };
+    let off = offsets();
+    // SAFETY: arg 0 of this hook is `struct linux_binprm *`; `file` is read at its BTF offset.
+    let file: *const u8 = unsafe {
+        let bprm: *const u8 = ctx.arg(0);
+        core::ptr::read_volatile(bprm.add(off.binprm_file as usize).cast::<*const u8>())
+    };
+    if file.is_null() {
+        return Err(finish(Op::Exec, &who, Some(Reason::PathUnresolved), &Target::empty()));
+    }
+    Ok(judge_file(Op::Exec, &who, file, 0, |flags| {
+        flags & RULE_EXEC != 0
+    }))
+}
+
+/// `file_open(struct file *file)`: every open that reaches a file, with its access mode (read,
+/// write, or exec-open: the kernel opening a binary or ELF interpreter to execute it).
+///
+/// Allows untagged processes. For a tagged process: write needs `RULE_WRITE`; read needs
+/// `RULE_READ`; an exec-open needs `RULE_EXEC` or `RULE_READ` (the ELF interpreter is exec-opened
+/// but is only read); `RULE_DENY` beats all. An unresolvable path is a miss. Fails closed for
+/// tagged processes.
+#[lsm(hook = "file_open")]
+pub fn corral_file_open(ctx: LsmContext) -> i32 {
+    match try_file_open(&ctx) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
+    let Some(who) = caller() else {
+        return Ok(0);
+    };
+    let off = offsets();
+    // SAFETY: arg 0 of this hook is `struct file *`; `f_mode` is read at its BTF offset.
+    let (file, f_mode): (*const u8, u32) = unsafe {
+        let file: *const u8 = ctx.arg(0);
+        (
+            file,
+            core::ptr::read_volatile(file.add(off.file_f_mode as usize).cast::<u32>()),
+        )
+    };
+    let mut access = 0;
+    if f_mode & FMODE_READ != 0 {
+        access |= Access::READ;
+    }
+    if f_mode & FMODE_WRITE != 0 {
+        access |= Access::WRITE;
+    }
+    if f_mode & FMODE_EXEC != 0 {
+        access |= Access::EXEC;
+    }
+    Ok(judge_file(Op::Open, &who, file, access, move |flags| {
+        let write_ok = access & Access::WRITE == 0 || flags & RULE_WRITE != 0;
+        let read_ok = if access & Access::EXEC != 0 {
+            flags & (RULE_EXEC | RULE_READ) != 0
+        } else if access & Access::READ != 0 {
+            flags & RULE_READ != 0
+        } else {
+            // No read or write asked (O_ACCMODE 3, ioctl-only opens): some rule must cover it.
+            flags & (RULE_READ | RULE_WRITE | RULE_EXEC) != 0
+        };
+        write_ok && read_ok
+    }))
+}
+
+/// Resolves `file->f_path` with `bpf_d_path`, looks the path up in `FILE_RULES` for the caller's
+/// task, and finishes the hook. `allowed` gets the matched flags (0 when no rule matched) and is
+/// only asked when no deny rule matched.
+#[inline(always)]
+fn judge_file(
+    op: Op,
+    who: &Caller,
+    file: *const u8,
+    access: u32,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    let mut target = Target::empty();
+    target.access = access;
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    };
+    let off = offsets();
+    // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the
+    // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
+    let len = unsafe {
+        let path_ptr = file.add(off.file_f_path as usize) as *mut path;
+        bpf_d_path(
+            path_ptr,
+            (&raw mut (*scratch).path).cast(),
+            PATH_MAX as u32,
+        )
+    };
+    if len <= 0 {
+        // Too long (-ENAMETOOLONG) or unreachable: deny, never truncate-and-allow.
+        target.path_error = if len < 0 { len as i32 } else { -22 };
+        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    }
+    // `len` counts the NUL; the key holds at most RULE_PATH_MAX bytes (see `RULE_PATH_MAX`).
+    let key_bytes = if len as usize > RULE_PATH_MAX {
+        RULE_PATH_MAX as u32
+    } else {
+        len as u32
+    };
+    // SAFETY: the scratch starts with an LPM key header laid out as `Key<FileRuleData>`.
+    let flags = unsafe {
+        (*scratch).prefix_len = 32 + 8 * key_bytes;
+        (*scratch).task_id = who.task_id;
+        let key = &*(scratch as *const Key<FileRuleData>);
+        FILE_RULES.get(key).copied().unwrap_or(0)
+    };
+    target.path = PathSource::Resolved(unsafe { (&raw const (*scratch).path).cast() });
+    target.path_len = (len - 1) as u32;
+    let miss = if flags & RULE_DENY != 0 {
+        Some(Reason::DenyRule)
+    } else if allowed(flags) {
+        None
+    } else {
+        Some(Reason::NotAllowed)
+    };
+    let ret = finish(op, who, miss, &target);
+    if ret == DENY { DENY } else { 0 }
+}

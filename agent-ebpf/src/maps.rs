@@ -1,0 +1,91 @@
+//! Every map of the object: key, value, bound, and why it exists.
+
+use agent_common::{
+    COUNTER_SLOTS, EVENTS_RING_BYTES, FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch,
+    KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig,
+    TaskTag, UNIX_RULES_MAX, UnixRuleKey,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LpmTrie, PerCpuArray, RingBuf},
+};
+
+/// Kernel struct field offsets, written by the daemon from the running kernel's BTF before load.
+/// `.rodata` is frozen at load, so the verifier sees each field as a constant.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = KernelOffsets {
+    file_f_path: 0,
+    file_f_mode: 0,
+    binprm_file: 0,
+    socket_type: 0,
+    task_pid: 0,
+    task_tgid: 0,
+    task_real_parent: 0,
+    task_signal: 0,
+    signal_live: 0,
+    valid: 0,
+};
+
+/// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: `OFFSETS` is a valid static; the volatile read only stops constant folding.
+    unsafe { core::ptr::read_volatile(&raw const OFFSETS) }
+}
+
+/// Key: tgid (u32). Value: `TaskTag`. Bound: `TAGS_MAX` processes.
+/// Why: the one look-up every hook starts with; a process without an entry is not watched.
+/// Written by the daemon (`corral run`) and by the fork hook; entries leave with the last thread.
+#[map(name = "TAGS")]
+pub static TAGS: HashMap<u32, TaskTag> = HashMap::with_max_entries(TAGS_MAX, 0);
+
+/// Key: task id (u32). Value: `TaskConfig` (mode). Bound: `TASKS_MAX` tasks.
+/// Why: the per-task switch between enforce and audit. A tagged process whose task has no entry
+/// is denied everything.
+#[map(name = "TASKS")]
+pub static TASKS: HashMap<u32, TaskConfig> = HashMap::with_max_entries(TASKS_MAX, 0);
+
+/// Key: LPM {task id, path bytes}. Value: u32 `RULE_*` flags, already merged with the flags of
+/// every shorter prefix rule of the same task. Bound: `FILE_RULES_MAX` entries.
+/// Why: one longest-prefix look-up decides an open or exec, however many rules a task has.
+#[map(name = "FILE_RULES")]
+pub static FILE_RULES: LpmTrie<FileRuleData, u32> = LpmTrie::with_max_entries(FILE_RULES_MAX, 0);
+
+/// Key: LPM {task id, IPv4 address}. Value: `PortSet` allowed under that CIDR (merged with every
+/// containing CIDR's ports). Bound: `NET_RULES_MAX`. Why: connect rules without a loop over rules.
+#[map(name = "NET_V4_RULES")]
+pub static NET_V4_RULES: LpmTrie<NetV4Data, PortSet> = LpmTrie::with_max_entries(NET_RULES_MAX, 0);
+
+/// As `NET_V4_RULES`, for IPv6 destinations (IPv4-mapped ones are judged by `NET_V4_RULES`).
+#[map(name = "NET_V6_RULES")]
+pub static NET_V6_RULES: LpmTrie<NetV6Data, PortSet> = LpmTrie::with_max_entries(NET_RULES_MAX, 0);
+
+/// Key: `UnixRuleKey` {task id, address}. Value: u32, 1. Bound: `UNIX_RULES_MAX`.
+/// Why: `AF_UNIX` connects (docker.sock is root on the host) are allowed only to listed addresses.
+#[map(name = "UNIX_RULES")]
+pub static UNIX_RULES: HashMap<UnixRuleKey, u32> = HashMap::with_max_entries(UNIX_RULES_MAX, 0);
+
+/// Ring buffer of `Event` records, `EVENTS_RING_BYTES` bytes. Why: every miss reaches userspace;
+/// when it is full the loss is counted in `COUNTERS[COUNTER_EVENTS_DROPPED]`, never silent.
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
+/// Key: slot (see `agent_common::counter_index`). Value: u64 per CPU. Bound: `COUNTER_SLOTS`.
+/// Why: decision and drop counters for `corral status` without an event per allowed operation.
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Key: 0. Value: `FileRuleKeyScratch` (4 KiB path + LPM header), per CPU. Bound: 1.
+/// Why: `bpf_d_path` needs a 4096-byte buffer, far beyond the 512-byte BPF stack; the same
+/// buffer doubles as the `FILE_RULES` look-up key.
+#[map(name = "PATH_SCRATCH")]
+pub static PATH_SCRATCH: PerCpuArray<FileRuleKeyScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a counter slot.
+#[inline(always)]
+pub fn count(slot: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}

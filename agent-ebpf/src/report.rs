@@ -1,0 +1,147 @@
+//! Turning a judgement into a return value, a counter and (for misses) an `Event`.
+
+use agent_common::{
+    COUNTER_EVENTS_DROPPED, Decision, Event, Mode, Op, PATH_MAX, Reason, UNIX_PATH_MAX,
+    counter_index,
+};
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
+    bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+    generated::bpf_probe_read_kernel as raw_probe_read_kernel,
+};
+
+use crate::{
+    context::Caller,
+    maps::{EVENTS, count, offsets},
+};
+
+/// `-EPERM`, what a denied operation returns to the caller.
+pub const DENY: i32 = -1;
+
+/// Where the event's `path` bytes come from.
+#[derive(Clone, Copy)]
+pub enum PathSource {
+    None,
+    /// A resolved path in kernel memory (the per-CPU scratch): copy `PATH_MAX` bytes.
+    Resolved(*const u8),
+    /// A `sun_path` in the kernel's copy of the socket address: copy `UNIX_PATH_MAX` bytes.
+    UnixAddress(*const u8),
+}
+
+/// What the operation was aimed at, for the event.
+#[derive(Clone, Copy)]
+pub struct Target {
+    pub access: u32,
+    pub family: u32,
+    pub proto: u32,
+    pub port: u32,
+    pub addr: [u8; 16],
+    pub path: PathSource,
+    pub path_len: u32,
+    pub path_error: i32,
+}
+
+impl Target {
+    pub const fn empty() -> Self {
+        Self {
+            access: 0,
+            family: 0,
+            proto: 0,
+            port: 0,
+            addr: [0; 16],
+            path: PathSource::None,
+            path_len: 0,
+            path_error: 0,
+        }
+    }
+}
+
+/// Ends a hook: counts the decision and, on a miss, reports it and returns `-EPERM` in enforce
+/// mode or 0 in audit mode.
+#[inline(always)]
+pub fn finish(op: Op, caller: &Caller, miss: Option<Reason>, target: &Target) -> i32 {
+    let miss = match caller.forced_miss {
+        Some(reason) => Some(reason),
+        None => miss,
+    };
+    let Some(reason) = miss else {
+        count(counter_index(op as u32, Decision::Allowed as u32));
+        return 0;
+    };
+    let decision = if caller.mode == Mode::Audit as u32 {
+        Decision::Audited
+    } else {
+        Decision::Denied
+    };
+    count(counter_index(op as u32, decision as u32));
+    emit(op, decision, caller, reason, target);
+    match decision {
+        Decision::Denied => DENY,
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Target) {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count(COUNTER_EVENTS_DROPPED);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    // SAFETY: `ev` points at a reserved, exclusively owned record of `size_of::<Event>()` bytes.
+    unsafe {
+        (*ev).time_ns = bpf_ktime_get_boot_ns();
+        (*ev).op = op as u32;
+        (*ev).decision = decision as u32;
+        (*ev).mode = caller.mode;
+        (*ev).task_id = caller.task_id;
+        (*ev).pid = pid_tgid as u32;
+        (*ev).tgid = (pid_tgid >> 32) as u32;
+        (*ev).ppid = parent_tgid();
+        (*ev).uid = uid_gid as u32;
+        (*ev).gid = (uid_gid >> 32) as u32;
+        (*ev).access = target.access;
+        (*ev).family = target.family;
+        (*ev).proto = target.proto;
+        (*ev).port = target.port;
+        (*ev).path_len = target.path_len;
+        (*ev).path_error = target.path_error;
+        (*ev).reason = reason as u32;
+        (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        (*ev).addr = target.addr;
+        let dst = (&raw mut (*ev).path).cast::<core::ffi::c_void>();
+        match target.path {
+            PathSource::None => (*ev).path_len = 0,
+            PathSource::Resolved(src) => {
+                if raw_probe_read_kernel(dst, PATH_MAX as u32, src.cast()) != 0 {
+                    (*ev).path_len = 0;
+                }
+            }
+            PathSource::UnixAddress(src) => {
+                if raw_probe_read_kernel(dst, UNIX_PATH_MAX as u32, src.cast()) != 0 {
+                    (*ev).path_len = 0;
+                }
+            }
+        }
+    }
+    entry.submit(0);
+}
+
+/// tgid of the caller's parent (`current->real_parent->tgid`), 0 if unreadable.
+#[inline(always)]
+fn parent_tgid() -> u32 {
+    let off = offsets();
+    // SAFETY: returns the current task pointer; only probe-read below.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    // SAFETY: probe reads of kernel memory; a fault yields an error, not a crash.
+    unsafe {
+        let Ok(parent) =
+            bpf_probe_read_kernel(task.add(off.task_real_parent as usize).cast::<*const u8>())
+        else {
+            return 0;
+        };
+        bpf_probe_read_kernel(parent.add(off.task_tgid as usize).cast::<u32>()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,80 @@
+//! Tags follow processes: a child inherits its parent's task at fork, and the tag leaves with the
+//! process's last thread.
+
+use agent_common::COUNTER_TAG_INSERT_FAILED;
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+
+use crate::maps::{TAGS, count, offsets};
+
+/// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: runs in the
+/// parent before the child is first scheduled, so a child of a tagged process is tagged before
+/// its first instruction. Threads share their process's tgid and need no entry.
+///
+/// Cannot refuse a fork. If `TAGS` is full the child would run untagged: that is counted in
+/// `COUNTER_TAG_INSERT_FAILED` (reported by `corral status`); `TAGS_MAX` is sized far above the
+/// confined process counts we expect.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn corral_sched_fork(ctx: BtfTracePointContext) -> i32 {
+    match try_sched_fork(&ctx) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
+    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: copied out at once.
+    let Some(tag) = (unsafe { TAGS.get(&parent_tgid) }).copied() else {
+        return Ok(0);
+    };
+    let off = offsets();
+    // SAFETY: arg 1 is the child `struct task_struct *`; probe reads at its BTF offsets.
+    let (pid, tgid) = unsafe {
+        let child: *const u8 = ctx.arg(1);
+        (
+            bpf_probe_read_kernel(child.add(off.task_pid as usize).cast::<i32>()).map_err(|_| 0)?,
+            bpf_probe_read_kernel(child.add(off.task_tgid as usize).cast::<i32>())
+                .map_err(|_| 0)?,
+        )
+    };
+    if pid != tgid {
+        return Ok(0);
+    }
+    if TAGS.insert(&(tgid as u32), &tag, 0).is_err() {
+        count(COUNTER_TAG_INSERT_FAILED);
+    }
+    Ok(0)
+}
+
+/// `sched_process_exit(struct task_struct *p, ...)`: runs for every exiting thread after it has
+/// left its thread group's live count. The tag is removed only when no thread is left, so a
+/// process whose leader thread exits first stays tagged, and a reused pid never inherits a dead
+/// process's tag.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn corral_sched_exit(ctx: BtfTracePointContext) -> i32 {
+    match try_sched_exit(&ctx) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_sched_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if unsafe { TAGS.get(&tgid) }.is_none() {
+        return Ok(0);
+    }
+    let off = offsets();
+    // SAFETY: arg 0 is the exiting `struct task_struct *`; probe reads at BTF offsets.
+    let live: i32 = unsafe {
+        let task: *const u8 = ctx.arg(0);
+        let signal: *const u8 = bpf_probe_read_kernel(task.add(off.task_signal as usize).cast())
+            .map_err(|_| 0)?;
+        bpf_probe_read_kernel(signal.add(off.signal_live as usize).cast()).map_err(|_| 0)?
+    };
+    if live == 0 {
+        let _ = TAGS.remove(&tgid);
+    }
+    Ok(0)
+}

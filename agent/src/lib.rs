@@ -1,0 +1,12 @@
+//! Corral's userspace: the daemon and CLI behind the `corral` binary.
+//!
+//! One module per concern, in the order data flows:
+//! `policy` (the YAML model) → `compile` (bounded map entries) → `loader` (eBPF object, kernel
+//! offsets, attach, map writes) → `events` (ring-buffer records → JSON events) → `daemon`
+//! (control socket, tagging, sinks) → `cli` (the `corral` commands).
+pub mod cli;
+pub mod compile;
+pub mod daemon;
+pub mod events;
+pub mod loader;
+pub mod policy;
