@@ -1,0 +1,128 @@
+//! Loading every policy of a directory: all errors at once, and task names unique across files.
+
+use std::{
+    collections::BTreeMap,
+    fmt, fs, io,
+    path::{Path, PathBuf},
+};
+
+use thiserror::Error;
+
+use super::{PolicyError, TaskPolicy, load_policy_file};
+
+/// A policy directory that could not be loaded. Displays on one line.
+#[derive(Debug, Error)]
+pub enum PolicyDirError {
+    /// The directory itself could not be listed.
+    #[error("cannot read policy directory {}: {io}", dir.display())]
+    ReadDir { dir: PathBuf, io: io::Error },
+    /// Some files are invalid or define the same task; every problem found is listed.
+    #[error("{} in policy directory {}: {}", Problems::count(problems), dir.display(), Problems(problems))]
+    Invalid {
+        dir: PathBuf,
+        problems: Vec<PolicyDirProblem>,
+    },
+}
+
+/// One problem of a policy directory.
+#[derive(Debug, Error)]
+pub enum PolicyDirProblem {
+    /// A file that is not a valid policy.
+    #[error(transparent)]
+    File(#[from] PolicyError),
+    /// Two files define the same task.
+    #[error("task {name:?} is defined twice: in {} and in {}", first.display(), second.display())]
+    DuplicateTask {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+/// Displays problems joined with "; ".
+struct Problems<'a>(&'a [PolicyDirProblem]);
+
+impl Problems<'_> {
+    fn count(problems: &[PolicyDirProblem]) -> String {
+        match problems.len() {
+            1 => "1 error".to_owned(),
+            n => format!("{n} errors"),
+        }
+    }
+}
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` names a policy file by its name: `*.yaml` or `*.yml`, not hidden.
+fn is_policy_name(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .is_none_or(|name| name.as_encoded_bytes().starts_with(b"."));
+    let yaml = path
+        .extension()
+        .is_some_and(|ext| ext == "yaml" || ext == "yml");
+    !hidden && yaml
+}
+
+/// The policy files of `dir` (not recursive), sorted by name. Directories named `*.yaml` are
+/// skipped; symlinks are followed.
+fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyDirError> {
+    let read_dir = |io| PolicyDirError::ReadDir {
+        dir: dir.to_owned(),
+        io,
+    };
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_dir)? {
+        let path = entry.map_err(read_dir)?.path();
+        // A file whose metadata cannot be read is kept: loading it reports why.
+        if is_policy_name(&path) && !fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every `*.yaml`/`*.yml` file of `dir` (sorted by name, not recursive, hidden files
+/// skipped). Reports every invalid file and every task name defined by two files.
+pub fn load_policy_dir(dir: &Path) -> Result<Vec<TaskPolicy>, PolicyDirError> {
+    let mut policies = Vec::new();
+    let mut problems = Vec::new();
+    let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in policy_files(dir)? {
+        match load_policy_file(&file) {
+            Ok(policy) => {
+                let name = policy.name.to_string();
+                if let Some(first) = defined_in.get(&name) {
+                    problems.push(PolicyDirProblem::DuplicateTask {
+                        name,
+                        first: first.clone(),
+                        second: file,
+                    });
+                } else {
+                    defined_in.insert(name, file);
+                    policies.push(policy);
+                }
+            }
+            Err(e) => problems.push(e.into()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(policies)
+    } else {
+        Err(PolicyDirError::Invalid {
+            dir: dir.to_owned(),
+            problems,
+        })
+    }
+}
