@@ -97,7 +97,14 @@ pub struct PortRange {
     pub hi: u16,
 }
 
+impl PortRange {
+    /// A range no port falls in, for unused slots.
+    pub const EMPTY: Self = Self { lo: 1, hi: 0 };
+}
+
 /// Value of the network LPM tries: the ports allowed to the addresses under the entry's CIDR.
+/// The kernel checks all `PORT_RANGES_MAX` slots; slots past `count` must hold the empty range
+/// `PortRange::EMPTY` (`RuleMaps::install_task` guarantees it).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortSet {

@@ -1,10 +1,16 @@
 //! Connect: inet destinations against CIDR + port rules, unix sockets against listed addresses.
 
 use agent_common::{
-    NetV4Data, NetV6Data, Op, PORT_RANGES_MAX, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey,
+    NetV4Data, NetV6Data, Op, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey,
 };
 use aya_ebpf::{
-    helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel as raw_probe_read_kernel},
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{
+            bpf_probe_read_kernel as raw_probe_read_kernel,
+            bpf_probe_read_kernel_str as raw_probe_read_kernel_str,
+        },
+    },
     macros::lsm,
     maps::lpm_trie::Key,
     programs::LsmContext,
@@ -155,24 +161,19 @@ fn is_v4_mapped(ip: &[u8; 16]) -> bool {
     zero == 0 && ip[10] == 0xff && ip[11] == 0xff
 }
 
+/// Whether `port` falls in one of the entry's ranges. Every slot is checked (the loader fills
+/// unused slots with the empty range `1..=0`), so the loop has a constant trip count that LLVM
+/// unrolls and the verifier never has to bound a data-dependent index.
 #[inline(always)]
 fn port_allowed(set: Option<&PortSet>, port: u16) -> Option<Reason> {
     let Some(set) = set else {
         return Some(Reason::NotAllowed);
     };
-    let count = set.count as usize;
-    let ranges = set.ranges.as_ptr();
-    for i in 0..PORT_RANGES_MAX {
-        if i >= count {
-            break;
-        }
-        // SAFETY: `i < PORT_RANGES_MAX`, the length of `ranges`.
-        let r = unsafe { *ranges.add(i) };
-        if r.lo <= port && port <= r.hi {
-            return None;
-        }
+    let mut hit = false;
+    for r in &set.ranges {
+        hit |= r.lo <= port && port <= r.hi;
     }
-    Some(Reason::NotAllowed)
+    if hit { None } else { Some(Reason::NotAllowed) }
 }
 
 #[inline(always)]
@@ -182,60 +183,97 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
         return Some(Reason::BadAddress);
     }
     let avail = if avail as usize > UNIX_PATH_MAX {
-        UNIX_PATH_MAX
+        UNIX_PATH_MAX as u32
     } else {
-        avail as usize
+        avail as u32
     };
     let mut key = UnixRuleKey {
         task_id: who.task_id,
         len: 0,
         path: [0; UNIX_PATH_MAX],
     };
+    // The kernel's copy is a `sockaddr_storage` (128 bytes): reads up to 108 bytes past offset 2
+    // stay inside it, but bytes past `addrlen` are stale, so every copy is bounded by `avail`.
     let sun_path = unsafe { addr.add(SUN_PATH_OFF as usize) };
-    // The kernel's copy is a `sockaddr_storage` (128 bytes), so 108 bytes past offset 2 are in it.
-    if unsafe {
-        raw_probe_read_kernel(
-            (&raw mut key.path).cast(),
-            UNIX_PATH_MAX as u32,
-            sun_path.cast(),
-        )
-    } != 0
-    {
+    let Ok(first) = (unsafe { bpf_probe_read_kernel(sun_path) }) else {
         return Some(Reason::BadAddress);
-    }
+    };
     target.path = PathSource::UnixAddress(sun_path);
-    let abstract_name = key.path[0] == 0;
-    // Pathname: up to the first NUL within the address. Abstract: the whole address length.
-    let mut len = avail;
-    if !abstract_name {
-        let p = key.path.as_ptr();
-        for i in 0..UNIX_PATH_MAX {
-            if i >= avail {
-                break;
-            }
-            // SAFETY: `i < UNIX_PATH_MAX`.
-            if unsafe { *p.add(i) } == 0 {
-                len = i;
-                break;
+    let mut buf = [0u8; SUN_BUF];
+    let dst: *mut core::ffi::c_void = (&raw mut buf).cast();
+    if first == 0 {
+        // Abstract: exactly `avail` bytes (NULs included); the rest of the key stays zero.
+        let Some(size) = bounded_size(avail) else {
+            return Some(Reason::BadAddress);
+        };
+        if unsafe { raw_probe_read_kernel(dst, size, sun_path.cast()) } != 0 {
+            return Some(Reason::BadAddress);
+        }
+        key.len = size;
+        copy_sun_path(&mut key, &buf);
+    } else {
+        // Pathname: up to the first NUL within the address. `avail + 1` lets the string copy
+        // take all `avail` bytes when the caller did not NUL-terminate (SUN_LEN style).
+        if avail as usize == UNIX_PATH_MAX {
+            // A 108-byte address without NUL would not fit the key with its terminator: such a
+            // path is longer than any rule allows, so it is a miss rather than a truncated match.
+            let Ok(last) = (unsafe { bpf_probe_read_kernel(sun_path.add(UNIX_PATH_MAX - 1)) }) else {
+                return Some(Reason::BadAddress);
+            };
+            if last != 0u8 {
+                key.len = UNIX_PATH_MAX as u32;
+                target.path_len = key.len;
+                return Some(Reason::NotAllowed);
             }
         }
-    }
-    // Zero what lies past the address so the key is canonical.
-    let p = key.path.as_mut_ptr();
-    for i in 0..UNIX_PATH_MAX {
-        if i >= len {
-            // SAFETY: `i < UNIX_PATH_MAX`; volatile so LLVM emits no variable-length memset.
-            unsafe { core::ptr::write_volatile(p.add(i), 0) };
+        let Some(size) = bounded_size(avail + 1) else {
+            return Some(Reason::BadAddress);
+        };
+        let n = unsafe { raw_probe_read_kernel_str(dst, size, sun_path.cast()) };
+        if n <= 0 {
+            return Some(Reason::BadAddress);
+        }
+        // `n` counts the NUL the helper wrote.
+        key.len = (n - 1) as u32;
+        copy_sun_path(&mut key, &buf);
+        if first != b'/' {
+            target.path_len = key.len;
+            return Some(Reason::RelativeUnixPath);
         }
     }
-    key.len = len as u32;
-    target.path_len = len as u32;
-    if !abstract_name && key.path[0] != b'/' {
-        return Some(Reason::RelativeUnixPath);
-    }
+    target.path_len = key.len;
     if unsafe { UNIX_RULES.get(&key) }.is_some() {
         None
     } else {
         Some(Reason::NotAllowed)
     }
+}
+
+/// Fixed-size copy (no variable-length memcpy for the verifier to reject).
+#[inline(always)]
+fn copy_sun_path(key: &mut UnixRuleKey, buf: &[u8; SUN_BUF]) {
+    // SAFETY: both regions are at least UNIX_PATH_MAX bytes and do not overlap.
+    unsafe {
+        core::ptr::copy_nonoverlapping(buf.as_ptr(), key.path.as_mut_ptr(), UNIX_PATH_MAX);
+    }
+}
+
+/// Bytes of the stack buffer a `sun_path` is copied into: a power of two above `UNIX_PATH_MAX`
+/// so a size masked with `SUN_BUF - 1` is provably inside it.
+const SUN_BUF: usize = 128;
+
+/// `n` clamped to `1..=UNIX_PATH_MAX`, then masked so the verifier can bound it whatever shape
+/// LLVM gives the range check.
+#[inline(always)]
+fn bounded_size(n: u32) -> Option<u32> {
+    if n == 0 {
+        return None;
+    }
+    let n = if n as usize > UNIX_PATH_MAX {
+        UNIX_PATH_MAX as u32
+    } else {
+        n
+    };
+    // `black_box` hides what LLVM knows of `n`, so the mask survives to the helper call.
+    Some(core::hint::black_box(n) & (SUN_BUF as u32 - 1))
 }
