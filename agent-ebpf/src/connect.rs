@@ -19,7 +19,7 @@ use aya_ebpf::{
 use crate::{
     context::{Caller, caller},
     maps::{NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
-    report::{PathSource, Target, finish},
+    report::{PathSource, Target, finish, lsm_verdict},
 };
 
 const AF_UNSPEC: u16 = 0;
@@ -43,9 +43,9 @@ const SUN_PATH_OFF: i32 = 2;
 /// processes.
 #[lsm(hook = "socket_connect")]
 pub fn corral_socket_connect(ctx: LsmContext) -> i32 {
-    match try_socket_connect(&ctx) {
+    lsm_verdict(match try_socket_connect(&ctx) {
         Ok(v) | Err(v) => v,
-    }
+    })
 }
 
 fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {

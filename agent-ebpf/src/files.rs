@@ -12,7 +12,7 @@ use aya_ebpf::{
 use crate::{
     context::{Caller, caller},
     maps::{FILE_RULES, PATH_SCRATCH, offsets},
-    report::{DENY, PathSource, Target, finish},
+    report::{DENY, PathSource, Target, finish, lsm_verdict},
 };
 
 const FMODE_READ: u32 = 0x1;
@@ -27,9 +27,9 @@ const FMODE_EXEC: u32 = 0x20;
 /// Fails closed for tagged processes.
 #[lsm(hook = "bprm_check_security")]
 pub fn corral_bprm_check(ctx: LsmContext) -> i32 {
-    match try_bprm_check(&ctx) {
+    lsm_verdict(match try_bprm_check(&ctx) {
         Ok(v) | Err(v) => v,
-    }
+    })
 }
 
 fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
@@ -59,9 +59,9 @@ fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
 /// tagged processes.
 #[lsm(hook = "file_open")]
 pub fn corral_file_open(ctx: LsmContext) -> i32 {
-    match try_file_open(&ctx) {
+    lsm_verdict(match try_file_open(&ctx) {
         Ok(v) | Err(v) => v,
-    }
+    })
 }
 
 fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
