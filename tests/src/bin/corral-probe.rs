@@ -1,0 +1,536 @@
+//! `corral-probe`: attempts ONE operation and reports its result precisely, so a kernel test can
+//! tell an `EPERM` from Corral apart from any other failure.
+//!
+//! ```text
+//! corral-probe [-C DIR] open PATH r|w|rw          (w and rw create the file, mode 0644)
+//! corral-probe [-C DIR] reopen PATH               (O_PATH, then open /proc/self/fd/N to read)
+//! corral-probe [-C DIR] exec PATH [ARGS...]       (execv; prints only on failure)
+//! corral-probe [-C DIR] connect tcp|udp ADDR PORT (IPv4 or IPv6 literal)
+//! corral-probe [-C DIR] connect unix PATH|@NAME [stream|dgram|seqpacket]
+//! corral-probe [-C DIR] listen tcp ADDR PORT      (prints "listening PORT", accepts one, exits)
+//! corral-probe [-C DIR] listen unix PATH|@NAME    (prints "listening", accepts one, exits)
+//! corral-probe [-C DIR] spawn N -- CMD [ARGS...]  (fork chain N deep, the deepest execs CMD)
+//! ```
+//!
+//! Output: `ok` and exit 0 on success; `err <ERRNONAME> <n>` and exit 1 on failure (a line on
+//! stderr says which step failed). Usage errors exit 2. `-C DIR` changes directory one component
+//! at a time, so it can reach directories whose path is longer than `PATH_MAX`.
+//!
+//! The binary defines the C `main` itself (`no_main`): the Rust runtime start-up reads
+//! `/proc/self/maps`, and a confined probe must attempt nothing but the operation it was asked for.
+#![no_main]
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
+
+/// Exit code of a failed operation.
+const EXIT_FAILED: i32 = 1;
+/// Exit code of a command line the probe does not understand.
+const EXIT_USAGE: i32 = 2;
+
+/// A failed step: which call failed and its errno.
+struct Failure {
+    step: &'static str,
+    errno: i32,
+}
+
+impl Failure {
+    /// The failure of the libc call that just returned an error.
+    fn last(step: &'static str) -> Self {
+        Self {
+            step,
+            errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        }
+    }
+}
+
+/// Result of a probe operation: `Ok` prints `ok`.
+type Outcome = Result<(), Failure>;
+
+/// A command line the probe does not understand.
+struct Usage(String);
+
+#[unsafe(no_mangle)]
+extern "C" fn main(count: libc::c_int, vector: *const *const libc::c_char) -> libc::c_int {
+    let args: Vec<OsString> = (1..usize::try_from(count).unwrap_or(0))
+        // SAFETY: the C runtime passes `count` valid NUL-terminated strings in `vector`.
+        .map(|i| unsafe { OsStr::from_bytes(CStr::from_ptr(*vector.add(i)).to_bytes()).to_owned() })
+        .collect();
+    match dispatch(&args) {
+        Ok(Ok(())) => {
+            say("ok");
+            0
+        }
+        Ok(Err(f)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "corral-probe: {}: {} ({})",
+                f.step,
+                errno_name(f.errno),
+                std::io::Error::from_raw_os_error(f.errno)
+            );
+            say(&format!("err {} {}", errno_name(f.errno), f.errno));
+            EXIT_FAILED
+        }
+        Err(Usage(msg)) => {
+            let _ = writeln!(std::io::stderr(), "corral-probe: usage: {msg}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Prints one line on stdout and flushes it (the probe may exec or be killed right after).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
+    let mut args = args;
+    if args.first().map(OsString::as_os_str) == Some(OsStr::new("-C")) {
+        let dir = args
+            .get(1)
+            .ok_or_else(|| Usage("-C needs a directory".into()))?;
+        if let Err(f) = change_dir(dir.as_bytes()) {
+            return Ok(Err(f));
+        }
+        args = &args[2..];
+    }
+    let (cmd, rest) = args
+        .split_first()
+        .ok_or_else(|| Usage("open|reopen|exec|connect|listen|spawn ...".into()))?;
+    let text = |i: usize, what: &str| -> Result<String, Usage> {
+        rest.get(i)
+            .and_then(|s| s.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Usage(format!("{} needs {what}", cmd.to_string_lossy())))
+    };
+    let path = |i: usize| -> Result<CString, Usage> {
+        let p = rest
+            .get(i)
+            .ok_or_else(|| Usage(format!("{} needs a path", cmd.to_string_lossy())))?;
+        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
+    };
+    match cmd.as_bytes() {
+        b"open" => Ok(open(&path(0)?, &text(1, "r|w|rw")?)?),
+        b"reopen" => Ok(reopen(&path(0)?)),
+        b"exec" => {
+            let command = rest
+                .iter()
+                .map(|a| CString::new(a.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Usage("argument contains a NUL byte".into()))?;
+            if command.is_empty() {
+                return Err(Usage("exec needs a path".into()));
+            }
+            Ok(Err(exec(&command)))
+        }
+        b"connect" => match text(0, "tcp|udp|unix")?.as_str() {
+            "tcp" | "udp" => {
+                let kind = text(0, "tcp|udp")?;
+                let (addr, port) = inet_target(&text(1, "an address")?, &text(2, "a port")?)?;
+                let ty = if kind == "tcp" {
+                    libc::SOCK_STREAM
+                } else {
+                    libc::SOCK_DGRAM
+                };
+                Ok(connect_inet(ty, addr, port))
+            }
+            "unix" => {
+                let ty = match rest.get(2).and_then(|s| s.to_str()).unwrap_or("stream") {
+                    "stream" => libc::SOCK_STREAM,
+                    "dgram" => libc::SOCK_DGRAM,
+                    "seqpacket" => libc::SOCK_SEQPACKET,
+                    other => return Err(Usage(format!("unknown unix socket type {other:?}"))),
+                };
+                let addr = unix_address(
+                    rest.get(1)
+                        .ok_or_else(|| Usage("connect unix needs a path".into()))?,
+                )?;
+                Ok(connect_unix(ty, &addr))
+            }
+            other => Err(Usage(format!("unknown connect kind {other:?}"))),
+        },
+        b"listen" => match text(0, "tcp|unix")?.as_str() {
+            "tcp" => {
+                let (addr, port) = inet_target(&text(1, "an address")?, &text(2, "a port")?)?;
+                Ok(listen_inet(addr, port))
+            }
+            "unix" => {
+                let addr = unix_address(
+                    rest.get(1)
+                        .ok_or_else(|| Usage("listen unix needs a path".into()))?,
+                )?;
+                Ok(listen_unix(&addr))
+            }
+            other => Err(Usage(format!("unknown listen kind {other:?}"))),
+        },
+        b"spawn" => {
+            let depth: u32 = text(0, "a depth")?
+                .parse()
+                .map_err(|_| Usage("spawn depth must be a number".into()))?;
+            if rest.get(1).map(OsString::as_os_str) != Some(OsStr::new("--")) || rest.len() < 3 {
+                return Err(Usage("spawn N -- CMD [ARGS...]".into()));
+            }
+            let command = rest[2..]
+                .iter()
+                .map(|a| CString::new(a.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Usage("argument contains a NUL byte".into()))?;
+            spawn(depth, &command)
+        }
+        other => Err(Usage(format!(
+            "unknown command {:?}",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}
+
+/// `chdir` one component at a time (an absolute path starts from `/`).
+fn change_dir(dir: &[u8]) -> Outcome {
+    if dir.first() == Some(&b'/') {
+        check(unsafe { libc::chdir(c"/".as_ptr()) }, "chdir /")?;
+    }
+    for part in dir.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+        let Ok(part) = CString::new(part) else {
+            return Err(Failure {
+                step: "chdir",
+                errno: libc::EINVAL,
+            });
+        };
+        // SAFETY: `part` is a valid C string.
+        check(unsafe { libc::chdir(part.as_ptr()) }, "chdir")?;
+    }
+    Ok(())
+}
+
+/// Turns a -1 return into the failure of `step`.
+fn check(ret: libc::c_int, step: &'static str) -> Result<libc::c_int, Failure> {
+    if ret < 0 {
+        Err(Failure::last(step))
+    } else {
+        Ok(ret)
+    }
+}
+
+fn open(path: &CStr, mode: &str) -> Result<Outcome, Usage> {
+    let flags = match mode {
+        "r" => libc::O_RDONLY,
+        "w" => libc::O_WRONLY | libc::O_CREAT,
+        "rw" => libc::O_RDWR | libc::O_CREAT,
+        other => {
+            return Err(Usage(format!(
+                "open mode must be r, w or rw, not {other:?}"
+            )));
+        }
+    };
+    // SAFETY: valid C string; the mode argument is read only with O_CREAT.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
+    };
+    Ok(check(fd, "open").map(|fd| {
+        // SAFETY: `fd` was just opened by us.
+        unsafe { libc::close(fd) };
+    }))
+}
+
+fn reopen(path: &CStr) -> Outcome {
+    // SAFETY: valid C string.
+    let fd = check(
+        unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) },
+        "open O_PATH",
+    )?;
+    let Ok(proc_path) = CString::new(format!("/proc/self/fd/{fd}")) else {
+        unreachable!("a formatted number has no NUL byte")
+    };
+    // SAFETY: valid C string.
+    let fd2 = check(
+        unsafe { libc::open(proc_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
+        "open /proc/self/fd/N",
+    )?;
+    // SAFETY: both were just opened by us.
+    unsafe {
+        libc::close(fd2);
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// `execv(argv[0], argv)`; returns only on failure.
+fn exec(argv: &[CString]) -> Failure {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: NULL-terminated array of valid C strings that outlive the call.
+    unsafe { libc::execv(ptrs[0], ptrs.as_ptr()) };
+    Failure::last("execv")
+}
+
+fn inet_target(addr: &str, port: &str) -> Result<(IpAddr, u16), Usage> {
+    let addr = addr
+        .parse()
+        .map_err(|_| Usage(format!("{addr:?} is not an IPv4 or IPv6 literal")))?;
+    let port = port
+        .parse()
+        .map_err(|_| Usage(format!("{port:?} is not a port number")))?;
+    Ok((addr, port))
+}
+
+/// A socket address as raw bytes ready for `bind`/`connect`, with its family.
+struct SockAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+    family: libc::c_int,
+}
+
+impl SockAddr {
+    fn zeroed(family: libc::c_int) -> Self {
+        Self {
+            // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+            storage: unsafe { std::mem::zeroed() },
+            len: 0,
+            family,
+        }
+    }
+
+    fn ptr(&self) -> *const libc::sockaddr {
+        (&raw const self.storage).cast()
+    }
+}
+
+fn inet_address(addr: IpAddr, port: u16) -> SockAddr {
+    match addr {
+        IpAddr::V4(v4) => {
+            let mut sa = SockAddr::zeroed(libc::AF_INET);
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in`.
+            unsafe { std::ptr::write((&raw mut sa.storage).cast(), sin) };
+            sa.len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            sa
+        }
+        IpAddr::V6(v6) => {
+            let mut sa = SockAddr::zeroed(libc::AF_INET6);
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in6`.
+            unsafe { std::ptr::write((&raw mut sa.storage).cast(), sin6) };
+            sa.len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            sa
+        }
+    }
+}
+
+/// `PATH` is a pathname socket (absolute or relative), `@NAME` an abstract one.
+fn unix_address(arg: &OsStr) -> Result<SockAddr, Usage> {
+    let bytes = arg.as_bytes();
+    // Pathname sockets pass their terminating NUL, abstract ones a leading NUL and their name.
+    let sun_path: Vec<u8> = match bytes.strip_prefix(b"@") {
+        Some(name) => std::iter::once(0).chain(name.iter().copied()).collect(),
+        None => bytes.iter().copied().chain(std::iter::once(0)).collect(),
+    };
+    let mut sa = SockAddr::zeroed(libc::AF_UNIX);
+    // SAFETY: all-zero bytes are a valid `sockaddr_un`.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if sun_path.len() > sun.sun_path.len() {
+        return Err(Usage(format!("unix address {} is too long", arg.display())));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in sun.sun_path.iter_mut().zip(&sun_path) {
+        *dst = *src as libc::c_char;
+    }
+    let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    sa.len = (base + sun_path.len()) as libc::socklen_t;
+    // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_un`.
+    unsafe { std::ptr::write((&raw mut sa.storage).cast(), sun) };
+    Ok(sa)
+}
+
+fn new_socket(family: libc::c_int, ty: libc::c_int) -> Result<libc::c_int, Failure> {
+    // SAFETY: plain system call.
+    check(
+        unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) },
+        "socket",
+    )
+}
+
+fn connect_inet(ty: libc::c_int, addr: IpAddr, port: u16) -> Outcome {
+    connect_to(ty, &inet_address(addr, port))
+}
+
+fn connect_unix(ty: libc::c_int, addr: &SockAddr) -> Outcome {
+    connect_to(ty, addr)
+}
+
+fn connect_to(ty: libc::c_int, sa: &SockAddr) -> Outcome {
+    let fd = new_socket(sa.family, ty)?;
+    // SAFETY: `sa` holds a valid address of `sa.len` bytes.
+    let ret = check(unsafe { libc::connect(fd, sa.ptr(), sa.len) }, "connect");
+    // SAFETY: `fd` is ours.
+    unsafe { libc::close(fd) };
+    ret.map(|_| ())
+}
+
+fn listen_inet(addr: IpAddr, port: u16) -> Outcome {
+    let sa = inet_address(addr, port);
+    let fd = new_socket(sa.family, libc::SOCK_STREAM)?;
+    let one: libc::c_int = 1;
+    // SAFETY: valid option pointer and length.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    // SAFETY: `sa` holds a valid address of `sa.len` bytes.
+    check(unsafe { libc::bind(fd, sa.ptr(), sa.len) }, "bind")?;
+    // SAFETY: plain system call.
+    check(unsafe { libc::listen(fd, 8) }, "listen")?;
+    let mut bound = SockAddr::zeroed(sa.family);
+    bound.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `bound.storage` has room for `bound.len` bytes.
+    check(
+        unsafe { libc::getsockname(fd, (&raw mut bound.storage).cast(), &raw mut bound.len) },
+        "getsockname",
+    )?;
+    // Both `sockaddr_in` and `sockaddr_in6` keep the port, big-endian, at offset 2.
+    // SAFETY: the storage holds an inet address.
+    let port =
+        u16::from_be(unsafe { (*(&raw const bound.storage).cast::<libc::sockaddr_in>()).sin_port });
+    say(&format!("listening {port}"));
+    accept_one(fd)
+}
+
+fn listen_unix(sa: &SockAddr) -> Outcome {
+    let fd = new_socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
+    // SAFETY: `sa` holds a valid address of `sa.len` bytes.
+    check(unsafe { libc::bind(fd, sa.ptr(), sa.len) }, "bind")?;
+    // SAFETY: plain system call.
+    check(unsafe { libc::listen(fd, 8) }, "listen")?;
+    say("listening");
+    accept_one(fd)
+}
+
+fn accept_one(fd: libc::c_int) -> Outcome {
+    // SAFETY: plain system call; the peer address is not wanted.
+    let conn = check(
+        unsafe { libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut()) },
+        "accept",
+    )?;
+    // SAFETY: both are ours.
+    unsafe {
+        libc::close(conn);
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// Forks `depth` generations; the deepest execs `argv`. Every generation exits with its child's
+/// code (128 + signal for a killed child), so the chain's exit code is the command's.
+fn spawn(depth: u32, argv: &[CString]) -> ! {
+    if depth == 0 {
+        let f = exec(argv);
+        say(&format!("err {} {}", errno_name(f.errno), f.errno));
+        std::process::exit(EXIT_FAILED);
+    }
+    let _ = std::io::stdout().flush();
+    // SAFETY: single-threaded process; the child only forks again or execs.
+    match unsafe { libc::fork() } {
+        -1 => {
+            let f = Failure::last("fork");
+            say(&format!("err {} {}", errno_name(f.errno), f.errno));
+            std::process::exit(EXIT_FAILED);
+        }
+        0 => spawn(depth - 1, argv),
+        child => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            while unsafe { libc::waitpid(child, &raw mut status, 0) } < 0 {
+                if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    std::process::exit(EXIT_FAILED);
+                }
+            }
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+/// The symbolic name of an errno, `E<n>` for one this table does not know.
+fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ECHILD => "ECHILD",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::EPIPE => "EPIPE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ELOOP => "ELOOP",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::EPROTOTYPE => "EPROTOTYPE",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ENETDOWN => "ENETDOWN",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::EISCONN => "EISCONN",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::EINPROGRESS => "EINPROGRESS",
+        _ => return format!("E{errno}"),
+    };
+    name.to_owned()
+}
