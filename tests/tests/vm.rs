@@ -1,0 +1,1303 @@
+//! Kernel tests of Corral's enforcement: run by `cargo xtask test` inside qemu VMs booting
+//! kernels with BPF LSM (Debian 6.1 and 6.12), as root, one test at a time. Each test starts its
+//! own daemon; if the daemon cannot load its programs the test FAILS (it never skips).
+//!
+//! A confined process is always `corral run --task T -- $CORRAL_PROBE <op>`: the probe attempts
+//! one operation and prints `ok` or `err <ERRNO> <n>`, so a denial is told apart from any other
+//! failure. Listeners and other helpers run untagged.
+
+use std::path::Path;
+
+use corral_tests::daemon::Launch;
+use corral_tests::{
+    Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
+    Scratch, Value, deep, env, events, expect_corral_exit, has, json, process, runtime, shipped,
+};
+
+fn probe() -> String {
+    env::probe()
+}
+
+/// Fields of a `denied` event of `task` for `op`.
+fn denied(task: &str, op: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("/decision", json!("denied")),
+        ("/op", json!(op)),
+        ("/task", json!(task)),
+    ]
+}
+
+/// Fields of a `denied` open of `path` with `access`.
+fn denied_open(task: &str, path: &str, access: &str) -> Vec<(&'static str, Value)> {
+    let mut f = denied(task, "open");
+    f.push(("/target/path", json!(path)));
+    f.push(("/target/access", json!(access)));
+    f
+}
+
+fn with(
+    mut fields: Vec<(&'static str, Value)>,
+    ptr: &'static str,
+    v: Value,
+) -> Vec<(&'static str, Value)> {
+    fields.push((ptr, v));
+    fields
+}
+
+fn assert_field(ev: &Value, ptr: &str, want: &Value) {
+    assert_eq!(
+        ev.pointer(ptr),
+        Some(want),
+        "expected {ptr} = {want} in event {ev}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// exec
+
+#[test]
+fn exec_of_readable_unlisted_binary_is_denied_with_one_exec_event() {
+    let s = Scratch::new("exec-deny");
+    let tool = s.copy_exe(&env::probe_bin(), "bin/not-listed");
+    // The directory is readable, so the kernel's exec-open passes and bprm_check decides.
+    let pol = Policy::probe_only("exec-deny").read(&s.dir_entry("bin"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "exec-deny",
+        &[&probe(), "exec", &tool, "open", &probe(), "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event("the refused exec", &denied("exec-deny", "exec"));
+    assert_field(&ev, "/target/path", &json!(tool));
+    assert_field(&ev, "/reason", &json!("not_allowed"));
+    assert_field(&ev, "/mode", &json!("enforce"));
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+    assert_field(&ev, "/process/tgid", &json!(out.pid));
+    d.expect_no_event(
+        "the allowed exec of the probe",
+        &with(denied("exec-deny", "open"), "/target/path", json!(probe())),
+    );
+}
+
+#[test]
+fn exec_of_unreadable_unlisted_binary_is_denied_with_one_event() {
+    let s = Scratch::new("exec-unreadable");
+    let tool = s.copy_exe(&env::probe_bin(), "bin/not-listed");
+    let pol = Policy::probe_only("exec-unreadable");
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "exec-unreadable",
+        &[&probe(), "exec", &tool, "open", &probe(), "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    // The kernel opens the binary (file_open, FMODE_EXEC) before bprm_check: whichever hook
+    // refuses it, there is one event naming the binary.
+    let ev = d.expect_one_event(
+        "the refused exec of an unreadable binary",
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!("exec-unreadable")),
+            ("/target/path", json!(tool)),
+        ],
+    );
+    let op = events::text(&ev, "/op");
+    assert!(
+        op == "exec" || (op == "open" && events::text(&ev, "/target/access") == "exec"),
+        "expected the event to be an exec, or an open with access \"exec\", got {ev}"
+    );
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+}
+
+#[test]
+fn exec_of_listed_binary_runs() {
+    let s = Scratch::new("exec-allow");
+    let tool = s.copy_exe(&env::probe_bin(), "bin/listed-tool");
+    let data = s.file("data/file", "data");
+    let pol = Policy::probe_only("exec-allow")
+        .exec(&tool)
+        .read(&s.dir_entry("data"));
+    let d = Daemon::with(&[&pol]);
+    let allowed_before = d.counter("exec", "allowed");
+
+    // The listed tool runs and does its own (allowed) open: "ok" comes from it.
+    let out = d.run("exec-allow", &[&probe(), "exec", &tool, "open", &data, "r"]);
+    d.expect_ok(&out);
+    d.expect_no_event(
+        "an allowed exec and open",
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!("exec-allow")),
+        ],
+    );
+    let allowed_after = d.counter("exec", "allowed");
+    assert!(
+        allowed_after >= allowed_before + 2,
+        "expected counters.exec.allowed to grow by at least 2 (the probe, then the tool), went from {allowed_before} to {allowed_after}"
+    );
+}
+
+#[test]
+fn deny_rule_beats_exec_allow() {
+    let s = Scratch::new("exec-deny-rule");
+    let ok_tool = s.copy_exe(&env::probe_bin(), "bin/ok-tool");
+    let blocked = s.copy_exe(&env::probe_bin(), "bin/blocked");
+    let pol = Policy::probe_only("exec-deny-rule")
+        .exec(&s.dir_entry("bin"))
+        .deny(&blocked);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "exec-deny-rule",
+        &[&probe(), "exec", &blocked, "open", &probe(), "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the exec refused by a deny rule",
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!("exec-deny-rule")),
+            ("/target/path", json!(blocked)),
+        ],
+    );
+    assert_field(&ev, "/reason", &json!("deny_rule"));
+
+    let out = d.run(
+        "exec-deny-rule",
+        &[&probe(), "exec", &ok_tool, "open", &probe(), "r"],
+    );
+    d.expect_ok(&out);
+}
+
+#[test]
+fn cmd_not_in_exec_allow_does_not_run() {
+    let s = Scratch::new("exec-cmd");
+    let marker = s.join("marker");
+    // Libraries readable, but no exec entry at all: `corral run` cannot start the probe.
+    let mut pol = Policy::new("exec-none").write(&s.dir_entry(""));
+    for r in runtime::probe_runtime_reads() {
+        pol = pol.read(&r);
+    }
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("exec-none", &[&probe(), "open", &marker, "w"]);
+    assert!(
+        out.code != Some(0) && !Path::new(&marker).exists(),
+        "expected CMD to be refused (non-zero exit, {marker} not created)\n{}",
+        out.describe()
+    );
+    let _ = d.wait_events(
+        |e| {
+            has(
+                e,
+                &[
+                    ("/decision", json!("denied")),
+                    ("/task", json!("exec-none")),
+                    ("/target/path", json!(probe())),
+                ],
+            )
+        },
+        EVENT_TIMEOUT,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// files
+
+#[test]
+fn read_outside_allow_list_is_denied_and_reported() {
+    let s = Scratch::new("read-deny");
+    let allowed = s.file("allowed/file", "ok");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("read-deny").read(&s.dir_entry("allowed"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("read-deny", &[&probe(), "open", &secret, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused read",
+        &denied_open("read-deny", &secret, "read"),
+    );
+    assert_field(&ev, "/reason", &json!("not_allowed"));
+    assert_field(&ev, "/mode", &json!("enforce"));
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+    assert_field(&ev, "/process/tgid", &json!(out.pid));
+    assert_field(&ev, "/process/ppid", &json!(std::process::id()));
+    // SAFETY: plain system calls.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    assert_field(&ev, "/process/uid", &json!(uid));
+    assert_field(&ev, "/process/gid", &json!(gid));
+    assert_field(&ev, "/process/comm", &json!("corral-probe"));
+    let time = events::text(&ev, "/time");
+    assert!(
+        time.len() >= 20 && time.as_bytes().get(10) == Some(&b'T') && time.ends_with('Z'),
+        "expected an RFC 3339 UTC time like 2026-11-26T06:30:00.123456Z, got {time:?} in {ev}"
+    );
+    if let Some(exe) = ev.pointer("/process/exe").and_then(Value::as_str) {
+        assert_eq!(exe, probe(), "expected process.exe to be the probe in {ev}");
+    }
+
+    let out = d.run("read-deny", &[&probe(), "open", &allowed, "r"]);
+    d.expect_ok(&out);
+    d.expect_no_event(
+        "the allowed read",
+        &with(denied("read-deny", "open"), "/target/path", json!(allowed)),
+    );
+}
+
+#[test]
+fn write_to_read_only_path_is_denied() {
+    let s = Scratch::new("write-deny");
+    let ro = s.file("ro/file", "original");
+    let _ = s.mkdir("rw");
+    let pol = Policy::probe_only("write-deny")
+        .read(&s.dir_entry("ro"))
+        .read(&s.dir_entry("rw"))
+        .write(&s.dir_entry("rw"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("write-deny", &[&probe(), "open", &ro, "w"]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused write",
+        &denied_open("write-deny", &ro, "write"),
+    );
+
+    let out = d.run("write-deny", &[&probe(), "open", &ro, "rw"]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused read-write",
+        &denied_open("write-deny", &ro, "read_write"),
+    );
+
+    d.expect_ok(&d.run("write-deny", &[&probe(), "open", &ro, "r"]));
+    let created = s.join("rw/new");
+    d.expect_ok(&d.run("write-deny", &[&probe(), "open", &created, "w"]));
+    assert!(
+        Path::new(&created).exists(),
+        "expected the allowed write to create {created}"
+    );
+}
+
+#[test]
+fn deny_beats_read_and_write() {
+    let s = Scratch::new("deny-read");
+    let env_file = s.file("ws/.env", "TOKEN=x");
+    let key = s.file("ws/secrets/key", "k");
+    let main = s.file("ws/main.rs", "fn main() {}");
+    let pol = Policy::probe_only("deny-read")
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .deny(&env_file)
+        .deny(&s.dir_entry("ws/secrets"));
+    let d = Daemon::with(&[&pol]);
+
+    for (path, mode, access) in [
+        (&env_file, "r", "read"),
+        (&env_file, "w", "write"),
+        (&key, "r", "read"),
+    ] {
+        let out = d.run("deny-read", &[&probe(), "open", path, mode]);
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(
+            "the read/write refused by a deny rule",
+            &denied_open("deny-read", path, access),
+        );
+        assert_field(&ev, "/reason", &json!("deny_rule"));
+    }
+    d.expect_ok(&d.run("deny-read", &[&probe(), "open", &main, "r"]));
+    d.expect_ok(&d.run("deny-read", &[&probe(), "open", &main, "w"]));
+}
+
+#[test]
+fn symlink_is_judged_by_its_target() {
+    let s = Scratch::new("symlink");
+    let allowed = s.file("allowed/file", "ok");
+    let secret = s.file("outside/secret", "s3cret");
+    let out_link = s.symlink(&secret, "allowed/link-out");
+    let rel_link = s.symlink("../outside/secret", "allowed/rel-link-out");
+    let in_link = s.symlink(&allowed, "outside/link-in");
+    let pol = Policy::probe_only("symlink").read(&s.dir_entry("allowed"));
+    let d = Daemon::with(&[&pol]);
+
+    for link in [&out_link, &rel_link] {
+        let out = d.run("symlink", &[&probe(), "open", link, "r"]);
+        d.expect_errno(&out, "EPERM");
+    }
+    // Both refusals name the resolved target, never the link inside the allowed directory.
+    let evs = d.wait_events(
+        |e| has(e, &denied_open("symlink", &secret, "read")),
+        EVENT_TIMEOUT,
+    );
+    std::thread::sleep(corral_tests::daemon::SETTLE);
+    let evs_now: Vec<Value> = d
+        .events()
+        .into_iter()
+        .filter(|e| has(e, &denied_open("symlink", &secret, "read")))
+        .collect();
+    assert_eq!(
+        evs_now.len(),
+        2,
+        "expected two refusals naming the target {secret}, got {evs:?}"
+    );
+    for link in [&out_link, &rel_link] {
+        d.expect_no_event(
+            "an event naming the symlink",
+            &with(denied("symlink", "open"), "/target/path", json!(link)),
+        );
+    }
+    // A link outside the allowed directory that points into it is allowed.
+    d.expect_ok(&d.run("symlink", &[&probe(), "open", &in_link, "r"]));
+}
+
+#[test]
+fn proc_self_fd_reopen_of_denied_file_is_denied() {
+    let s = Scratch::new("reopen");
+    let allowed = s.file("allowed/file", "ok");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("reopen").read(&s.dir_entry("allowed"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("reopen", &[&probe(), "reopen", &secret]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused /proc/self/fd re-open",
+        &denied_open("reopen", &secret, "read"),
+    );
+    d.expect_ok(&d.run("reopen", &[&probe(), "reopen", &allowed]));
+}
+
+#[test]
+fn relative_and_dotdot_paths_are_judged_by_resolved_path() {
+    let s = Scratch::new("relative");
+    let allowed = s.file("allowed/file", "ok");
+    let sub = s.mkdir("allowed/sub");
+    let outside = s.mkdir("outside");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("relative").read(&s.dir_entry("allowed"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "relative",
+        &[&probe(), "-C", &sub, "open", "../../secret", "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let dotted = format!("{}/../secret", s.join("allowed"));
+    let out = d.run("relative", &[&probe(), "open", &dotted, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.wait_events(
+        |e| has(e, &denied_open("relative", &secret, "read")),
+        EVENT_TIMEOUT,
+    );
+    d.expect_no_event(
+        "an event naming the unresolved path",
+        &with(denied("relative", "open"), "/target/path", json!(dotted)),
+    );
+
+    d.expect_ok(&d.run("relative", &[&probe(), "-C", &sub, "open", "../file", "r"]));
+    d.expect_ok(&d.run(
+        "relative",
+        &[&probe(), "-C", &outside, "open", "../allowed/file", "r"],
+    ));
+    // `x` must exist for the kernel to walk through it.
+    let _ = s.mkdir("allowed/sub/x");
+    d.expect_ok(&d.run(
+        "relative",
+        &[&probe(), "-C", &sub, "open", "./x/../../file", "r"],
+    ));
+    d.expect_no_event(
+        "the allowed relative reads",
+        &with(denied("relative", "open"), "/target/path", json!(allowed)),
+    );
+}
+
+#[test]
+fn path_of_4000_bytes_under_allowed_dir_is_allowed() {
+    let s = Scratch::new("long-ok");
+    let top = s.mkdir("deep");
+    let pol = Policy::probe_only("long-ok").read(&format!("{top}/"));
+    let d = Daemon::with(&[&pol]);
+
+    // 4095 bytes is the longest path that fits bpf_d_path's 4096-byte buffer with its NUL.
+    for len in [4000, 4095] {
+        let names = deep::components_for(&top, len);
+        let (file, dirs) = names
+            .split_last()
+            .unwrap_or_else(|| unreachable!("one component at least"));
+        deep::mkdirs(&top, dirs);
+        deep::write_file(&top, dirs, file, "deep");
+        let path = deep::join(&top, &names);
+        assert_eq!(path.len(), len, "expected a {len}-byte path");
+        d.expect_ok(&d.run("long-ok", &[&probe(), "open", &path, "r"]));
+        let dir = deep::join(&top, dirs);
+        d.expect_ok(&d.run("long-ok", &[&probe(), "-C", &dir, "open", file, "r"]));
+    }
+    d.expect_no_event(
+        "reads of long paths under the allowed dir",
+        &denied("long-ok", "open"),
+    );
+}
+
+#[test]
+fn path_longer_than_4096_is_denied_never_allowed() {
+    let s = Scratch::new("long-deny");
+    let top = s.mkdir("deep");
+    // The whole tree is readable: only the length can make these opens fail.
+    let pol = Policy::probe_only("long-deny").read(&format!("{top}/"));
+    let d = Daemon::with(&[&pol]);
+
+    for len in [4096, 4300, 9000] {
+        let names = deep::components_for(&top, len);
+        let (file, dirs) = names
+            .split_last()
+            .unwrap_or_else(|| unreachable!("one component at least"));
+        deep::mkdirs(&top, dirs);
+        deep::write_file(&top, dirs, file, "deep");
+        let dir = deep::join(&top, dirs);
+        // Untagged, the file opens: the filesystem is fine with it.
+        let untagged = process::probe(&["-C", &dir, "open", file, "r"]);
+        d.expect_ok(&untagged);
+
+        let out = d.run("long-deny", &[&probe(), "-C", &dir, "open", file, "r"]);
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(
+            &format!("the refused open of a {len}-byte path"),
+            &[
+                ("/decision", json!("denied")),
+                ("/op", json!("open")),
+                ("/task", json!("long-deny")),
+                ("/process/pid", json!(out.pid)),
+            ],
+        );
+        assert_field(&ev, "/reason", &json!("path_unresolved"));
+        assert_field(&ev, "/target/path", &Value::Null);
+        assert_field(&ev, "/target/error", &json!("ENAMETOOLONG"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// network
+
+/// Two untagged listeners on `addr`: one the policy allows, one it does not.
+fn two_listeners(addr: &str) -> (Background, Background) {
+    (
+        Background::probe(&["listen", "tcp", addr, "0"]),
+        Background::probe(&["listen", "tcp", addr, "0"]),
+    )
+}
+
+fn denied_connect(
+    task: &str,
+    addr: &str,
+    port: u16,
+    family: &str,
+    proto: &str,
+) -> Vec<(&'static str, Value)> {
+    let mut f = denied(task, "connect");
+    f.push(("/target/addr", json!(addr)));
+    f.push(("/target/port", json!(port)));
+    f.push(("/target/family", json!(family)));
+    f.push(("/target/proto", json!(proto)));
+    f
+}
+
+fn tcp_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &str) {
+    let (allowed, mut other) = two_listeners(addr);
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    let pol = Policy::probe_only(task).connect(cidr, &[&pa]);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(task, &[&probe(), "connect", "tcp", addr, &po]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused connect",
+        &denied_connect(task, addr, other.port(), family, "tcp"),
+    );
+    assert!(
+        other.running(),
+        "expected the unlisted listener on port {po} never to see the refused connect"
+    );
+
+    d.expect_ok(&d.run(task, &[&probe(), "connect", "tcp", addr, &pa]));
+    let listener = allowed.wait();
+    assert_eq!(
+        listener.code,
+        Some(0),
+        "expected the listed listener to accept the connection\n{}",
+        listener.describe()
+    );
+}
+
+#[test]
+fn tcp_connect_v4_only_to_listed_port() {
+    tcp_only_to_listed_port("tcp-v4", "127.0.0.1", "127.0.0.1/32", "ipv4");
+}
+
+#[test]
+fn tcp_connect_v6_only_to_listed_port() {
+    tcp_only_to_listed_port("tcp-v6", "::1", "::1/128", "ipv6");
+}
+
+#[test]
+fn v4_mapped_v6_is_judged_as_v4() {
+    let (allowed, mut other) = two_listeners("127.0.0.1");
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    let pol = Policy::probe_only("mapped").connect("127.0.0.1/32", &[&pa]);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "mapped",
+        &[&probe(), "connect", "tcp", "::ffff:127.0.0.1", &po],
+    );
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused v4-mapped connect",
+        &denied_connect("mapped", "127.0.0.1", other.port(), "ipv4", "tcp"),
+    );
+    assert!(
+        other.running(),
+        "expected the unlisted listener never to be reached"
+    );
+
+    d.expect_ok(&d.run(
+        "mapped",
+        &[&probe(), "connect", "tcp", "::ffff:127.0.0.1", &pa],
+    ));
+    // No IPv6 rule: plain ::1 is refused whatever the port.
+    let out = d.run("mapped", &[&probe(), "connect", "tcp", "::1", &pa]);
+    d.expect_errno(&out, "EPERM");
+}
+
+#[test]
+fn udp_connect_is_judged_by_cidr_and_port_range() {
+    let pol = Policy::probe_only("udp")
+        .connect("127.0.0.1/32", &["40000-40010"])
+        .connect_any_port("127.0.0.2/32");
+    let d = Daemon::with(&[&pol]);
+
+    for (addr, port) in [
+        ("127.0.0.1", "40000"),
+        ("127.0.0.1", "40010"),
+        ("127.0.0.2", "9"),
+    ] {
+        d.expect_ok(&d.run("udp", &[&probe(), "connect", "udp", addr, port]));
+    }
+    for (addr, port, family) in [
+        ("127.0.0.1", 39_999_u16, "ipv4"),
+        ("127.0.0.1", 40_011, "ipv4"),
+        ("127.0.0.3", 40_005, "ipv4"),
+        ("::1", 40_005, "ipv6"),
+    ] {
+        let out = d.run(
+            "udp",
+            &[&probe(), "connect", "udp", addr, &port.to_string()],
+        );
+        d.expect_errno(&out, "EPERM");
+        let _ = d.expect_one_event(
+            "the refused UDP connect",
+            &denied_connect("udp", addr, port, family, "udp"),
+        );
+    }
+}
+
+fn denied_unix(task: &str, path: &str) -> Vec<(&'static str, Value)> {
+    let mut f = denied(task, "connect");
+    f.push(("/target/path", json!(path)));
+    f.push(("/target/family", json!("unix")));
+    f.push(("/target/proto", json!("stream")));
+    f
+}
+
+#[test]
+fn unix_pathname_socket_only_if_listed() {
+    let s = Scratch::new("unix-path");
+    let listed = s.join("tools.sock");
+    let other = s.join("other.sock");
+    let listed_l = Background::probe(&["listen", "unix", &listed]);
+    let mut other_l = Background::probe(&["listen", "unix", &other]);
+    let pol = Policy::probe_only("unix-path").unix(&listed);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("unix-path", &[&probe(), "connect", "unix", &other]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused unix connect",
+        &denied_unix("unix-path", &other),
+    );
+    assert_field(&ev, "/reason", &json!("not_allowed"));
+    assert!(
+        other_l.running(),
+        "expected the unlisted socket never to be reached"
+    );
+
+    // A relative path is refused even when it names the listed socket.
+    let out = d.run(
+        "unix-path",
+        &[
+            &probe(),
+            "-C",
+            &s.path().display().to_string(),
+            "connect",
+            "unix",
+            "tools.sock",
+        ],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused relative unix connect",
+        &denied_unix("unix-path", "tools.sock"),
+    );
+    assert_field(&ev, "/reason", &json!("relative_unix_path"));
+
+    d.expect_ok(&d.run("unix-path", &[&probe(), "connect", "unix", &listed]));
+    let l = listed_l.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the listed socket to accept\n{}",
+        l.describe()
+    );
+}
+
+#[test]
+fn unix_abstract_socket_only_if_listed() {
+    let listed = format!("@corral-test-{}-listed", std::process::id());
+    let other = format!("@corral-test-{}-other", std::process::id());
+    let listed_l = Background::probe(&["listen", "unix", &listed]);
+    let mut other_l = Background::probe(&["listen", "unix", &other]);
+    let pol = Policy::probe_only("unix-abstract").unix(&listed);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("unix-abstract", &[&probe(), "connect", "unix", &other]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused abstract connect",
+        &denied_unix("unix-abstract", &other),
+    );
+    assert!(
+        other_l.running(),
+        "expected the unlisted abstract socket never to be reached"
+    );
+
+    d.expect_ok(&d.run("unix-abstract", &[&probe(), "connect", "unix", &listed]));
+    let l = listed_l.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the listed socket to accept\n{}",
+        l.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// who is confined
+
+#[test]
+fn untagged_processes_are_untouched() {
+    let s = Scratch::new("untagged");
+    let secret = s.file("secret", "s3cret");
+    let tool = s.copy_exe(&env::probe_bin(), "bin/tool");
+    let sock = s.join("x.sock");
+    let tcp = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let unix = Background::probe(&["listen", "unix", &sock]);
+    let pol = Policy::probe_only("untagged");
+    let d = Daemon::with(&[&pol]);
+    let counters_before = d.status()["counters"].clone();
+
+    let port = tcp.port().to_string();
+    let marker = s.join("written");
+    for args in [
+        vec!["open", secret.as_str(), "r"],
+        vec!["open", marker.as_str(), "w"],
+        vec!["exec", tool.as_str(), "open", secret.as_str(), "r"],
+        vec!["connect", "tcp", "127.0.0.1", port.as_str()],
+        vec!["connect", "unix", sock.as_str()],
+        vec!["connect", "udp", "127.0.0.1", "9"],
+    ] {
+        d.expect_ok(&process::probe(&args));
+    }
+    drop((tcp.wait(), unix.wait()));
+    std::thread::sleep(corral_tests::daemon::SETTLE);
+    let evs = d.events();
+    assert!(
+        evs.is_empty(),
+        "expected no events from untagged processes, got:\n{}",
+        events::tail(&evs, 10)
+    );
+    let counters_after = d.status()["counters"].clone();
+    assert_eq!(
+        counters_before, counters_after,
+        "expected the decision counters not to move for untagged processes"
+    );
+}
+
+#[test]
+fn grandchildren_inherit_the_tag() {
+    let s = Scratch::new("inherit");
+    let allowed = s.file("allowed/file", "ok");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("inherit").read(&s.dir_entry("allowed"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "inherit",
+        &[&probe(), "spawn", "3", "--", &probe(), "open", &secret, "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the great-grandchild's refused read",
+        &denied_open("inherit", &secret, "read"),
+    );
+    let child_pid = ev
+        .pointer("/process/pid")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let parent_pid = ev
+        .pointer("/process/ppid")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    assert!(
+        child_pid != u64::from(out.pid)
+            && parent_pid != u64::from(out.pid)
+            && child_pid != 0
+            && parent_pid != 0,
+        "expected the refusal to come from the third generation (not pid {} or its child), got {ev}",
+        out.pid
+    );
+    d.expect_ok(&d.run(
+        "inherit",
+        &[
+            &probe(),
+            "spawn",
+            "3",
+            "--",
+            &probe(),
+            "open",
+            &allowed,
+            "r",
+        ],
+    ));
+}
+
+#[test]
+fn audit_mode_allows_and_reports_audited() {
+    let s = Scratch::new("audit");
+    let secret = s.file("secret", "s3cret");
+    let tool = s.copy_exe(&env::probe_bin(), "bin/tool");
+    let listener = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let port = listener.port();
+    let pol = Policy::probe_only("audited")
+        .audit()
+        .read(&s.dir_entry("bin"));
+    let d = Daemon::with(&[&pol]);
+
+    let audited = |op: &str| -> Vec<(&'static str, Value)> {
+        vec![
+            ("/decision", json!("audited")),
+            ("/mode", json!("audit")),
+            ("/op", json!(op)),
+            ("/task", json!("audited")),
+        ]
+    };
+    d.expect_ok(&d.run("audited", &[&probe(), "open", &secret, "r"]));
+    let _ = d.expect_one_event(
+        "the audited read",
+        &with(audited("open"), "/target/path", json!(secret)),
+    );
+
+    d.expect_ok(&d.run("audited", &[&probe(), "exec", &tool, "open", &probe(), "r"]));
+    let _ = d.expect_one_event(
+        "the audited exec",
+        &with(audited("exec"), "/target/path", json!(tool)),
+    );
+
+    d.expect_ok(&d.run(
+        "audited",
+        &[&probe(), "connect", "tcp", "127.0.0.1", &port.to_string()],
+    ));
+    let _ = d.expect_one_event(
+        "the audited connect",
+        &with(audited("connect"), "/target/port", json!(port)),
+    );
+    d.expect_no_event(
+        "any denial in audit mode",
+        &[("/decision", json!("denied"))],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// corral run
+
+/// A task that may run `corral run` again and reach the daemon's socket.
+fn outer_policy(name: &str, socket: &str, reach_socket: bool) -> Policy {
+    let corral = env::corral();
+    let mut p = Policy::probe_only(name).exec(&corral).read(&corral);
+    for r in runtime::load_reads(&corral) {
+        p = p.read(&r);
+    }
+    if reach_socket {
+        p = p.unix(socket);
+    }
+    p
+}
+
+fn broad_policy(name: &str) -> Policy {
+    Policy::probe_only(name).exec("/").read("/").write("/")
+}
+
+#[test]
+fn tagged_process_cannot_retag_itself() {
+    let s = Scratch::new("retag");
+    let sock = s.join("corral.sock");
+    let marker = s.join("marker");
+    let outer = outer_policy("retag-outer", &sock, true);
+    let broad = broad_policy("retag-broad");
+    let d = Daemon::with_socket(&[&outer, &broad], Some(Path::new(&sock)));
+    let corral = env::corral();
+
+    for target in ["retag-broad", "retag-outer"] {
+        let connects_before = d.counter("connect", "allowed");
+        let out = d.run(
+            "retag-outer",
+            &[
+                &corral,
+                "run",
+                "--task",
+                target,
+                "--socket",
+                &sock,
+                "--",
+                &probe(),
+                "open",
+                &marker,
+                "w",
+            ],
+        );
+        expect_corral_exit(&out, EXIT_REFUSED);
+        assert!(
+            !Path::new(&marker).exists(),
+            "expected CMD not to run when re-tagging to {target} is refused, but {marker} exists"
+        );
+        // The kernel let the inner corral run start and reach the socket: the refusal is the
+        // daemon's.
+        let connects_after = d.counter("connect", "allowed");
+        assert!(
+            connects_after > connects_before,
+            "expected the kernel to allow the inner connect to the daemon (counters.connect.allowed {connects_before} -> {connects_after})"
+        );
+    }
+    for op in ["exec", "connect"] {
+        d.expect_no_event(
+            "a kernel refusal of the inner corral run",
+            &denied("retag-outer", op),
+        );
+    }
+}
+
+#[test]
+fn retag_without_socket_rule_is_stopped_by_the_kernel() {
+    let s = Scratch::new("retag-kernel");
+    let sock = s.join("corral.sock");
+    let marker = s.join("marker");
+    let outer = outer_policy("retag-nosock", &sock, false);
+    let broad = broad_policy("retag-broad");
+    let d = Daemon::with_socket(&[&outer, &broad], Some(Path::new(&sock)));
+    let corral = env::corral();
+
+    let out = d.run(
+        "retag-nosock",
+        &[
+            &corral,
+            "run",
+            "--task",
+            "retag-broad",
+            "--socket",
+            &sock,
+            "--",
+            &probe(),
+            "open",
+            &marker,
+            "w",
+        ],
+    );
+    expect_corral_exit(&out, EXIT_UNAVAILABLE);
+    assert!(
+        !Path::new(&marker).exists(),
+        "expected CMD not to run, but {marker} exists"
+    );
+    let _ = d.expect_one_event(
+        "the refused connect to the daemon socket",
+        &denied_unix("retag-nosock", &sock),
+    );
+}
+
+#[test]
+fn run_with_unknown_task_is_refused_without_running_cmd() {
+    let s = Scratch::new("unknown-task");
+    let marker = s.join("marker");
+    let pol = Policy::probe_only("known");
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("no-such-task", &[&probe(), "open", &marker, "w"]);
+    expect_corral_exit(&out, EXIT_REFUSED);
+    assert!(
+        !Path::new(&marker).exists(),
+        "expected CMD not to run, but {marker} exists"
+    );
+    let tasks = d.status()["tasks"].clone();
+    assert!(
+        tasks
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["name"] != "no-such-task")),
+        "expected no task no-such-task in status, got {tasks}"
+    );
+}
+
+#[test]
+fn run_without_daemon_exits_69_without_running_cmd() {
+    let s = Scratch::new("no-daemon");
+    let marker = s.join("marker");
+    for sock in [s.join("missing/corral.sock"), stale_socket(&s)] {
+        let mut cmd = std::process::Command::new(env::corral_bin());
+        cmd.args([
+            "run",
+            "--task",
+            "any",
+            "--socket",
+            &sock,
+            "--",
+            &probe(),
+            "open",
+            &marker,
+            "w",
+        ]);
+        let out = process::run(cmd);
+        expect_corral_exit(&out, EXIT_UNAVAILABLE);
+        assert!(
+            !Path::new(&marker).exists(),
+            "expected CMD not to run, but {marker} exists"
+        );
+    }
+}
+
+/// A socket file nobody listens on (its listener is gone).
+fn stale_socket(s: &Scratch) -> String {
+    let path = s.join("stale.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path)
+        .unwrap_or_else(|e| panic!("expected to bind {path}: {e}"));
+    drop(l);
+    path
+}
+
+// ---------------------------------------------------------------------------------------------
+// daemon
+
+/// The `tasks[]` entry of `name` in a status document.
+fn task_status(st: &Value, name: &str) -> Value {
+    st["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("expected task {name} in status, got {}", st["tasks"]))
+}
+
+#[test]
+fn status_reports_hooks_tasks_and_counters() {
+    let s = Scratch::new("status");
+    let secret = s.file("secret", "s3cret");
+    let enforce = Policy::probe_only("status-enforce");
+    let audit = Policy::probe_only("status-audit").audit();
+    let d = Daemon::with(&[&enforce, &audit]);
+
+    let st = d.status();
+    let hooks = st["hooks"].as_array().cloned().unwrap_or_default();
+    for program in [
+        "corral_bprm_check",
+        "corral_file_open",
+        "corral_socket_connect",
+        "corral_sched_fork",
+        "corral_sched_exit",
+    ] {
+        assert!(
+            hooks
+                .iter()
+                .any(|h| h["program"] == program && h["attached"] == true),
+            "expected hook {program} attached in status, got {}",
+            st["hooks"]
+        );
+    }
+    assert_eq!(
+        task_status(&st, "status-enforce")["mode"],
+        "enforce",
+        "expected the default mode to be enforce"
+    );
+    assert_eq!(
+        task_status(&st, "status-audit")["mode"],
+        "audit",
+        "expected status-audit in audit mode"
+    );
+    for c in ["events_dropped", "tag_insert_failed"] {
+        assert_eq!(
+            st["counters"][c], 0,
+            "expected counters.{c} = 0, got {}",
+            st["counters"]
+        );
+    }
+
+    let denied_before = d.counter("open", "denied");
+    let allowed_before = d.counter("open", "allowed");
+    d.expect_errno(
+        &d.run("status-enforce", &[&probe(), "open", &secret, "r"]),
+        "EPERM",
+    );
+    d.expect_ok(&d.run("status-enforce", &[&probe(), "open", &probe(), "r"]));
+    assert_eq!(
+        d.counter("open", "denied"),
+        denied_before + 1,
+        "expected counters.open.denied to grow by exactly one"
+    );
+    assert!(
+        d.counter("open", "allowed") > allowed_before,
+        "expected counters.open.allowed to grow"
+    );
+}
+
+#[test]
+fn status_counts_tagged_processes_until_they_exit() {
+    let pol = Policy::probe_only("status-procs");
+    let d = Daemon::with(&[&pol]);
+    let processes = || task_status(&d.status(), "status-procs")["processes"].clone();
+    assert_eq!(processes(), 0, "expected no tagged process yet");
+
+    let listener = d.run_background(
+        "status-procs",
+        &[&probe(), "listen", "tcp", "127.0.0.1", "0"],
+    );
+    assert_eq!(
+        processes(),
+        1,
+        "expected one tagged process while the listener runs"
+    );
+    d.expect_ok(&process::probe(&[
+        "connect",
+        "tcp",
+        "127.0.0.1",
+        &listener.port().to_string(),
+    ]));
+    let l = listener.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the tagged listener to exit after one connection\n{}",
+        l.describe()
+    );
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let n = processes();
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected the tag to leave with the process (processes back to 0), still {n}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+const MALFORMED: &str = "apiVersion: corral.dev/v1
+kind: TaskPolicy
+metadata:
+  name: malformed
+spec:
+  files:
+    read: [/tmp/]
+    raed: [/etc/]
+";
+
+#[test]
+fn daemon_refuses_malformed_policy_and_starts_with_valid_one() {
+    let valid = Policy::probe_only("valid");
+    let valid_yaml = valid.yaml();
+    for set in [
+        vec![("malformed.yaml", MALFORMED)],
+        vec![
+            ("valid.yaml", valid_yaml.as_str()),
+            ("malformed.yaml", MALFORMED),
+        ],
+    ] {
+        let s = Scratch::new("malformed");
+        let sock = s.path().join("corral.sock");
+        let failure = Daemon::try_launch(&Launch {
+            policies: &set,
+            socket: Some(&sock),
+            ..Launch::default()
+        })
+        .err()
+        .unwrap_or_else(|| {
+            panic!(
+                "expected the daemon to refuse a malformed policy (set {:?})",
+                set.iter().map(|p| p.0).collect::<Vec<_>>()
+            )
+        });
+        let lines: Vec<&str> = failure
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(
+            failure.code == Some(EXIT_CONFIG)
+                && lines.len() == 1
+                && lines[0].starts_with("corral: ")
+                && lines[0].contains("malformed.yaml:8:"),
+            "expected exit {EXIT_CONFIG} and one line \"corral: ...malformed.yaml:8:...\" (the unknown field raed), got code {:?}, timed out {}, stderr:\n{}",
+            failure.code,
+            failure.timed_out,
+            failure.stderr
+        );
+        assert!(
+            !sock.exists(),
+            "expected no socket left behind at {}",
+            sock.display()
+        );
+    }
+    let d = Daemon::with(&[&valid]);
+    d.expect_ok(&d.run("valid", &[&probe(), "open", &probe(), "r"]));
+}
+
+const UNCREATABLE: [&str; 3] = ["/proc/", "/sys/", "/dev/"];
+
+#[test]
+fn shipped_policies_load_and_enforce() {
+    let policies = shipped::load_all();
+    let files: Vec<(String, String)> = policies
+        .iter()
+        .map(|p| {
+            let name = p
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let yaml = std::fs::read_to_string(&p.file)
+                .unwrap_or_else(|e| panic!("expected to read {}: {e}", p.file.display()));
+            (name, yaml)
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, y)| (n.as_str(), y.as_str()))
+        .collect();
+    let d = Daemon::start(&refs);
+    let st = d.status();
+    for p in &policies {
+        assert_eq!(
+            task_status(&st, &p.name)["mode"],
+            p.mode.as_str(),
+            "expected shipped task {} ({}) in mode {}",
+            p.name,
+            p.file.display(),
+            p.mode
+        );
+    }
+    for p in &policies {
+        exercise_shipped(&d, p);
+    }
+}
+
+/// One allowed read (and write, if the policy allows writing somewhere) and one refused read
+/// under shipped policy `p`, with a copy of the probe staged where `p` lets it run.
+fn exercise_shipped(d: &Daemon, p: &shipped::ShippedPolicy) {
+    let mut placed = shipped::Placed::default();
+    let staged = shipped::stage_probe(p, &mut placed);
+    let env: Vec<(&str, &str)> = staged
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let tag = format!("corral-test-{}", std::process::id());
+    let run = |args: &[&str]| {
+        let mut argv = vec![staged.exe.as_str()];
+        argv.extend_from_slice(args);
+        d.run_env(&p.name, &argv, &env)
+    };
+    let creatable = |e: &&String| !UNCREATABLE.iter().any(|x| e.starts_with(x));
+
+    let readable = p
+        .read
+        .iter()
+        .filter(creatable)
+        .map(|e| {
+            if e.ends_with('/') {
+                format!("{e}{tag}-read")
+            } else {
+                e.clone()
+            }
+        })
+        .find(|f| p.can_read(f))
+        .unwrap_or_else(|| {
+            panic!(
+                "expected shipped policy {} to allow reading some file",
+                p.name
+            )
+        });
+    placed.file(&readable, "shipped-policy test\n");
+    d.expect_ok(&run(&["open", &readable, "r"]));
+    d.expect_no_event(
+        &format!("the allowed read of {readable} under {}", p.name),
+        &[("/task", json!(p.name)), ("/target/path", json!(readable))],
+    );
+    if let Some(writable) = p
+        .write
+        .iter()
+        .filter(creatable)
+        .filter(|e| e.ends_with('/'))
+        .map(|e| format!("{e}{tag}-write"))
+        .find(|f| p.can_write(f))
+    {
+        placed.file(&writable, "");
+        d.expect_ok(&run(&["open", &writable, "w"]));
+    }
+
+    // A file no rule lets it read (or one a deny rule covers).
+    let outside = [
+        "/corral-denied/secret",
+        "/root/corral-denied",
+        "/var/corral-denied/secret",
+        "/opt/corral-denied/secret",
+        "/srv/corral-denied/secret",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain(p.deny.iter().filter(creatable).map(|e| {
+        if e.ends_with('/') {
+            format!("{e}{tag}-denied")
+        } else {
+            e.clone()
+        }
+    }))
+    .find(|f| !p.can_read(f))
+    .unwrap_or_else(|| {
+        panic!(
+            "expected shipped policy {} to refuse reading something",
+            p.name
+        )
+    });
+    placed.file(&outside, "secret\n");
+    let out = run(&["open", &outside, "r"]);
+    let decision = if p.mode == "audit" {
+        d.expect_ok(&out);
+        "audited"
+    } else {
+        d.expect_errno(&out, "EPERM");
+        "denied"
+    };
+    let _ = d.expect_one_event(
+        &format!("the refused read of {outside} under {}", p.name),
+        &[
+            ("/decision", json!(decision)),
+            ("/op", json!("open")),
+            ("/task", json!(p.name)),
+            ("/target/path", json!(outside)),
+        ],
+    );
+}
