@@ -122,3 +122,5 @@ code_enum! {
         NotReady = 8 => "not_ready",
     }
 }
+
+impl core::error::Error for UnknownCode {}

@@ -11,13 +11,13 @@ mod event;
 mod maps;
 
 pub use codes::{Access, Decision, Mode, Op, Proto, Reason, UnknownCode};
-pub use event::{COMM_LEN, Event, EVENT_SIZE};
+pub use event::{COMM_LEN, EVENT_SIZE, Event};
 pub use maps::{
-    COUNTER_SLOTS, FileRuleData, FileRuleKeyScratch, KernelOffsets, NetV4Data, NetV6Data,
-    PATH_MAX, PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
-    RULE_WRITE, TaskConfig, TaskTag, UNIX_PATH_MAX, UnixRuleKey, counter_index,
-    COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, EVENTS_RING_BYTES, FILE_RULES_MAX, NET_RULES_MAX,
-    TAGS_MAX, TASKS_MAX, UNIX_RULES_MAX,
+    COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED, EVENTS_RING_BYTES,
+    FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
+    NetV6Data, PATH_MAX, PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX,
+    RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
+    UnixRuleKey, counter_index,
 };
 
 /// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.

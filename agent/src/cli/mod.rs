@@ -1,1 +1,143 @@
-//! TODO
+//! The `corral` command line.
+
+mod client;
+pub mod policy_check;
+pub mod run;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{daemon::protocol::DEFAULT_SOCKET, loader::VMLINUX_BTF};
+
+/// Keeps AI agents inside the scope of their task, enforced in the kernel.
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the kernel programs and the task policies, then serve the control socket.
+    Daemon {
+        /// Directory of task policies (`*.yaml`, one task per file).
+        #[arg(long, default_value = "/etc/corral/policies")]
+        policies: PathBuf,
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Where events go, one JSON object per line: a file path, or `-` for stdout.
+        #[arg(long, default_value = "-")]
+        events: PathBuf,
+        /// Kernel BTF to read struct offsets from.
+        #[arg(long, default_value = VMLINUX_BTF, hide = true)]
+        btf: PathBuf,
+    },
+    /// Run a command confined by a task: the daemon tags this process, then it execs CMD.
+    Run {
+        /// Task to confine the command with.
+        #[arg(long)]
+        task: String,
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The command and its arguments.
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Validate task policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Show attached hooks, loaded tasks, confined processes and counters.
+    Status {
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check policy files; prints `file:line:column: message` per error.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("corral").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn run_takes_the_command_after_double_dash() {
+        let cli = parse(&[
+            "run",
+            "--task",
+            "repo-coder",
+            "--",
+            "git",
+            "status",
+            "--short",
+        ])
+        .unwrap_or_else(|e| panic!("expected run to parse: {e}"));
+        let Command::Run {
+            task,
+            socket,
+            command,
+        } = cli.command
+        else {
+            panic!("expected the run subcommand");
+        };
+        assert_eq!(task, "repo-coder");
+        assert_eq!(socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(command, ["git", "status", "--short"]);
+    }
+
+    #[test]
+    fn run_requires_a_task_and_a_command() {
+        assert!(parse(&["run", "--", "true"]).is_err(), "--task is required");
+        assert!(
+            parse(&["run", "--task", "x"]).is_err(),
+            "a command is required"
+        );
+    }
+
+    #[test]
+    fn daemon_defaults() {
+        let cli = parse(&["daemon"]).unwrap_or_else(|e| panic!("expected daemon to parse: {e}"));
+        let Command::Daemon {
+            policies,
+            socket,
+            events,
+            ..
+        } = cli.command
+        else {
+            panic!("expected the daemon subcommand");
+        };
+        assert_eq!(policies, PathBuf::from("/etc/corral/policies"));
+        assert_eq!(socket, PathBuf::from("/run/corral/corral.sock"));
+        assert_eq!(events, PathBuf::from("-"));
+    }
+
+    #[test]
+    fn policy_check_needs_files() {
+        assert!(
+            parse(&["policy", "check"]).is_err(),
+            "at least one file is required"
+        );
+        assert!(parse(&["policy", "check", "a.yaml", "b.yaml"]).is_ok());
+    }
+}

@@ -1,1 +1,227 @@
-//! TODO
+//! Ring-buffer records → structured events (the JSON-lines contract).
+
+mod clock;
+
+use std::{collections::HashMap, fs, time::SystemTime};
+
+use agent_common::{Access, Decision, EVENT_SIZE, Event, Mode, Op, Proto, Reason, UnknownCode};
+use serde::Serialize;
+
+pub use clock::BootClock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event record of {len} bytes, expected {EVENT_SIZE}")]
+    Size { len: usize },
+    #[error("event record: {0}")]
+    Code(#[from] UnknownCode),
+}
+
+/// One decision, as written to the sinks.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JsonEvent {
+    pub time: String,
+    pub decision: &'static str,
+    pub mode: &'static str,
+    pub op: &'static str,
+    pub task: String,
+    pub reason: &'static str,
+    pub target: Target,
+    pub process: Process,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Target {
+    /// exec and open.
+    File {
+        path: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        access: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// connect over IPv4 or IPv6.
+    Inet {
+        addr: String,
+        port: u16,
+        family: &'static str,
+        proto: &'static str,
+    },
+    /// connect of an `AF_UNIX` socket (`@name` for abstract addresses).
+    Unix {
+        path: String,
+        family: &'static str,
+        proto: &'static str,
+    },
+    /// connect with a family no rule can allow.
+    OtherFamily { family: u32, proto: &'static str },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Process {
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub exe: Option<String>,
+}
+
+/// Reads a record out of the ring buffer's bytes.
+pub fn parse_record(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() != EVENT_SIZE {
+        return Err(DecodeError::Size { len: bytes.len() });
+    }
+    // SAFETY: the length is checked; `Event` is plain integers (any bit pattern is valid) and
+    // the read is unaligned.
+    Ok(unsafe { bytes.as_ptr().cast::<Event>().read_unaligned() })
+}
+
+/// Turns a kernel record into the JSON event. `tasks` maps task ids to names; `exe` resolves a
+/// process's executable (the daemon reads `/proc/<tgid>/exe`).
+pub fn to_json(
+    ev: &Event,
+    tasks: &HashMap<u32, String>,
+    clock: &BootClock,
+    exe: impl Fn(u32) -> Option<String>,
+) -> Result<JsonEvent, DecodeError> {
+    let op = Op::try_from(ev.op)?;
+    let decision = Decision::try_from(ev.decision)?;
+    let mode = Mode::try_from(ev.mode)?;
+    let reason = Reason::try_from(ev.reason)?;
+    let task = tasks
+        .get(&ev.task_id)
+        .cloned()
+        .unwrap_or_else(|| format!("unknown-task-{}", ev.task_id));
+    Ok(JsonEvent {
+        time: clock.rfc3339(ev.time_ns),
+        decision: decision.as_str(),
+        mode: mode.as_str(),
+        op: op.as_str(),
+        task,
+        reason: reason.as_str(),
+        target: target(op, ev)?,
+        process: Process {
+            pid: ev.pid,
+            tgid: ev.tgid,
+            ppid: ev.ppid,
+            uid: ev.uid,
+            gid: ev.gid,
+            comm: text(&ev.comm[..nul_len(&ev.comm)]),
+            exe: exe(ev.tgid),
+        },
+    })
+}
+
+const AF_UNIX: u32 = 1;
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+
+fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
+    let path_len = (ev.path_len as usize).min(ev.path.len());
+    let path = &ev.path[..path_len];
+    match op {
+        Op::Exec | Op::Open => {
+            let error = (ev.path_error != 0).then(|| errno_name(-ev.path_error));
+            Ok(Target::File {
+                path: error.is_none().then(|| text(path)),
+                access: (op == Op::Open).then(|| access_name(ev.access)),
+                error,
+            })
+        }
+        Op::Connect => {
+            let proto = Proto::try_from(ev.proto)?;
+            Ok(match ev.family {
+                AF_INET => Target::Inet {
+                    addr: std::net::Ipv4Addr::new(ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3])
+                        .to_string(),
+                    port: ev.port as u16,
+                    family: "ipv4",
+                    proto: proto.as_str(),
+                },
+                AF_INET6 => Target::Inet {
+                    addr: std::net::Ipv6Addr::from(ev.addr).to_string(),
+                    port: ev.port as u16,
+                    family: "ipv6",
+                    proto: proto.as_str(),
+                },
+                AF_UNIX => Target::Unix {
+                    path: unix_name(path),
+                    family: "unix",
+                    proto: unix_proto(proto),
+                },
+                family => Target::OtherFamily {
+                    family,
+                    proto: proto.as_str(),
+                },
+            })
+        }
+    }
+}
+
+fn access_name(access: u32) -> &'static str {
+    if access & Access::EXEC != 0 {
+        return "exec";
+    }
+    match (access & Access::READ != 0, access & Access::WRITE != 0) {
+        (true, true) => "read_write",
+        (true, false) => "read",
+        (false, true) => "write",
+        (false, false) => "none",
+    }
+}
+
+fn unix_proto(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Tcp => "stream",
+        Proto::Udp => "dgram",
+        Proto::Seqpacket => "seqpacket",
+        Proto::Other => "other",
+    }
+}
+
+/// `@name` for abstract addresses (leading NUL), the path otherwise.
+fn unix_name(addr: &[u8]) -> String {
+    match addr.split_first() {
+        Some((0, name)) => format!("@{}", text(name)),
+        _ => text(addr),
+    }
+}
+
+fn nul_len(bytes: &[u8]) -> usize {
+    bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())
+}
+
+/// Kernel bytes as text. Invalid UTF-8 is replaced (U+FFFD) so the JSON line stays valid.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn errno_name(errno: i32) -> String {
+    match errno {
+        libc::ENAMETOOLONG => "ENAMETOOLONG".to_owned(),
+        libc::ENOENT => "ENOENT".to_owned(),
+        libc::EINVAL => "EINVAL".to_owned(),
+        libc::EFAULT => "EFAULT".to_owned(),
+        other => format!("errno {other}"),
+    }
+}
+
+/// `/proc/<tgid>/exe` of a live process.
+#[must_use]
+pub fn proc_exe(tgid: u32) -> Option<String> {
+    fs::read_link(format!("/proc/{tgid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Wall-clock time now, for events the daemon itself emits.
+#[must_use]
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests;

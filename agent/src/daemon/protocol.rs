@@ -1,0 +1,45 @@
+//! The control socket's protocol: one JSON request line, one JSON response line.
+
+use serde::{Deserialize, Serialize};
+
+/// Default path of the control socket.
+pub const DEFAULT_SOCKET: &str = "/run/corral/corral.sock";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Confine the calling process (identified by the socket's peer credentials) with `task`.
+    Tag { task: String },
+    /// Report hooks, tasks and counters.
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// No task of that name is loaded.
+    UnknownTask,
+    /// The caller is already confined; it may not move itself to another task.
+    AlreadyTagged,
+    /// The request could not be parsed or the peer could not be identified.
+    BadRequest,
+    /// The daemon failed to carry it out.
+    Internal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Tagged {
+        task: String,
+        task_id: u32,
+        pid: u32,
+    },
+    Status {
+        status: serde_json::Value,
+    },
+    Refused {
+        refusal: Refusal,
+        message: String,
+    },
+}

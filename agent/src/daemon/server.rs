@@ -1,0 +1,104 @@
+//! The control socket: tags callers (identified by peer credentials, never by what they claim)
+//! and reports status.
+
+use std::{
+    fs,
+    io::ErrorKind,
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+};
+
+use super::{
+    DaemonError, State,
+    protocol::{Refusal, Request, Response},
+};
+
+/// Binds the socket, replacing a stale one but never a live daemon's.
+pub fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+    let sock_err = |source| DaemonError::Socket {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(sock_err)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::AlreadyRunning {
+                path: path.to_owned(),
+            });
+        }
+        fs::remove_file(path).map_err(sock_err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(sock_err)?;
+    // Any local user may confine itself (the only change a request can make is to narrow the
+    // caller's own rights), so the socket is world-connectable.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(sock_err)?;
+    Ok(listener)
+}
+
+pub async fn accept_loop(
+    listener: UnixListener,
+    state: Arc<Mutex<State>>,
+) -> Result<(), DaemonError> {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, state).await {
+                        tracing::warn!("control connection: {e:#}");
+                    }
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => tracing::warn!("accept on control socket: {e:#}"),
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let peer_pid = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .and_then(|p| u32::try_from(p).ok());
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response::Refused {
+            refusal: Refusal::BadRequest,
+            message: format!("bad request: {e}"),
+        },
+        Ok(request) => respond(request, peer_pid, &state),
+    };
+    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+fn respond(request: Request, peer_pid: Option<u32>, state: &Mutex<State>) -> Response {
+    let Ok(mut state) = state.lock() else {
+        return Response::Refused {
+            refusal: Refusal::Internal,
+            message: "daemon state is poisoned".to_owned(),
+        };
+    };
+    match request {
+        Request::Status => state.status(),
+        Request::Tag { task } => match peer_pid {
+            Some(pid) if pid > 0 => state.tag(pid, &task),
+            _ => Response::Refused {
+                refusal: Refusal::BadRequest,
+                message: "cannot identify the calling process (no peer credentials)".to_owned(),
+            },
+        },
+    }
+}

@@ -1,0 +1,132 @@
+//! What the daemon knows at run time: the maps, and the tasks by name and id.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use crate::{
+    compile::CompiledTask,
+    daemon::protocol::{Refusal, Response},
+    loader::{HOOKS, RuleMaps},
+};
+
+struct TaskInfo {
+    id: u32,
+    mode: &'static str,
+}
+
+pub struct State {
+    maps: RuleMaps,
+    by_name: HashMap<String, TaskInfo>,
+    names: HashMap<u32, String>,
+}
+
+impl State {
+    #[must_use]
+    pub fn new(maps: RuleMaps, tasks: &[(String, u32, CompiledTask)]) -> Self {
+        let by_name = tasks
+            .iter()
+            .map(|(name, id, t)| {
+                (
+                    name.clone(),
+                    TaskInfo {
+                        id: *id,
+                        mode: t.mode.as_str(),
+                    },
+                )
+            })
+            .collect();
+        let names = tasks
+            .iter()
+            .map(|(name, id, _)| (*id, name.clone()))
+            .collect();
+        Self {
+            maps,
+            by_name,
+            names,
+        }
+    }
+
+    /// Task names by id, for events.
+    #[must_use]
+    pub fn task_names(&self) -> &HashMap<u32, String> {
+        &self.names
+    }
+
+    /// Confines process `pid` with `task`, refusing unknown tasks and already confined callers.
+    pub fn tag(&mut self, pid: u32, task: &str) -> Response {
+        let Some(info) = self.by_name.get(task) else {
+            return Response::Refused {
+                refusal: Refusal::UnknownTask,
+                message: format!("no task named `{task}` is loaded"),
+            };
+        };
+        let task_id = info.id;
+        match self.maps.tag_of(pid) {
+            Ok(Some(current)) => {
+                let current = self
+                    .names
+                    .get(&current)
+                    .map_or_else(|| format!("id {current}"), Clone::clone);
+                return Response::Refused {
+                    refusal: Refusal::AlreadyTagged,
+                    message: format!(
+                        "process {pid} is already confined by task `{current}`; a confined process cannot change its task"
+                    ),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Response::Refused {
+                    refusal: Refusal::Internal,
+                    message: format!("{e:#}"),
+                };
+            }
+        }
+        match self.maps.tag(pid, task_id) {
+            Ok(()) => {
+                tracing::info!(pid, task, task_id, "process confined");
+                Response::Tagged {
+                    task: task.to_owned(),
+                    task_id,
+                    pid,
+                }
+            }
+            Err(e) => Response::Refused {
+                // BPF_NOEXIST lost a race with a concurrent tag: still a refusal.
+                refusal: Refusal::AlreadyTagged,
+                message: format!("{e:#}"),
+            },
+        }
+    }
+
+    /// Hooks, tasks with their confined process counts, and counters.
+    #[must_use]
+    pub fn status(&self) -> Response {
+        let hooks: Vec<_> = HOOKS
+            .iter()
+            .map(|h| json!({"program": h.program, "kind": h.kind.as_str(), "hook": h.hook, "attached": true}))
+            .collect();
+        let counts = self.maps.tag_counts().unwrap_or_default();
+        let mut tasks: Vec<_> = self
+            .by_name
+            .iter()
+            .map(|(name, info)| {
+                json!({
+                    "name": name,
+                    "id": info.id,
+                    "mode": info.mode,
+                    "processes": counts.get(&info.id).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        tasks.sort_by_key(|t| t["id"].as_u64());
+        let counters = match self.maps.counters() {
+            Ok(c) => serde_json::to_value(c).unwrap_or_default(),
+            Err(e) => json!({"error": format!("{e:#}")}),
+        };
+        Response::Status {
+            status: json!({"hooks": hooks, "tasks": tasks, "counters": counters}),
+        }
+    }
+}

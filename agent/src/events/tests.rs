@@ -1,0 +1,153 @@
+use super::*;
+
+fn blank() -> Event {
+    // SAFETY: `Event` is plain integers; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+fn set_path(ev: &mut Event, path: &[u8]) {
+    ev.path[..path.len()].copy_from_slice(path);
+    ev.path_len = path.len() as u32;
+}
+
+fn tasks() -> HashMap<u32, String> {
+    HashMap::from([(7, "repo-coder".to_owned())])
+}
+
+fn decode(ev: &Event) -> serde_json::Value {
+    let clock = BootClock::fixed(1_795_000_000_000_000_000);
+    let json = to_json(ev, &tasks(), &clock, |_| Some("/usr/bin/cat".to_owned()))
+        .unwrap_or_else(|e| panic!("expected the event to decode: {e}"));
+    serde_json::to_value(json).unwrap_or_else(|e| panic!("expected JSON: {e}"))
+}
+
+#[test]
+fn open_denied_event_matches_the_contract() {
+    let mut ev = blank();
+    ev.time_ns = 123_456_789;
+    ev.op = Op::Open as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.mode = Mode::Enforce as u32;
+    ev.task_id = 7;
+    ev.reason = Reason::NotAllowed as u32;
+    ev.pid = 4242;
+    ev.tgid = 4242;
+    ev.ppid = 4200;
+    ev.uid = 1000;
+    ev.gid = 1000;
+    ev.access = Access::READ;
+    ev.comm[..3].copy_from_slice(b"cat");
+    set_path(&mut ev, b"/etc/shadow");
+    let v = decode(&ev);
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "time": "2026-11-18T11:06:40.123456Z",
+            "decision": "denied", "mode": "enforce", "op": "open", "task": "repo-coder",
+            "reason": "not_allowed",
+            "target": {"path": "/etc/shadow", "access": "read"},
+            "process": {"pid": 4242, "tgid": 4242, "ppid": 4200, "uid": 1000, "gid": 1000,
+                        "comm": "cat", "exe": "/usr/bin/cat"}
+        })
+    );
+}
+
+#[test]
+fn exec_target_has_only_the_path() {
+    let mut ev = blank();
+    ev.op = Op::Exec as u32;
+    ev.decision = Decision::Audited as u32;
+    ev.mode = Mode::Audit as u32;
+    ev.reason = Reason::NotAllowed as u32;
+    set_path(&mut ev, b"/usr/bin/curl");
+    let v = decode(&ev);
+    assert_eq!(v["target"], serde_json::json!({"path": "/usr/bin/curl"}));
+    assert_eq!(v["decision"], "audited");
+    assert_eq!(v["mode"], "audit");
+    assert_eq!(
+        v["task"], "unknown-task-0",
+        "an unknown task id must still be named"
+    );
+}
+
+#[test]
+fn unresolved_path_reports_the_error_not_a_path() {
+    let mut ev = blank();
+    ev.op = Op::Open as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.reason = Reason::PathUnresolved as u32;
+    ev.path_error = -libc::ENAMETOOLONG;
+    ev.access = Access::READ | Access::WRITE;
+    let v = decode(&ev);
+    assert_eq!(
+        v["target"],
+        serde_json::json!({"path": null, "access": "read_write", "error": "ENAMETOOLONG"})
+    );
+}
+
+#[test]
+fn connect_targets_for_each_family() {
+    let mut ev = blank();
+    ev.op = Op::Connect as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.reason = Reason::NotAllowed as u32;
+    ev.family = 2;
+    ev.proto = Proto::Tcp as u32;
+    ev.port = 443;
+    ev.addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+    assert_eq!(
+        decode(&ev)["target"],
+        serde_json::json!({"addr": "10.0.0.1", "port": 443, "family": "ipv4", "proto": "tcp"})
+    );
+
+    ev.family = 10;
+    ev.proto = Proto::Udp as u32;
+    ev.addr = std::net::Ipv6Addr::LOCALHOST.octets();
+    assert_eq!(
+        decode(&ev)["target"],
+        serde_json::json!({"addr": "::1", "port": 443, "family": "ipv6", "proto": "udp"})
+    );
+
+    ev.family = 1;
+    ev.proto = Proto::Tcp as u32;
+    set_path(&mut ev, b"\0agent-bus");
+    assert_eq!(
+        decode(&ev)["target"],
+        serde_json::json!({"path": "@agent-bus", "family": "unix", "proto": "stream"})
+    );
+    set_path(&mut ev, b"/var/run/docker.sock");
+    assert_eq!(decode(&ev)["target"]["path"], "/var/run/docker.sock");
+}
+
+#[test]
+fn invalid_utf8_paths_stay_valid_json() {
+    let mut ev = blank();
+    ev.op = Op::Open as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.reason = Reason::NotAllowed as u32;
+    set_path(&mut ev, b"/tmp/a\xffb\nc");
+    let v = decode(&ev);
+    let line = serde_json::to_string(&v).unwrap_or_default();
+    assert!(
+        !line.contains('\n'),
+        "a newline in a path must be escaped in the JSON line: {line}"
+    );
+    assert_eq!(v["target"]["path"], "/tmp/a\u{fffd}b\nc");
+}
+
+#[test]
+fn unknown_codes_are_rejected() {
+    let mut ev = blank();
+    ev.op = 99;
+    let err = to_json(&ev, &tasks(), &BootClock::fixed(0), |_| None)
+        .expect_err("an unknown op code must not decode");
+    assert_eq!(err.to_string(), "event record: unknown op code 99");
+}
+
+#[test]
+fn record_size_is_checked() {
+    let Err(err) = parse_record(&[0u8; 16]) else {
+        panic!("a short record must be refused");
+    };
+    assert!(matches!(err, DecodeError::Size { len: 16 }), "{err}");
+}

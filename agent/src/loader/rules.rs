@@ -1,0 +1,221 @@
+//! Typed handles on the object's maps, and the writes the daemon makes to them.
+
+use std::collections::HashMap as StdHashMap;
+
+use agent_common::{
+    COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, Decision, FileRuleData, NetV4Data,
+    NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag, UnixRuleKey, counter_index, names,
+};
+use aya::{
+    Ebpf,
+    maps::{HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf, lpm_trie::Key},
+};
+
+use crate::compile::CompiledTask;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("map `{map}` is missing from the eBPF object")]
+    MissingMap { map: &'static str },
+    #[error("map `{map}` has an unexpected type: {source}")]
+    MapType { map: &'static str, source: MapError },
+    #[error("cannot write map `{map}` for task id {task_id}: {source}")]
+    Write {
+        map: &'static str,
+        task_id: u32,
+        source: MapError,
+    },
+    #[error("cannot read map `{map}`: {source}")]
+    Read { map: &'static str, source: MapError },
+    #[error("cannot tag process {tgid}: {source}")]
+    Tag { tgid: u32, source: MapError },
+}
+
+/// Decision and drop counters summed over CPUs.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counters {
+    pub exec: OpCounters,
+    pub open: OpCounters,
+    pub connect: OpCounters,
+    pub events_dropped: u64,
+    pub tag_insert_failed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct OpCounters {
+    pub allowed: u64,
+    pub denied: u64,
+    pub audited: u64,
+}
+
+/// The maps the daemon writes and reads.
+pub struct RuleMaps {
+    tags: HashMap<MapData, u32, TaskTag>,
+    tasks: HashMap<MapData, u32, TaskConfig>,
+    files: LpmTrie<MapData, FileRuleData, u32>,
+    net_v4: LpmTrie<MapData, NetV4Data, PortSet>,
+    net_v6: LpmTrie<MapData, NetV6Data, PortSet>,
+    unix: HashMap<MapData, UnixRuleKey, u32>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+fn take<T>(ebpf: &mut Ebpf, map: &'static str) -> Result<T, RulesError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let raw = ebpf.take_map(map).ok_or(RulesError::MissingMap { map })?;
+    T::try_from(raw).map_err(|source| RulesError::MapType { map, source })
+}
+
+impl RuleMaps {
+    /// Takes the maps out of the loaded object (the programs keep their own references).
+    pub fn take(ebpf: &mut Ebpf) -> Result<(Self, RingBuf<MapData>), RulesError> {
+        let maps = Self {
+            tags: take(ebpf, names::TAGS)?,
+            tasks: take(ebpf, names::TASKS)?,
+            files: take(ebpf, names::FILE_RULES)?,
+            net_v4: take(ebpf, names::NET_V4_RULES)?,
+            net_v6: take(ebpf, names::NET_V6_RULES)?,
+            unix: take(ebpf, names::UNIX_RULES)?,
+            counters: take(ebpf, names::COUNTERS)?,
+        };
+        let events = take(ebpf, names::EVENTS)?;
+        Ok((maps, events))
+    }
+
+    /// Writes every rule of a task, then its `TASKS` entry: until that last write the task's
+    /// processes (if any) are denied everything, never allowed by a half-written rule set.
+    pub fn install_task(&mut self, task_id: u32, task: &CompiledTask) -> Result<(), RulesError> {
+        let write = |map: &'static str| {
+            move |source| RulesError::Write {
+                map,
+                task_id,
+                source,
+            }
+        };
+        for e in &task.files {
+            self.files
+                .insert(&Key::new(e.prefix_len, e.data), e.flags, 0)
+                .map_err(write(names::FILE_RULES))?;
+        }
+        for e in &task.net_v4 {
+            self.net_v4
+                .insert(&Key::new(e.prefix_len, e.data), kernel_port_set(e.ports), 0)
+                .map_err(write(names::NET_V4_RULES))?;
+        }
+        for e in &task.net_v6 {
+            self.net_v6
+                .insert(&Key::new(e.prefix_len, e.data), kernel_port_set(e.ports), 0)
+                .map_err(write(names::NET_V6_RULES))?;
+        }
+        for key in &task.unix {
+            self.unix
+                .insert(key, 1, 0)
+                .map_err(write(names::UNIX_RULES))?;
+        }
+        let config = TaskConfig {
+            mode: task.mode as u32,
+            _pad: 0,
+        };
+        self.tasks
+            .insert(task_id, config, 0)
+            .map_err(write(names::TASKS))
+    }
+
+    /// The task a process is confined by, if any.
+    pub fn tag_of(&self, tgid: u32) -> Result<Option<u32>, RulesError> {
+        match self.tags.get(&tgid, 0) {
+            Ok(tag) => Ok(Some(tag.task_id)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(RulesError::Read {
+                map: names::TAGS,
+                source,
+            }),
+        }
+    }
+
+    /// Confines a process (and, through the fork hook, everything it starts afterwards).
+    /// `BPF_NOEXIST`: an already tagged process is never moved to another task.
+    pub fn tag(&mut self, tgid: u32, task_id: u32) -> Result<(), RulesError> {
+        const BPF_NOEXIST: u64 = 1;
+        let tag = TaskTag { task_id, _pad: 0 };
+        self.tags
+            .insert(tgid, tag, BPF_NOEXIST)
+            .map_err(|source| RulesError::Tag { tgid, source })
+    }
+
+    /// Tagged processes per task id.
+    pub fn tag_counts(&self) -> Result<StdHashMap<u32, usize>, RulesError> {
+        let mut counts = StdHashMap::new();
+        for entry in self.tags.iter() {
+            let (_, tag) = entry.map_err(|source| RulesError::Read {
+                map: names::TAGS,
+                source,
+            })?;
+            *counts.entry(tag.task_id).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Decision and drop counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, RulesError> {
+        let read = |slot: u32| -> Result<u64, RulesError> {
+            let values = self
+                .counters
+                .get(&slot, 0)
+                .map_err(|source| RulesError::Read {
+                    map: names::COUNTERS,
+                    source,
+                })?;
+            Ok(values.iter().sum())
+        };
+        let op = |op: Op| -> Result<OpCounters, RulesError> {
+            Ok(OpCounters {
+                allowed: read(counter_index(op as u32, Decision::Allowed as u32))?,
+                denied: read(counter_index(op as u32, Decision::Denied as u32))?,
+                audited: read(counter_index(op as u32, Decision::Audited as u32))?,
+            })
+        };
+        Ok(Counters {
+            exec: op(Op::Exec)?,
+            open: op(Op::Open)?,
+            connect: op(Op::Connect)?,
+            events_dropped: read(COUNTER_EVENTS_DROPPED)?,
+            tag_insert_failed: read(COUNTER_TAG_INSERT_FAILED)?,
+        })
+    }
+}
+
+/// The kernel checks every slot of a `PortSet`: slots past `count` become the empty range.
+fn kernel_port_set(mut ports: PortSet) -> PortSet {
+    let used = (ports.count as usize).min(ports.ranges.len());
+    for slot in &mut ports.ranges[used..] {
+        *slot = PortRange::EMPTY;
+    }
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_common::PORT_RANGES_MAX;
+
+    use super::*;
+
+    #[test]
+    fn unused_port_slots_match_no_port() {
+        let mut ranges = [PortRange::default(); PORT_RANGES_MAX];
+        ranges[0] = PortRange { lo: 443, hi: 443 };
+        let set = kernel_port_set(PortSet { count: 1, ranges });
+        assert_eq!(
+            set.ranges[0],
+            PortRange { lo: 443, hi: 443 },
+            "used slot kept"
+        );
+        for r in &set.ranges[1..] {
+            assert!(
+                r.lo > r.hi,
+                "unused slot {r:?} must be empty, else port 0 would pass"
+            );
+        }
+    }
+}
