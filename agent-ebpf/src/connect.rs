@@ -1,8 +1,6 @@
 //! Connect: inet destinations against CIDR + port rules, unix sockets against listed addresses.
 
-use agent_common::{
-    NetV4Data, NetV6Data, Op, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey,
-};
+use agent_common::{NetV4Data, NetV6Data, Op, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey};
 use aya_ebpf::{
     helpers::{
         bpf_probe_read_kernel,
@@ -54,16 +52,14 @@ fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
     };
     // SAFETY: the hook's arguments are `struct socket *`, `struct sockaddr *` (the kernel's own
     // copy, a `sockaddr_storage`) and `int`; every read below is a fault-tolerant probe read.
-    let (sock, addr, addrlen): (*const u8, *const u8, i32) =
-        (ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    let (sock, addr, addrlen): (*const u8, *const u8, i32) = (ctx.arg(0), ctx.arg(1), ctx.arg(2));
     let mut target = Target::empty();
     target.proto = sock_proto(sock);
     if addrlen < 2 {
         return Err(finish(Op::Connect, &who, Some(Reason::BadAddress), &target));
     }
-    let family: u16 = unsafe { bpf_probe_read_kernel(addr.cast::<u16>()) }.map_err(|_| {
-        finish(Op::Connect, &who, Some(Reason::BadAddress), &target)
-    })?;
+    let family: u16 = unsafe { bpf_probe_read_kernel(addr.cast::<u16>()) }
+        .map_err(|_| finish(Op::Connect, &who, Some(Reason::BadAddress), &target))?;
     target.family = u32::from(family);
     let miss = match family {
         AF_UNSPEC => None,
@@ -217,7 +213,8 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
         if avail as usize == UNIX_PATH_MAX {
             // A 108-byte address without NUL would not fit the key with its terminator: such a
             // path is longer than any rule allows, so it is a miss rather than a truncated match.
-            let Ok(last) = (unsafe { bpf_probe_read_kernel(sun_path.add(UNIX_PATH_MAX - 1)) }) else {
+            let Ok(last) = (unsafe { bpf_probe_read_kernel(sun_path.add(UNIX_PATH_MAX - 1)) })
+            else {
                 return Some(Reason::BadAddress);
             };
             if last != 0u8 {

@@ -1,8 +1,8 @@
 //! Exec and open: judged by the kernel's resolved path of the file really reached.
 
 use agent_common::{
-    Access, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
-    RULE_WRITE, Reason,
+    Access, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE,
+    Reason,
 };
 use aya_ebpf::{
     bindings::path, helpers::generated::bpf_d_path, macros::lsm, maps::lpm_trie::Key,
@@ -43,7 +43,12 @@ fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
         core::ptr::read_volatile(bprm.add(off.binprm_file as usize).cast::<*const u8>())
     };
     if file.is_null() {
-        return Err(finish(Op::Exec, &who, Some(Reason::PathUnresolved), &Target::empty()));
+        return Err(finish(
+            Op::Exec,
+            &who,
+            Some(Reason::PathUnresolved),
+            &Target::empty(),
+        ));
     }
     Ok(judge_file(Op::Exec, &who, file, 0, |flags| {
         flags & RULE_EXEC != 0
@@ -122,11 +127,7 @@ fn judge_file(
     // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
     let len = unsafe {
         let path_ptr = file.add(off.file_f_path as usize) as *mut path;
-        bpf_d_path(
-            path_ptr,
-            (&raw mut (*scratch).path).cast(),
-            PATH_MAX as u32,
-        )
+        bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
     };
     if len <= 0 {
         // Too long (-ENAMETOOLONG) or unreachable: deny, never truncate-and-allow.

@@ -25,7 +25,11 @@ pub const DENY: i32 = -1;
 /// constants compiles to a branch between two immediate moves, which it follows exactly.
 #[inline(always)]
 pub fn lsm_verdict(v: i32) -> i32 {
-    if core::hint::black_box(v) == DENY { DENY } else { 0 }
+    if core::hint::black_box(v) == DENY {
+        DENY
+    } else {
+        0
+    }
 }
 
 /// Where the event's `path` bytes come from.

@@ -69,8 +69,8 @@ fn try_sched_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     // SAFETY: arg 0 is the exiting `struct task_struct *`; probe reads at BTF offsets.
     let live: i32 = unsafe {
         let task: *const u8 = ctx.arg(0);
-        let signal: *const u8 = bpf_probe_read_kernel(task.add(off.task_signal as usize).cast())
-            .map_err(|_| 0)?;
+        let signal: *const u8 =
+            bpf_probe_read_kernel(task.add(off.task_signal as usize).cast()).map_err(|_| 0)?;
         bpf_probe_read_kernel(signal.add(off.signal_live as usize).cast()).map_err(|_| 0)?
     };
     if live == 0 {
