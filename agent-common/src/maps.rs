@@ -63,13 +63,37 @@ pub struct FileRuleData {
 /// The per-CPU scratch a hook resolves a path into. Its first bytes are laid out exactly like an
 /// `aya` LPM key of `FileRuleData` (`prefix_len`, `task_id`, path), so the buffer `bpf_d_path`
 /// fills is the trie lookup key without a copy.
+///
+/// BPF LSM programs run with migration disabled but may be preempted (`preempt=full`), and a
+/// program of another task on the same CPU may then reuse the buffer. Every user writes its
+/// thread id to `owner` before anything else and checks it is still there after the look-up; a
+/// changed owner means the decision may rest on someone else's path, and it becomes a miss.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FileRuleKeyScratch {
     pub prefix_len: u32,
     pub task_id: u32,
     pub path: [u8; PATH_MAX],
+    /// `bpf_get_current_pid_tgid()` of the program using the buffer.
+    pub owner: u64,
 }
+
+/// Longest executable path kept per process for events (longer ones are cut and flagged).
+pub const EXE_PATH_MAX: usize = 256;
+
+/// Value of `EXES` (key: u32 tgid): the executable a confined process last exec'd.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExePath {
+    /// Full length of the path; more than `EXE_PATH_MAX` means `path` holds only its start.
+    pub len: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+    pub path: [u8; EXE_PATH_MAX],
+}
+
+/// Bound of `EXES` (an LRU map: the oldest entries make room).
+pub const EXES_MAX: u32 = 16_384;
 
 /// Data part of a `NET_V4_RULES` LPM key.
 #[repr(C)]
@@ -168,7 +192,8 @@ pub const fn counter_index(op: u32, decision: u32) -> u32 {
 const _: () = assert!(core::mem::size_of::<TaskTag>() == 8);
 const _: () = assert!(core::mem::size_of::<TaskConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<FileRuleData>() == 256);
-const _: () = assert!(core::mem::size_of::<FileRuleKeyScratch>() == 8 + PATH_MAX);
+const _: () = assert!(core::mem::size_of::<FileRuleKeyScratch>() == 16 + PATH_MAX);
+const _: () = assert!(core::mem::size_of::<ExePath>() == 8 + EXE_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
@@ -188,6 +213,7 @@ mod pod {
     unsafe impl aya::Pod for super::PortSet {}
     unsafe impl aya::Pod for super::UnixRuleKey {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::ExePath {}
     unsafe impl aya::Pod for crate::Event {}
 }
 

@@ -1,17 +1,23 @@
 //! Exec and open: judged by the kernel's resolved path of the file really reached.
 
 use agent_common::{
-    Access, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE,
-    Reason,
+    Access, EXE_PATH_MAX, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX,
+    RULE_READ, RULE_WRITE, Reason,
 };
 use aya_ebpf::{
-    bindings::path, helpers::generated::bpf_d_path, macros::lsm, maps::lpm_trie::Key,
+    bindings::path,
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_d_path, bpf_probe_read_kernel as raw_probe_read_kernel},
+    },
+    macros::lsm,
+    maps::lpm_trie::Key,
     programs::LsmContext,
 };
 
 use crate::{
     context::{Caller, caller},
-    maps::{FILE_RULES, PATH_SCRATCH, offsets},
+    maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, offsets},
     report::{DENY, PathSource, Target, finish, lsm_verdict},
 };
 
@@ -50,9 +56,38 @@ fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
             &Target::empty(),
         ));
     }
-    Ok(judge_file(Op::Exec, &who, file, 0, |flags| {
-        flags & RULE_EXEC != 0
-    }))
+    let verdict = judge_file(Op::Exec, &who, file, 0, |flags| flags & RULE_EXEC != 0);
+    if verdict == 0 {
+        remember_exe();
+    }
+    Ok(verdict)
+}
+
+/// Records the path just resolved (still in this CPU's scratch) as the caller's executable.
+/// Informational: a lost race only costs the event its `exe`.
+#[inline(always)]
+fn remember_exe() {
+    let (Some(scratch), Some(exe)) = (PATH_SCRATCH.get_ptr(0), EXE_SCRATCH.get_ptr_mut(0)) else {
+        return;
+    };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: both are per-CPU map values of the sizes used; the copy has a constant size.
+    unsafe {
+        if (*scratch).owner != bpf_get_current_pid_tgid() {
+            return;
+        }
+        (*exe).len = (*scratch).prefix_len;
+        (*exe)._pad = 0;
+        if raw_probe_read_kernel(
+            (&raw mut (*exe).path).cast(),
+            EXE_PATH_MAX as u32,
+            (&raw const (*scratch).path).cast(),
+        ) != 0
+        {
+            return;
+        }
+        let _ = EXES.insert(&tgid, &*exe, 0);
+    }
 }
 
 /// `file_open(struct file *file)`: every open that reaches a file, with its access mode (read,
@@ -123,9 +158,11 @@ fn judge_file(
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let off = offsets();
+    let me = bpf_get_current_pid_tgid();
     // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the
     // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
     let len = unsafe {
+        (*scratch).owner = me;
         let path_ptr = file.add(off.file_f_path as usize) as *mut path;
         bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
     };
@@ -149,7 +186,15 @@ fn judge_file(
     };
     target.path = PathSource::Resolved(unsafe { (&raw const (*scratch).path).cast() });
     target.path_len = (len - 1) as u32;
-    let miss = if flags & RULE_DENY != 0 {
+    // SAFETY: per-CPU map value.
+    let clobbered = unsafe { (*scratch).owner } != me;
+    // The path length rides in `prefix_len` from here on, for `remember_exe`.
+    unsafe { (*scratch).prefix_len = target.path_len };
+    let miss = if clobbered {
+        // Another program on this CPU reused the buffer while this one was preempted: the
+        // look-up may have used its path. Fail closed.
+        Some(Reason::PathUnresolved)
+    } else if flags & RULE_DENY != 0 {
         Some(Reason::DenyRule)
     } else if allowed(flags) {
         None

@@ -1,13 +1,13 @@
 //! Every map of the object: key, value, bound, and why it exists.
 
 use agent_common::{
-    COUNTER_SLOTS, EVENTS_RING_BYTES, FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch,
-    KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig,
-    TaskTag, UNIX_RULES_MAX, UnixRuleKey,
+    COUNTER_SLOTS, EVENTS_RING_BYTES, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
+    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX,
+    TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
 };
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Kernel struct field offsets, written by the daemon from the running kernel's BTF before load.
@@ -80,6 +80,17 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 /// buffer doubles as the `FILE_RULES` look-up key.
 #[map(name = "PATH_SCRATCH")]
 pub static PATH_SCRATCH: PerCpuArray<FileRuleKeyScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Key: tgid (u32). Value: `ExePath`, the executable a confined process last exec'd (copied to
+/// children at fork). Bound: `EXES_MAX`, LRU. Why: events name the executable even when the
+/// process has exited before the daemon reads `/proc`. Informational only: no decision reads it.
+#[map(name = "EXES")]
+pub static EXES: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(EXES_MAX, 0);
+
+/// Key: 0. Value: `ExePath`, per CPU. Bound: 1. Why: staging for an `EXES` update (a 264-byte
+/// value does not fit the BPF stack next to the hook's other locals).
+#[map(name = "EXE_SCRATCH")]
+pub static EXE_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
 
 /// Adds one to a counter slot.
 #[inline(always)]

@@ -8,7 +8,7 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 
-use crate::maps::{TAGS, count, offsets};
+use crate::maps::{EXES, TAGS, count, offsets};
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: runs in the
 /// parent before the child is first scheduled, so a child of a tagged process is tagged before
@@ -45,6 +45,11 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     }
     if TAGS.insert(&(tgid as u32), &tag, 0).is_err() {
         count(COUNTER_TAG_INSERT_FAILED);
+    }
+    // The child runs its parent's executable until it execs: copy it for events.
+    if let Some(exe) = EXES.get_ptr(&parent_tgid) {
+        // SAFETY: a map value pointer, passed straight back to a map update.
+        let _ = EXES.insert(&(tgid as u32), unsafe { &*exe }, 0);
     }
     Ok(0)
 }

@@ -7,6 +7,7 @@ mod sink;
 mod state;
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::{Arc, Mutex},
 };
@@ -149,11 +150,13 @@ async fn pump_events(
             let record = events::parse_record(&item);
             drop(item);
             let json = record.and_then(|ev| {
-                let names = state
-                    .lock()
-                    .map(|s| s.task_names().clone())
-                    .unwrap_or_default();
-                events::to_json(&ev, &names, &clock, events::proc_exe)
+                let Ok(state) = state.lock() else {
+                    return events::to_json(&ev, &HashMap::new(), &clock, events::proc_exe);
+                };
+                // The kernel's record of the exec comes first: by now the pid may be reused.
+                events::to_json(&ev, state.task_names(), &clock, |tgid| {
+                    state.exe_of(tgid).or_else(|| events::proc_exe(tgid))
+                })
             });
             match json {
                 Ok(event) => {

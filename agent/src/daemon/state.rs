@@ -53,6 +53,12 @@ impl State {
         &self.names
     }
 
+    /// The executable the kernel recorded for a confined process.
+    #[must_use]
+    pub fn exe_of(&self, tgid: u32) -> Option<String> {
+        self.maps.exe_of(tgid)
+    }
+
     /// Confines process `pid` with `task`, refusing unknown tasks and already confined callers.
     pub fn tag(&mut self, pid: u32, task: &str) -> Response {
         let Some(info) = self.by_name.get(task) else {

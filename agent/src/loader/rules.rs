@@ -3,8 +3,9 @@
 use std::collections::HashMap as StdHashMap;
 
 use agent_common::{
-    COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, Decision, FileRuleData, NetV4Data,
-    NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag, UnixRuleKey, counter_index, names,
+    COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, Decision, EXE_PATH_MAX, ExePath,
+    FileRuleData, NetV4Data, NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag, UnixRuleKey,
+    counter_index, names,
 };
 use aya::{
     Ebpf,
@@ -57,6 +58,7 @@ pub struct RuleMaps {
     net_v6: LpmTrie<MapData, NetV6Data, PortSet>,
     unix: HashMap<MapData, UnixRuleKey, u32>,
     counters: PerCpuArray<MapData, u64>,
+    exes: HashMap<MapData, u32, ExePath>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, map: &'static str) -> Result<T, RulesError>
@@ -78,6 +80,7 @@ impl RuleMaps {
             net_v6: take(ebpf, names::NET_V6_RULES)?,
             unix: take(ebpf, names::UNIX_RULES)?,
             counters: take(ebpf, names::COUNTERS)?,
+            exes: take(ebpf, names::EXES)?,
         };
         let events = take(ebpf, names::EVENTS)?;
         Ok((maps, events))
@@ -155,6 +158,19 @@ impl RuleMaps {
             *counts.entry(tag.task_id).or_default() += 1;
         }
         Ok(counts)
+    }
+
+    /// The executable a confined process last exec'd, as the kernel resolved it (cut paths end
+    /// in `…`). `None` if the process never exec'd while confined or the entry was evicted.
+    #[must_use]
+    pub fn exe_of(&self, tgid: u32) -> Option<String> {
+        let exe = self.exes.get(&tgid, 0).ok()?;
+        let kept = (exe.len as usize).min(EXE_PATH_MAX);
+        let mut text = String::from_utf8_lossy(&exe.path[..kept]).into_owned();
+        if exe.len as usize > EXE_PATH_MAX {
+            text.push('…');
+        }
+        Some(text)
     }
 
     /// Decision and drop counters, summed over CPUs.
