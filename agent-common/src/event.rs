@@ -54,4 +54,4 @@ pub struct Event {
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
 
 const _: () = assert!(EVENT_SIZE == 8 + 16 * 4 + COMM_LEN + 16 + PATH_MAX);
-const _: () = assert!(EVENT_SIZE % 8 == 0);
+const _: () = assert!(EVENT_SIZE.is_multiple_of(8));

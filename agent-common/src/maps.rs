@@ -36,7 +36,7 @@ pub struct TaskTag {
     /// Task id, the key of `TASKS`. A task id with no `TASKS` entry denies everything.
     pub task_id: u32,
     /// Reserved, zero.
-    pub _pad: u32,
+    pub reserved: u32,
 }
 
 /// Value of `TASKS` (key: u32 task id).
@@ -46,7 +46,7 @@ pub struct TaskConfig {
     /// A `Mode` code.
     pub mode: u32,
     /// Reserved, zero.
-    pub _pad: u32,
+    pub reserved: u32,
 }
 
 /// Data part of a `FILE_RULES` LPM key: the task id, then the path bytes.
@@ -88,7 +88,7 @@ pub struct ExePath {
     /// Full length of the path; more than `EXE_PATH_MAX` means `path` holds only its start.
     pub len: u32,
     /// Reserved, zero.
-    pub _pad: u32,
+    pub reserved: u32,
     pub path: [u8; EXE_PATH_MAX],
 }
 

@@ -77,7 +77,7 @@ fn remember_exe() {
             return;
         }
         (*exe).len = (*scratch).prefix_len;
-        (*exe)._pad = 0;
+        (*exe).reserved = 0;
         if raw_probe_read_kernel(
             (&raw mut (*exe).path).cast(),
             EXE_PATH_MAX as u32,

@@ -34,6 +34,7 @@ impl RunError {
 
 /// Asks the daemon to tag this process with `task` and, once acknowledged, execs `command`.
 /// Returns only on failure; CMD never starts unconfined.
+#[must_use]
 pub fn run(socket: &Path, task: &str, command: &[OsString]) -> RunError {
     let response = match client::call(
         socket,
@@ -58,14 +59,11 @@ pub fn run(socket: &Path, task: &str, command: &[OsString]) -> RunError {
             };
         }
     }
-    let (program, args) = match command.split_first() {
-        Some(split) => split,
-        None => {
-            return RunError::Exec {
-                command: OsString::new(),
-                source: std::io::Error::other("no command given"),
-            };
-        }
+    let Some((program, args)) = command.split_first() else {
+        return RunError::Exec {
+            command: OsString::new(),
+            source: std::io::Error::other("no command given"),
+        };
     };
     let source = Command::new(program).args(args).exec();
     RunError::Exec {

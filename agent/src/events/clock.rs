@@ -1,8 +1,8 @@
-//! Kernel event times (`bpf_ktime_get_boot_ns`, CLOCK_BOOTTIME) → wall-clock RFC 3339.
+//! Kernel event times (`bpf_ktime_get_boot_ns`, `CLOCK_BOOTTIME`) → wall-clock RFC 3339.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The wall-clock instant at which CLOCK_BOOTTIME was zero, sampled once at start.
+/// The wall-clock instant at which `CLOCK_BOOTTIME` was zero, sampled once at start.
 #[derive(Debug, Clone, Copy)]
 pub struct BootClock {
     boot_epoch_ns: u128,

@@ -118,7 +118,7 @@ impl RuleMaps {
         }
         let config = TaskConfig {
             mode: task.mode as u32,
-            _pad: 0,
+            reserved: 0,
         };
         self.tasks
             .insert(task_id, config, 0)
@@ -141,7 +141,10 @@ impl RuleMaps {
     /// `BPF_NOEXIST`: an already tagged process is never moved to another task.
     pub fn tag(&mut self, tgid: u32, task_id: u32) -> Result<(), RulesError> {
         const BPF_NOEXIST: u64 = 1;
-        let tag = TaskTag { task_id, _pad: 0 };
+        let tag = TaskTag {
+            task_id,
+            reserved: 0,
+        };
         self.tags
             .insert(tgid, tag, BPF_NOEXIST)
             .map_err(|source| RulesError::Tag { tgid, source })
@@ -150,7 +153,7 @@ impl RuleMaps {
     /// Tagged processes per task id.
     pub fn tag_counts(&self) -> Result<StdHashMap<u32, usize>, RulesError> {
         let mut counts = StdHashMap::new();
-        for entry in self.tags.iter() {
+        for entry in &self.tags {
             let (_, tag) = entry.map_err(|source| RulesError::Read {
                 map: names::TAGS,
                 source,
