@@ -19,7 +19,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an event may take to reach the events file.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long to keep watching for events that must NOT arrive (or for extra copies).
-pub const SETTLE: Duration = Duration::from_secs(2);
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// Why a daemon did not become ready.
 #[derive(Debug)]

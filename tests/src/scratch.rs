@@ -46,10 +46,15 @@ impl Scratch {
         format!("{}/{rel}", self.path.display())
     }
 
-    /// `<scratch>/<rel>/`: a directory entry for a policy (everything beneath it).
+    /// `<scratch>/<rel>/`: a directory entry for a policy (everything beneath it); `""` gives
+    /// the scratch directory itself.
     #[must_use]
     pub fn dir_entry(&self, rel: &str) -> String {
-        format!("{}/{rel}/", self.path.display())
+        if rel.is_empty() {
+            format!("{}/", self.path.display())
+        } else {
+            format!("{}/{rel}/", self.path.display())
+        }
     }
 
     /// Creates `<scratch>/<rel>` and its parents; returns its path.
