@@ -1,6 +1,8 @@
 //! Loads the embedded eBPF object into the kernel: checks what the kernel offers, fills in the
 //! struct offsets from its BTF, loads and attaches every program, and hands out typed maps.
 
+#[cfg(test)]
+mod layout_tests;
 mod offsets;
 mod preflight;
 mod rules;

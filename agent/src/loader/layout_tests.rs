@@ -1,0 +1,84 @@
+//! The kernel/user contract checked against the compiled object: every map's key and value
+//! size and bound, as the eBPF object declares them, must match this (userspace) build of
+//! `agent-common`. A mismatch means the two sides would read each other's maps wrong.
+
+use agent_common::{
+    COUNTER_SLOTS, EVENTS_RING_BYTES, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
+    FileRuleKeyScratch, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX, TASKS_MAX,
+    TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
+};
+
+use super::EBPF_OBJECT;
+
+/// LPM trie keys are the 4-byte prefix length followed by the data.
+const fn lpm<T>() -> usize {
+    4 + size_of::<T>()
+}
+
+#[test]
+fn maps_in_the_object_match_the_shared_types() {
+    let obj = aya_obj::Object::parse(EBPF_OBJECT)
+        .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
+    let expected: [(&str, usize, usize, u32); 10] = [
+        (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
+        (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
+        (names::FILE_RULES, lpm::<FileRuleData>(), 4, FILE_RULES_MAX),
+        (
+            names::NET_V4_RULES,
+            lpm::<NetV4Data>(),
+            size_of::<PortSet>(),
+            NET_RULES_MAX,
+        ),
+        (
+            names::NET_V6_RULES,
+            lpm::<NetV6Data>(),
+            size_of::<PortSet>(),
+            NET_RULES_MAX,
+        ),
+        (
+            names::UNIX_RULES,
+            size_of::<UnixRuleKey>(),
+            4,
+            UNIX_RULES_MAX,
+        ),
+        (names::COUNTERS, 4, 8, COUNTER_SLOTS),
+        (names::EXES, 4, size_of::<ExePath>(), EXES_MAX),
+        ("PATH_SCRATCH", 4, size_of::<FileRuleKeyScratch>(), 1),
+        ("EXE_SCRATCH", 4, size_of::<ExePath>(), 1),
+    ];
+    for (name, key, value, max) in expected {
+        let map = obj
+            .maps
+            .get(name)
+            .unwrap_or_else(|| panic!("expected map {name} in the eBPF object"));
+        assert_eq!(
+            (
+                map.key_size() as usize,
+                map.value_size() as usize,
+                map.max_entries()
+            ),
+            (key, value, max),
+            "map {name}: (key, value, max_entries) in the object vs agent-common"
+        );
+    }
+    let ring = obj
+        .maps
+        .get(names::EVENTS)
+        .unwrap_or_else(|| panic!("expected map {} in the eBPF object", names::EVENTS));
+    assert_eq!(ring.max_entries(), EVENTS_RING_BYTES, "ring buffer size");
+}
+
+#[test]
+fn every_hook_program_is_in_the_object() {
+    let obj = aya_obj::Object::parse(EBPF_OBJECT)
+        .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
+    for hook in super::HOOKS {
+        assert!(
+            obj.programs.contains_key(hook.program),
+            "expected program {} ({} {}) in the eBPF object",
+            hook.program,
+            hook.kind.as_str(),
+            hook.hook
+        );
+    }
+}
