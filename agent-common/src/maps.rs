@@ -158,6 +158,8 @@ pub struct KernelOffsets {
     pub file_f_path: u32,
     /// `struct file::f_mode`.
     pub file_f_mode: u32,
+    /// `struct file::f_flags`.
+    pub file_f_flags: u32,
     /// `struct linux_binprm::file`.
     pub binprm_file: u32,
     /// `struct socket::type`.
@@ -174,6 +176,8 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     /// Non-zero once filled in; the hooks deny everything for tagged processes while it is zero.
     pub valid: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
 }
 
 /// Counter slots: `Op` (1..=3) × `Decision` (1..=3), plus the slots below.
@@ -198,7 +202,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 40);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
 const _: () = assert!(counter_index(3, 3) < COUNTER_EVENTS_DROPPED);
 
 #[cfg(feature = "user")]

@@ -23,6 +23,8 @@ use crate::{
 
 const FMODE_READ: u32 = 0x1;
 const FMODE_WRITE: u32 = 0x2;
+/// `FMODE_EXEC` in `f_mode`; the kernel's exec-opens (`do_open_execat`) carry `__FMODE_EXEC`
+/// (same value) in `f_flags`, which `open(2)` callers cannot set, and not always in `f_mode`.
 const FMODE_EXEC: u32 = 0x20;
 
 /// `bprm_check_security(struct linux_binprm *bprm)`: exec of a binary, and of each interpreter
@@ -91,7 +93,8 @@ fn remember_exe() {
 }
 
 /// `file_open(struct file *file)`: every open that reaches a file, with its access mode (read,
-/// write, or exec-open: the kernel opening a binary or ELF interpreter to execute it).
+/// write, or exec-open: the kernel opening a binary or ELF interpreter to execute it; a refused
+/// exec-open is reported and counted as an `exec`).
 ///
 /// Allows untagged processes. For a tagged process: write needs `RULE_WRITE`; read needs
 /// `RULE_READ`; an exec-open needs `RULE_EXEC` or `RULE_READ` (the ELF interpreter is exec-opened
@@ -110,11 +113,12 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
     };
     let off = offsets();
     // SAFETY: arg 0 of this hook is `struct file *`; `f_mode` is read at its BTF offset.
-    let (file, f_mode): (*const u8, u32) = unsafe {
+    let (file, f_mode, f_flags): (*const u8, u32, u32) = unsafe {
         let file: *const u8 = ctx.arg(0);
         (
             file,
             core::ptr::read_volatile(file.add(off.file_f_mode as usize).cast::<u32>()),
+            core::ptr::read_volatile(file.add(off.file_f_flags as usize).cast::<u32>()),
         )
     };
     let mut access = 0;
@@ -124,10 +128,16 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
     if f_mode & FMODE_WRITE != 0 {
         access |= Access::WRITE;
     }
-    if f_mode & FMODE_EXEC != 0 {
+    if (f_mode | f_flags) & FMODE_EXEC != 0 {
         access |= Access::EXEC;
     }
-    Ok(judge_file(Op::Open, &who, file, access, move |flags| {
+    // An exec-open is the first step of an exec: report it as one.
+    let op = if access & Access::EXEC != 0 {
+        Op::Exec
+    } else {
+        Op::Open
+    };
+    Ok(judge_file(op, &who, file, access, move |flags| {
         let write_ok = access & Access::WRITE == 0 || flags & RULE_WRITE != 0;
         let read_ok = if access & Access::EXEC != 0 {
             flags & (RULE_EXEC | RULE_READ) != 0

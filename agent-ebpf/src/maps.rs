@@ -16,6 +16,7 @@ use aya_ebpf::{
 pub static OFFSETS: KernelOffsets = KernelOffsets {
     file_f_path: 0,
     file_f_mode: 0,
+    file_f_flags: 0,
     binprm_file: 0,
     socket_type: 0,
     task_pid: 0,
@@ -24,6 +25,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_signal: 0,
     signal_live: 0,
     valid: 0,
+    reserved: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

@@ -47,6 +47,7 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
     Ok(KernelOffsets {
         file_f_path: find("file", "f_path")?,
         file_f_mode: find("file", "f_mode")?,
+        file_f_flags: find("file", "f_flags")?,
         binprm_file: find("linux_binprm", "file")?,
         socket_type: find("socket", "type")?,
         task_pid: find("task_struct", "pid")?,
@@ -55,6 +56,7 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         task_signal: find("task_struct", "signal")?,
         signal_live: find("signal_struct", "live")?,
         valid: 1,
+        reserved: 0,
     })
 }
 
