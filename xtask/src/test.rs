@@ -197,8 +197,26 @@ fn vm_suites(
     let initrd = out.join("initramfs.cpio");
     let size = initramfs::build(&binaries.vm_contents(), &initrd)?;
     println!("initramfs: {} ({} KiB)", initrd.display(), size / 1024);
-    images
-        .iter()
-        .map(|image| vm::run_suite(image, &initrd, test_args, out))
-        .collect()
+    // Each TCG guest keeps one host core busy: boot them side by side when there are cores
+    // for all of them (their consoles stay apart by prefix and log file).
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cores < images.len() {
+        return images
+            .iter()
+            .map(|image| vm::run_suite(image, &initrd, test_args, out))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = images
+            .iter()
+            .map(|image| scope.spawn(|| vm::run_suite(image, &initrd, test_args, out)))
+            .collect();
+        running
+            .into_iter()
+            .map(|vm| {
+                vm.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a VM runner thread panicked")))
+            })
+            .collect()
+    })
 }
