@@ -52,8 +52,11 @@ code_enum! {
         Exec = 1 => "exec",
         /// Opening a file (LSM `file_open`).
         Open = 2 => "open",
-        /// `connect` of an inet or unix socket (LSM `socket_connect`).
+        /// `connect` of an inet or unix socket (LSM `socket_connect`, or cgroup `connect4/6`).
         Connect = 3 => "connect",
+        /// `sendto`/`sendmsg` with a destination on an unconnected UDP socket (cgroup
+        /// `sendmsg4/6`).
+        Sendmsg = 4 => "sendmsg",
     }
 }
 
@@ -124,3 +127,15 @@ code_enum! {
 }
 
 impl core::error::Error for UnknownCode {}
+
+code_enum! {
+    /// The kernel mechanism that judged an operation (`Event::backend`).
+    Backend, "backend" {
+        /// A BPF LSM hook: refuses before the operation happens.
+        Lsm = 1 => "lsm",
+        /// A cgroup `sock_addr` program on the cgroup v2 root: refuses before the connect or send.
+        CgroupSockAddr = 2 => "cgroup_sock_addr",
+        /// Landlock, applied by `corral run` before it execs the agent.
+        Landlock = 3 => "landlock",
+    }
+}

@@ -41,6 +41,10 @@ pub struct Event {
     pub path_error: i32,
     /// A `Reason` code: why the operation missed the allow-list.
     pub reason: u32,
+    /// A `Backend` code: the mechanism that judged it.
+    pub backend: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
     /// `current->comm`, NUL padded.
     pub comm: [u8; COMM_LEN],
     /// Connect: destination address, network byte order (IPv4 in the first 4 bytes; an
@@ -53,5 +57,5 @@ pub struct Event {
 /// Size of one ring-buffer record.
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
 
-const _: () = assert!(EVENT_SIZE == 8 + 16 * 4 + COMM_LEN + 16 + PATH_MAX);
+const _: () = assert!(EVENT_SIZE == 8 + 18 * 4 + COMM_LEN + 16 + PATH_MAX);
 const _: () = assert!(EVENT_SIZE.is_multiple_of(8));

@@ -10,7 +10,7 @@ mod codes;
 mod event;
 mod maps;
 
-pub use codes::{Access, Decision, Mode, Op, Proto, Reason, UnknownCode};
+pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
 pub use event::{COMM_LEN, EVENT_SIZE, Event};
 pub use maps::{
     COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED, EVENTS_RING_BYTES,
@@ -48,4 +48,12 @@ pub mod names {
     pub const PROG_CONNECT: &str = "corral_socket_connect";
     pub const PROG_FORK: &str = "corral_sched_fork";
     pub const PROG_EXIT: &str = "corral_sched_exit";
+    pub const PROG_CONNECT4: &str = "corral_connect4";
+    pub const PROG_CONNECT6: &str = "corral_connect6";
+    pub const PROG_SENDMSG4: &str = "corral_sendmsg4";
+    pub const PROG_SENDMSG6: &str = "corral_sendmsg6";
+    /// Trivial programs `corral doctor` loads and attaches to learn what the kernel allows.
+    pub const PROG_PROBE_LSM: &str = "corral_probe_lsm";
+    pub const PROG_PROBE_TP_BTF: &str = "corral_probe_tp_btf";
+    pub const PROG_PROBE_SOCK_ADDR: &str = "corral_probe_sock_addr";
 }

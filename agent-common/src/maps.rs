@@ -176,21 +176,22 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     /// Non-zero once filled in; the hooks deny everything for tagged processes while it is zero.
     pub valid: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Non-zero when the LSM `socket_connect` hook is attached: the cgroup connect programs then
+    /// only catch what it cannot see (TCP Fast Open) and do not count allowed connects twice.
+    pub lsm_connect: u32,
 }
 
-/// Counter slots: `Op` (1..=3) × `Decision` (1..=3), plus the slots below.
-pub const COUNTER_SLOTS: u32 = 20;
+/// Counter slots: `Op` (1..=4) × `Decision` (1..=3), plus the slots below.
+pub const COUNTER_SLOTS: u32 = 24;
 /// Events lost because the ring buffer was full.
-pub const COUNTER_EVENTS_DROPPED: u32 = 16;
+pub const COUNTER_EVENTS_DROPPED: u32 = 20;
 /// Children that could not be tagged at fork because `TAGS` was full (see the fork hook).
-pub const COUNTER_TAG_INSERT_FAILED: u32 = 17;
+pub const COUNTER_TAG_INSERT_FAILED: u32 = 21;
 
-/// Slot of `COUNTERS` for an `Op` code and a `Decision` code (both 1..=3).
+/// Slot of `COUNTERS` for an `Op` code (1..=4) and a `Decision` code (1..=3).
 #[must_use]
 pub const fn counter_index(op: u32, decision: u32) -> u32 {
-    (op & 3) * 4 + (decision & 3)
+    (op & 7) * 4 + (decision & 3)
 }
 
 const _: () = assert!(core::mem::size_of::<TaskTag>() == 8);
@@ -203,7 +204,7 @@ const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
-const _: () = assert!(counter_index(3, 3) < COUNTER_EVENTS_DROPPED);
+const _: () = assert!(counter_index(4, 3) < COUNTER_EVENTS_DROPPED);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -105,8 +105,9 @@ fn judge_inet4(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target)
     judge_v4(who, ip, port, target)
 }
 
+/// Judges an IPv4 destination against the task's CIDR + port rules.
 #[inline(always)]
-fn judge_v4(who: &Caller, ip: [u8; 4], port: u16, target: &mut Target) -> Option<Reason> {
+pub fn judge_v4(who: &Caller, ip: [u8; 4], port: u16, target: &mut Target) -> Option<Reason> {
     target.family = u32::from(AF_INET);
     target.addr[..4].copy_from_slice(&ip);
     let key = Key::new(
@@ -131,9 +132,16 @@ fn judge_inet6(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target)
         return Some(Reason::BadAddress);
     };
     target.port = u32::from(port);
+    judge_v6(who, ip, port, target)
+}
+
+/// Judges an IPv6 destination; an IPv4-mapped one is judged as the IPv4 address.
+#[inline(always)]
+pub fn judge_v6(who: &Caller, ip: [u8; 16], port: u16, target: &mut Target) -> Option<Reason> {
     if is_v4_mapped(&ip) {
         return judge_v4(who, [ip[12], ip[13], ip[14], ip[15]], port, target);
     }
+    target.family = u32::from(AF_INET6);
     target.addr = ip;
     let key = Key::new(
         32 + 128,

@@ -13,6 +13,7 @@ mod context;
 mod files;
 mod maps;
 mod report;
+mod sock_addr;
 mod tagging;
 
 #[cfg(not(test))]

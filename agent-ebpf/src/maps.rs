@@ -25,7 +25,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_signal: 0,
     signal_live: 0,
     valid: 0,
-    reserved: 0,
+    lsm_connect: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

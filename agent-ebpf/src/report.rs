@@ -1,7 +1,7 @@
 //! Turning a judgement into a return value, a counter and (for misses) an `Event`.
 
 use agent_common::{
-    COUNTER_EVENTS_DROPPED, Decision, Event, Mode, Op, PATH_MAX, Reason, UNIX_PATH_MAX,
+    Backend, COUNTER_EVENTS_DROPPED, Decision, Event, Mode, Op, PATH_MAX, Reason, UNIX_PATH_MAX,
     counter_index,
 };
 use aya_ebpf::helpers::{
@@ -53,6 +53,11 @@ pub struct Target {
     pub path: PathSource,
     pub path_len: u32,
     pub path_error: i32,
+    /// A `Backend` code.
+    pub backend: u32,
+    /// Whether the task helpers of tracing programs (`bpf_get_current_task`) may be called; the
+    /// cgroup programs may not, and leave `ppid` to the daemon.
+    pub task_helpers: bool,
 }
 
 impl Target {
@@ -66,6 +71,8 @@ impl Target {
             path: PathSource::None,
             path_len: 0,
             path_error: 0,
+            backend: Backend::Lsm as u32,
+            task_helpers: true,
         }
     }
 }
@@ -74,12 +81,27 @@ impl Target {
 /// mode or 0 in audit mode.
 #[inline(always)]
 pub fn finish(op: Op, caller: &Caller, miss: Option<Reason>, target: &Target) -> i32 {
+    finish_counting(op, caller, miss, target, true)
+}
+
+/// As `finish`; `count_allowed` false leaves allowed decisions uncounted (a second judge of an
+/// operation another hook already counted).
+#[inline(always)]
+pub fn finish_counting(
+    op: Op,
+    caller: &Caller,
+    miss: Option<Reason>,
+    target: &Target,
+    count_allowed: bool,
+) -> i32 {
     let miss = match caller.forced_miss {
         Some(reason) => Some(reason),
         None => miss,
     };
     let Some(reason) = miss else {
-        count(counter_index(op as u32, Decision::Allowed as u32));
+        if count_allowed {
+            count(counter_index(op as u32, Decision::Allowed as u32));
+        }
         return 0;
     };
     let decision = if caller.mode == Mode::Audit as u32 {
@@ -113,7 +135,11 @@ fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Ta
         (*ev).task_id = caller.task_id;
         (*ev).pid = pid_tgid as u32;
         (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).ppid = parent_tgid();
+        (*ev).ppid = if target.task_helpers {
+            parent_tgid()
+        } else {
+            0
+        };
         (*ev).uid = uid_gid as u32;
         (*ev).gid = (uid_gid >> 32) as u32;
         (*ev).access = target.access;
@@ -123,6 +149,8 @@ fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Ta
         (*ev).path_len = target.path_len;
         (*ev).path_error = target.path_error;
         (*ev).reason = reason as u32;
+        (*ev).backend = target.backend;
+        (*ev).reserved = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).addr = target.addr;
         let dst = (&raw mut (*ev).path).cast::<core::ffi::c_void>();

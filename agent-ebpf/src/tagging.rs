@@ -83,3 +83,10 @@ fn try_sched_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     }
     Ok(0)
 }
+
+/// Trivial program `corral doctor` loads and attaches to learn whether BTF tracepoints (process
+/// tagging) work.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn corral_probe_tp_btf(_ctx: BtfTracePointContext) -> i32 {
+    0
+}

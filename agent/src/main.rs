@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use agent::{
-    cli::{Cli, Command, PolicyCommand, policy_check, run, status},
+    cli::{Cli, Command, PolicyCommand, doctor, policy_check, run, status},
     daemon::{self, DaemonConfig},
 };
 use clap::Parser;
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
                 socket,
                 events,
                 btf,
+                landlock_abi: None,
             };
             match daemon::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -33,9 +34,10 @@ fn main() -> ExitCode {
         Command::Run {
             task,
             socket,
+            accept_unenforced,
             command,
         } => {
-            let e = run::run(&socket, &task, &command);
+            let e = run::run(&socket, &task, accept_unenforced, &command);
             fail(&e, e.exit_code())
         }
         Command::Policy {
@@ -51,6 +53,15 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::from(64)
             }
+        }
+        Command::Doctor { json, btf } => {
+            let probe = agent::loader::probe(&btf, None);
+            if json {
+                println!("{}", doctor::to_json(&probe));
+            } else {
+                print!("{}", doctor::render(&probe));
+            }
+            ExitCode::from(doctor::verdict(&probe.backends()) as u8)
         }
         Command::Status { socket, json } => match status::fetch(&socket) {
             Ok(s) if json => {

@@ -1,6 +1,7 @@
 //! The `corral` command line.
 
 mod client;
+pub mod doctor;
 pub mod policy_check;
 pub mod run;
 pub mod status;
@@ -44,6 +45,10 @@ pub enum Command {
         /// Control socket path.
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Run even if this host cannot enforce some of the task's operations (see `corral
+        /// doctor`); those operations are then neither refused nor reported.
+        #[arg(long)]
+        accept_unenforced: bool,
         /// The command and its arguments.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
@@ -52,6 +57,15 @@ pub enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Show what this host can enforce per operation, and how to fix what it cannot.
+    Doctor {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+        /// Kernel BTF to read struct offsets from.
+        #[arg(long, default_value = VMLINUX_BTF, hide = true)]
+        btf: PathBuf,
     },
     /// Show attached hooks, loaded tasks, confined processes and counters.
     Status {
@@ -97,6 +111,7 @@ mod tests {
             task,
             socket,
             command,
+            accept_unenforced,
         } = cli.command
         else {
             panic!("expected the run subcommand");
@@ -104,6 +119,10 @@ mod tests {
         assert_eq!(task, "repo-coder");
         assert_eq!(socket, PathBuf::from(DEFAULT_SOCKET));
         assert_eq!(command, ["git", "status", "--short"]);
+        assert!(
+            !accept_unenforced,
+            "accepting unenforced operations must be explicit"
+        );
     }
 
     #[test]

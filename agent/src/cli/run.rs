@@ -35,11 +35,12 @@ impl RunError {
 /// Asks the daemon to tag this process with `task` and, once acknowledged, execs `command`.
 /// Returns only on failure; CMD never starts unconfined.
 #[must_use]
-pub fn run(socket: &Path, task: &str, command: &[OsString]) -> RunError {
+pub fn run(socket: &Path, task: &str, accept_unenforced: bool, command: &[OsString]) -> RunError {
     let response = match client::call(
         socket,
         &Request::Tag {
             task: task.to_owned(),
+            accept_unenforced,
         },
     ) {
         Ok(r) => r,

@@ -31,6 +31,8 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     pub events: PathBuf,
     pub btf: PathBuf,
+    /// The Landlock ABI this kernel offers (`corral run` applies it where BPF LSM is missing).
+    pub landlock_abi: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,17 +82,21 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     compile::check_capacity(&tasks)?;
     let sink = Sink::open(&config.events)?;
 
-    let loaded = loader::load(&config.btf)?;
+    let probe = loader::probe(&config.btf, config.landlock_abi);
+    let loaded = loader::load(&config.btf, &probe)?;
     let loader::Loaded {
         ebpf,
         mut maps,
         events: ring,
+        backends,
+        attached,
     } = loaded;
     for (_, task_id, task) in &compiled {
         maps.install_task(*task_id, task)
             .map_err(LoaderError::from)?;
     }
-    let state = Arc::new(Mutex::new(State::new(maps, &compiled)));
+    report_backends(&probe, backends, &compiled);
+    let state = Arc::new(Mutex::new(State::new(maps, &compiled, backends, attached)));
     tracing::info!(
         tasks = compiled.len(),
         policies = %config.policies.display(),
@@ -104,6 +110,34 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let result = runtime.block_on(serve(config, state, ring, sink));
     drop(ebpf);
     result
+}
+
+/// Says, per operation and per task, what enforces it here and what cannot be enforced.
+fn report_backends(
+    probe: &loader::Probe,
+    backends: loader::Backends,
+    tasks: &[(String, u32, CompiledTask)],
+) {
+    for (op, backend) in backends.by_op() {
+        if let Some(b) = backend {
+            tracing::info!(op, backend = b.as_str(), "enforcing");
+        } else {
+            tracing::warn!(op, "NOT enforced on this host");
+        }
+    }
+    let unenforced = backends.unenforced();
+    if unenforced.is_empty() {
+        return;
+    }
+    tracing::warn!(why = %probe.summary(), "some operations cannot be enforced here");
+    for (name, _, task) in tasks {
+        tracing::warn!(
+            task = %name,
+            mode = task.mode.as_str(),
+            unenforced = %unenforced.join(","),
+            "task cannot be fully enforced on this host: `corral run` refuses it unless the policy is in audit mode or --accept-unenforced is given"
+        );
+    }
 }
 
 async fn serve(

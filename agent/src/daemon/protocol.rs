@@ -9,7 +9,12 @@ pub const DEFAULT_SOCKET: &str = "/run/corral/corral.sock";
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Confine the calling process (identified by the socket's peer credentials) with `task`.
-    Tag { task: String },
+    Tag {
+        task: String,
+        /// Confine even if this host cannot enforce some of the task's operations.
+        #[serde(default)]
+        accept_unenforced: bool,
+    },
     /// Report hooks, tasks and counters.
     Status,
 }
@@ -23,6 +28,8 @@ pub enum Refusal {
     AlreadyTagged,
     /// The request could not be parsed or the peer could not be identified.
     BadRequest,
+    /// This host cannot enforce some of the task's operations and the caller did not accept it.
+    Unenforceable,
     /// The daemon failed to carry it out.
     Internal,
 }

@@ -93,8 +93,11 @@ fn respond(request: Request, peer_pid: Option<u32>, state: &Mutex<State>) -> Res
     };
     match request {
         Request::Status => state.status(),
-        Request::Tag { task } => match peer_pid {
-            Some(pid) if pid > 0 => state.tag(pid, &task),
+        Request::Tag {
+            task,
+            accept_unenforced,
+        } => match peer_pid {
+            Some(pid) if pid > 0 => state.tag(pid, &task, accept_unenforced),
             _ => Response::Refused {
                 refusal: Refusal::BadRequest,
                 message: "cannot identify the calling process (no peer credentials)".to_owned(),

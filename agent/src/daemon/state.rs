@@ -4,26 +4,35 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
+use agent_common::Mode;
+
 use crate::{
     compile::CompiledTask,
     daemon::protocol::{Refusal, Response},
-    loader::{HOOKS, RuleMaps},
+    loader::{Backends, HookSpec, RuleMaps},
 };
 
 struct TaskInfo {
     id: u32,
-    mode: &'static str,
+    mode: Mode,
 }
 
 pub struct State {
     maps: RuleMaps,
     by_name: HashMap<String, TaskInfo>,
     names: HashMap<u32, String>,
+    backends: Backends,
+    attached: Vec<HookSpec>,
 }
 
 impl State {
     #[must_use]
-    pub fn new(maps: RuleMaps, tasks: &[(String, u32, CompiledTask)]) -> Self {
+    pub fn new(
+        maps: RuleMaps,
+        tasks: &[(String, u32, CompiledTask)],
+        backends: Backends,
+        attached: Vec<HookSpec>,
+    ) -> Self {
         let by_name = tasks
             .iter()
             .map(|(name, id, t)| {
@@ -31,7 +40,7 @@ impl State {
                     name.clone(),
                     TaskInfo {
                         id: *id,
-                        mode: t.mode.as_str(),
+                        mode: t.mode,
                     },
                 )
             })
@@ -44,6 +53,8 @@ impl State {
             maps,
             by_name,
             names,
+            backends,
+            attached,
         }
     }
 
@@ -53,14 +64,21 @@ impl State {
         &self.names
     }
 
+    /// What enforces each operation here.
+    #[must_use]
+    pub fn backends(&self) -> Backends {
+        self.backends
+    }
+
     /// The executable the kernel recorded for a confined process.
     #[must_use]
     pub fn exe_of(&self, tgid: u32) -> Option<String> {
         self.maps.exe_of(tgid)
     }
 
-    /// Confines process `pid` with `task`, refusing unknown tasks and already confined callers.
-    pub fn tag(&mut self, pid: u32, task: &str) -> Response {
+    /// Confines process `pid` with `task`, refusing unknown tasks, already confined callers, and
+    /// (unless accepted, or the task is in audit mode) tasks this host cannot fully enforce.
+    pub fn tag(&mut self, pid: u32, task: &str, accept_unenforced: bool) -> Response {
         let Some(info) = self.by_name.get(task) else {
             return Response::Refused {
                 refusal: Refusal::UnknownTask,
@@ -68,6 +86,17 @@ impl State {
             };
         };
         let task_id = info.id;
+        let unenforced = self.backends.unenforced();
+        if !unenforced.is_empty() && info.mode == Mode::Enforce && !accept_unenforced {
+            let ops = &unenforced;
+            return Response::Refused {
+                refusal: Refusal::Unenforceable,
+                message: format!(
+                    "this host cannot enforce {} for task `{task}` (see `corral doctor`); use `mode: audit` in the policy or `corral run --accept-unenforced` to run anyway",
+                    ops.join(", ")
+                ),
+            };
+        }
         match self.maps.tag_of(pid) {
             Ok(Some(current)) => {
                 let current = self
@@ -109,7 +138,8 @@ impl State {
     /// Hooks, tasks with their confined process counts, and counters.
     #[must_use]
     pub fn status(&self) -> Response {
-        let hooks: Vec<_> = HOOKS
+        let hooks: Vec<_> = self
+            .attached
             .iter()
             .map(|h| json!({"program": h.program, "kind": h.kind.as_str(), "hook": h.hook, "attached": true}))
             .collect();
@@ -121,7 +151,7 @@ impl State {
                 json!({
                     "name": name,
                     "id": info.id,
-                    "mode": info.mode,
+                    "mode": info.mode.as_str(),
                     "processes": counts.get(&info.id).copied().unwrap_or(0),
                 })
             })
@@ -132,7 +162,12 @@ impl State {
             Err(e) => json!({"error": format!("{e:#}")}),
         };
         Response::Status {
-            status: json!({"hooks": hooks, "tasks": tasks, "counters": counters}),
+            status: json!({
+                "backends": self.backends.to_json(),
+                "hooks": hooks,
+                "tasks": tasks,
+                "counters": counters,
+            }),
         }
     }
 }

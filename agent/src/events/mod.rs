@@ -4,7 +4,9 @@ mod clock;
 
 use std::{collections::HashMap, fs, time::SystemTime};
 
-use agent_common::{Access, Decision, EVENT_SIZE, Event, Mode, Op, Proto, Reason, UnknownCode};
+use agent_common::{
+    Access, Backend, Decision, EVENT_SIZE, Event, Mode, Op, Proto, Reason, UnknownCode,
+};
 use serde::Serialize;
 
 pub use clock::BootClock;
@@ -24,6 +26,8 @@ pub struct JsonEvent {
     pub decision: &'static str,
     pub mode: &'static str,
     pub op: &'static str,
+    /// The mechanism that judged it: `lsm`, `cgroup_sock_addr`, `landlock`.
+    pub backend: &'static str,
     pub task: String,
     pub reason: &'static str,
     pub target: Target,
@@ -91,6 +95,7 @@ pub fn to_json(
     let decision = Decision::try_from(ev.decision)?;
     let mode = Mode::try_from(ev.mode)?;
     let reason = Reason::try_from(ev.reason)?;
+    let backend = Backend::try_from(ev.backend)?;
     let task = tasks
         .get(&ev.task_id)
         .cloned()
@@ -100,13 +105,19 @@ pub fn to_json(
         decision: decision.as_str(),
         mode: mode.as_str(),
         op: op.as_str(),
+        backend: backend.as_str(),
         task,
         reason: reason.as_str(),
         target: target(op, ev)?,
         process: Process {
             pid: ev.pid,
             tgid: ev.tgid,
-            ppid: ev.ppid,
+            // cgroup programs cannot read the parent; the daemon looks it up while it can.
+            ppid: if ev.ppid == 0 {
+                proc_ppid(ev.tgid).unwrap_or(0)
+            } else {
+                ev.ppid
+            },
             uid: ev.uid,
             gid: ev.gid,
             comm: text(&ev.comm[..nul_len(&ev.comm)]),
@@ -131,7 +142,7 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
                 error,
             })
         }
-        Op::Connect => {
+        Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {
                 AF_INET => Target::Inet {
@@ -207,6 +218,13 @@ fn errno_name(errno: i32) -> String {
         libc::EFAULT => "EFAULT".to_owned(),
         other => format!("errno {other}"),
     }
+}
+
+/// Parent pid of a live process, from `/proc/<tgid>/stat` (after the `)` that ends `comm`).
+fn proc_ppid(tgid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `/proc/<tgid>/exe` of a live process.

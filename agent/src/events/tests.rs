@@ -2,7 +2,9 @@ use super::*;
 
 fn blank() -> Event {
     // SAFETY: `Event` is plain integers; all-zero is valid.
-    unsafe { std::mem::zeroed() }
+    let mut ev: Event = unsafe { std::mem::zeroed() };
+    ev.backend = Backend::Lsm as u32;
+    ev
 }
 
 fn set_path(ev: &mut Event, path: &[u8]) {
@@ -43,7 +45,8 @@ fn open_denied_event_matches_the_contract() {
         v,
         serde_json::json!({
             "time": "2026-11-18T11:06:40.123456Z",
-            "decision": "denied", "mode": "enforce", "op": "open", "task": "repo-coder",
+            "decision": "denied", "mode": "enforce", "op": "open", "backend": "lsm",
+            "task": "repo-coder",
             "reason": "not_allowed",
             "target": {"path": "/etc/shadow", "access": "read"},
             "process": {"pid": 4242, "tgid": 4242, "ppid": 4200, "uid": 1000, "gid": 1000,
@@ -108,6 +111,14 @@ fn connect_targets_for_each_family() {
         serde_json::json!({"addr": "::1", "port": 443, "family": "ipv6", "proto": "udp"})
     );
 
+    ev.op = Op::Sendmsg as u32;
+    ev.backend = Backend::CgroupSockAddr as u32;
+    let v = decode(&ev);
+    assert_eq!(v["op"], "sendmsg");
+    assert_eq!(v["backend"], "cgroup_sock_addr");
+    assert_eq!(v["target"]["family"], "ipv6");
+
+    ev.op = Op::Connect as u32;
     ev.family = 1;
     ev.proto = Proto::Tcp as u32;
     set_path(&mut ev, b"\0agent-bus");

@@ -72,7 +72,7 @@ fn maps_in_the_object_match_the_shared_types() {
 fn every_hook_program_is_in_the_object() {
     let obj = aya_obj::Object::parse(EBPF_OBJECT)
         .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
-    for hook in super::HOOKS {
+    for hook in super::all_hooks() {
         assert!(
             obj.programs.contains_key(hook.program),
             "expected program {} ({} {}) in the eBPF object",

@@ -1,33 +1,40 @@
-//! Loads the embedded eBPF object into the kernel: checks what the kernel offers, fills in the
-//! struct offsets from its BTF, loads and attaches every program, and hands out typed maps.
+//! Loads the embedded eBPF object into the kernel: probes what the kernel really runs (by loading
+//! and attaching trivial programs), fills in the struct offsets from its BTF, then loads and
+//! attaches the programs of the strongest backends available, and hands out typed maps.
 
+mod backends;
+mod cgroup;
 #[cfg(test)]
 mod layout_tests;
 mod offsets;
 mod preflight;
+mod probe;
 mod rules;
 
 use std::path::{Path, PathBuf};
 
-use agent_common::names;
+use agent_common::{KernelOffsets, names};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, Lsm, ProgramError},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Lsm, ProgramError},
 };
 
+pub use backends::{Backends, Capabilities};
+pub use cgroup::CgroupError;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use preflight::{PreflightError, active_lsms};
+pub use probe::{Finding, Probe, probe};
 pub use rules::{Counters, RuleMaps, RulesError};
 
 /// The object built by `build.rs` from `agent-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
 
-/// One hook of the object and where it attaches.
+/// One program of the object and where it attaches.
 #[derive(Debug, Clone, Copy)]
 pub struct HookSpec {
     pub program: &'static str,
     pub kind: HookKind,
-    /// LSM hook or tracepoint name.
+    /// LSM hook, tracepoint, or cgroup attach type.
     pub hook: &'static str,
 }
 
@@ -35,6 +42,7 @@ pub struct HookSpec {
 pub enum HookKind {
     Lsm,
     BtfTracepoint,
+    CgroupSockAddr,
 }
 
 impl HookKind {
@@ -43,38 +51,56 @@ impl HookKind {
         match self {
             Self::Lsm => "lsm",
             Self::BtfTracepoint => "tp_btf",
+            Self::CgroupSockAddr => "cgroup_sock_addr",
         }
     }
 }
 
-/// Every program, in attach order: tagging first, so forks are followed before any hook judges.
-pub const HOOKS: [HookSpec; 5] = [
+const fn hook(program: &'static str, kind: HookKind, hook: &'static str) -> HookSpec {
     HookSpec {
-        program: names::PROG_FORK,
-        kind: HookKind::BtfTracepoint,
-        hook: "sched_process_fork",
-    },
-    HookSpec {
-        program: names::PROG_EXIT,
-        kind: HookKind::BtfTracepoint,
-        hook: "sched_process_exit",
-    },
-    HookSpec {
-        program: names::PROG_EXEC,
-        kind: HookKind::Lsm,
-        hook: "bprm_check_security",
-    },
-    HookSpec {
-        program: names::PROG_OPEN,
-        kind: HookKind::Lsm,
-        hook: "file_open",
-    },
-    HookSpec {
-        program: names::PROG_CONNECT,
-        kind: HookKind::Lsm,
-        hook: "socket_connect",
-    },
+        program,
+        kind,
+        hook,
+    }
+}
+
+/// Process tagging: attached first, so forks are followed before any hook judges.
+pub const TAGGING_HOOKS: [HookSpec; 2] = [
+    hook(
+        names::PROG_FORK,
+        HookKind::BtfTracepoint,
+        "sched_process_fork",
+    ),
+    hook(
+        names::PROG_EXIT,
+        HookKind::BtfTracepoint,
+        "sched_process_exit",
+    ),
 ];
+
+/// The BPF LSM backend for exec, open and connect.
+pub const LSM_HOOKS: [HookSpec; 3] = [
+    hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
+    hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
+    hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
+];
+
+/// The cgroup `sock_addr` programs: the connect backend without BPF LSM, and everywhere the
+/// judge of UDP destinations given to `sendmsg` and of TCP Fast Open connects.
+pub const SOCK_ADDR_HOOKS: [HookSpec; 4] = [
+    hook(names::PROG_CONNECT4, HookKind::CgroupSockAddr, "connect4"),
+    hook(names::PROG_CONNECT6, HookKind::CgroupSockAddr, "connect6"),
+    hook(names::PROG_SENDMSG4, HookKind::CgroupSockAddr, "sendmsg4"),
+    hook(names::PROG_SENDMSG6, HookKind::CgroupSockAddr, "sendmsg6"),
+];
+
+/// Every program the daemon may attach.
+pub fn all_hooks() -> impl Iterator<Item = HookSpec> {
+    TAGGING_HOOKS
+        .into_iter()
+        .chain(LSM_HOOKS)
+        .chain(SOCK_ADDR_HOOKS)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -82,6 +108,8 @@ pub enum LoaderError {
     Preflight(#[from] PreflightError),
     #[error(transparent)]
     Offsets(#[from] OffsetError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     #[error("cannot parse kernel BTF {}: {source}", path.display())]
     Btf {
         path: PathBuf,
@@ -98,7 +126,7 @@ pub enum LoaderError {
         source: ProgramError,
     },
     #[error(
-        "the kernel refuses BPF LSM programs (loading `{program}` for {hook} failed with EPERM) although `bpf` is an active LSM: BPF trampolines are disabled on this kernel; run Corral on a kernel that allows BPF LSM programs"
+        "the kernel refuses BPF LSM programs (loading `{program}` for {hook} failed with EPERM) although `bpf` is an active LSM: BPF trampolines are disabled on this kernel"
     )]
     LsmRefused {
         program: &'static str,
@@ -118,41 +146,87 @@ pub enum LoaderError {
         hook: &'static str,
         source: ProgramError,
     },
+    #[error("program `{program}` needs the cgroup v2 root, and none was found")]
+    NoCgroupRoot { program: &'static str },
+    #[error(
+        "nothing on this kernel can confine processes: {reasons} (run `corral doctor` for the fixes)"
+    )]
+    NoBackend { reasons: String },
     #[error(transparent)]
     Rules(#[from] RulesError),
 }
 
-/// The loaded object with all programs attached. Dropping it detaches them.
+/// The loaded object with its programs attached. Dropping it detaches them.
 pub struct Loaded {
     /// Owns the programs and their links: keep it alive as long as enforcement must last.
     pub ebpf: Ebpf,
     pub maps: RuleMaps,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
+    /// What enforces each operation.
+    pub backends: Backends,
+    /// The programs attached, in attach order.
+    pub attached: Vec<HookSpec>,
 }
 
-/// Loads and attaches everything, or explains what the kernel lacks.
-pub fn load(btf_path: &Path) -> Result<Loaded, LoaderError> {
-    preflight::check(btf_path)?;
-    let offsets = read_offsets(btf_path)?;
-    let btf = Btf::parse_file(btf_path, aya::Endianness::default()).map_err(|source| {
-        LoaderError::Btf {
-            path: btf_path.to_owned(),
-            source,
-        }
-    })?;
-    let mut ebpf = EbpfLoader::new()
-        .btf(Some(&btf))
-        .override_global(names::OFFSETS, &offsets, true)
+/// The kernel's BTF, for aya, with a path in the error.
+fn parse_btf(btf_path: &Path) -> Result<Btf, LoaderError> {
+    Btf::parse_file(btf_path, aya::Endianness::default()).map_err(|source| LoaderError::Btf {
+        path: btf_path.to_owned(),
+        source,
+    })
+}
+
+/// Loads the object with `offsets` as its read-only configuration (no program loaded yet).
+fn load_object(btf: &Btf, offsets: &KernelOffsets) -> Result<Ebpf, LoaderError> {
+    EbpfLoader::new()
+        .btf(Some(btf))
+        .override_global(names::OFFSETS, offsets, true)
         .load(EBPF_OBJECT)
-        .map_err(|source| LoaderError::Object { source })?;
-    for spec in HOOKS {
-        attach(&mut ebpf, &btf, spec)?;
+        .map_err(|source| LoaderError::Object { source })
+}
+
+/// Loads and attaches the programs of the backends `probe` found, or explains why nothing can
+/// confine processes here.
+pub fn load(btf_path: &Path, probe: &Probe) -> Result<Loaded, LoaderError> {
+    let backends = probe.backends();
+    if !probe.caps.tp_btf {
+        return Err(LoaderError::NoBackend {
+            reasons: probe.summary(),
+        });
+    }
+    let mut offsets = read_offsets(btf_path)?;
+    offsets.lsm_connect = u32::from(probe.caps.lsm);
+    let btf = parse_btf(btf_path)?;
+    let mut ebpf = load_object(&btf, &offsets)?;
+    let mut plan: Vec<HookSpec> = TAGGING_HOOKS.to_vec();
+    if probe.caps.lsm {
+        plan.extend(LSM_HOOKS);
+    }
+    let cgroup_root = if probe.caps.sock_addr {
+        plan.extend(SOCK_ADDR_HOOKS);
+        Some(cgroup::cgroup2_root()?)
+    } else {
+        None
+    };
+    for spec in &plan {
+        attach(&mut ebpf, &btf, *spec, cgroup_root.as_deref())?;
     }
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
-    Ok(Loaded { ebpf, maps, events })
+    Ok(Loaded {
+        ebpf,
+        maps,
+        events,
+        backends,
+        attached: plan,
+    })
 }
 
-fn attach(ebpf: &mut Ebpf, btf: &Btf, spec: HookSpec) -> Result<(), LoaderError> {
+fn attach(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    spec: HookSpec,
+    cgroup_root: Option<&Path>,
+) -> Result<(), LoaderError> {
     let HookSpec {
         program,
         kind,
@@ -195,6 +269,18 @@ fn attach(ebpf: &mut Ebpf, btf: &Btf, spec: HookSpec) -> Result<(), LoaderError>
             let p: &mut BtfTracePoint = prog.try_into().map_err(type_err)?;
             p.load(hook, btf).map_err(load_err)?;
             p.attach().map_err(attach_err)?;
+        }
+        HookKind::CgroupSockAddr => {
+            let root = cgroup_root.ok_or(LoaderError::NoCgroupRoot { program })?;
+            let cgroup = cgroup::open(root)?;
+            let p: &mut CgroupSockAddr = prog.try_into().map_err(type_err)?;
+            p.load().map_err(load_err)?;
+            // On kernels with BPF links (≥ 5.7, all we support) aya attaches through a link, and
+            // cgroup links always behave as multi-attach: other tools' programs keep running,
+            // and a program attached lower in the tree runs in addition to ours, never instead.
+            // The link API refuses the explicit ALLOW_MULTI flag, hence `Single`.
+            p.attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(attach_err)?;
         }
     }
     Ok(())

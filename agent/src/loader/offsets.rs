@@ -56,7 +56,7 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         task_signal: find("task_struct", "signal")?,
         signal_live: find("signal_struct", "live")?,
         valid: 1,
-        reserved: 0,
+        lsm_connect: 0,
     })
 }
 

@@ -1,7 +1,6 @@
-//! What the kernel must offer before anything is loaded, checked up front so the daemon can say
-//! exactly what is missing and how to fix it.
+//! The active LSM list (mounting securityfs if needed): BPF LSM programs only run if `bpf` is in it.
 
-use std::{ffi::CString, fs, io, path::Path};
+use std::{ffi::CString, fs, io};
 
 const LSM_LIST: &str = "/sys/kernel/security/lsm";
 const SECURITYFS: &str = "/sys/kernel/security";
@@ -9,17 +8,9 @@ const SECURITYFS: &str = "/sys/kernel/security";
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
     #[error(
-        "BPF LSM is not active (active LSMs: {active}); add `lsm={active},bpf` to the kernel command line (e.g. GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub and reboot)"
-    )]
-    BpfLsmInactive { active: String },
-    #[error(
         "cannot read the active LSM list {LSM_LIST}: {source} (is securityfs mounted? try `mount -t securityfs securityfs {SECURITYFS}`)"
     )]
     LsmList { source: io::Error },
-    #[error(
-        "kernel BTF {path} is missing: Corral needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
-    )]
-    NoBtf { path: String },
 }
 
 /// The active LSMs, mounting securityfs first if it is not mounted.
@@ -54,20 +45,4 @@ fn mount_securityfs() {
             std::ptr::null(),
         );
     }
-}
-
-/// Checks BTF and the BPF LSM before load.
-pub fn check(btf_path: &Path) -> Result<(), PreflightError> {
-    if !btf_path.exists() {
-        return Err(PreflightError::NoBtf {
-            path: btf_path.display().to_string(),
-        });
-    }
-    let lsms = active_lsms()?;
-    if !lsms.iter().any(|l| l == "bpf") {
-        return Err(PreflightError::BpfLsmInactive {
-            active: lsms.join(","),
-        });
-    }
-    Ok(())
 }

@@ -1,0 +1,106 @@
+//! cgroup `sock_addr` programs on the cgroup v2 root: the connect backend where BPF LSM is not
+//! available, and, everywhere, the only hook that sees destinations given to `sendto`/`sendmsg`
+//! on unconnected UDP sockets and TCP Fast Open connects (which skip LSM `socket_connect`).
+//!
+//! Each returns 1 to let the operation through and 0 to refuse it (the caller gets `EPERM`).
+
+use agent_common::{Backend, Op, Proto, Reason};
+use aya_ebpf::{bindings::bpf_sock_addr, macros::cgroup_sock_addr, programs::SockAddrContext};
+
+use crate::{
+    connect::{judge_v4, judge_v6},
+    context::caller,
+    maps::offsets,
+    report::{DENY, Target, finish_counting},
+};
+
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+
+/// `connect4`: IPv4 TCP and UDP connects, TCP Fast Open included. Allows untagged processes;
+/// for a tagged process allows only destinations in the task's CIDR + port rules. Fails closed
+/// for tagged processes.
+#[cgroup_sock_addr(connect4)]
+pub fn corral_connect4(ctx: SockAddrContext) -> i32 {
+    judge(&ctx, Op::Connect, false)
+}
+
+/// `connect6`: as `connect4` for IPv6 (IPv4-mapped destinations judged as IPv4).
+#[cgroup_sock_addr(connect6)]
+pub fn corral_connect6(ctx: SockAddrContext) -> i32 {
+    judge(&ctx, Op::Connect, true)
+}
+
+/// `sendmsg4`: a UDP datagram sent with an explicit IPv4 destination. Same rules as connect.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn corral_sendmsg4(ctx: SockAddrContext) -> i32 {
+    judge(&ctx, Op::Sendmsg, false)
+}
+
+/// `sendmsg6`: as `sendmsg4` for IPv6.
+#[cgroup_sock_addr(sendmsg6)]
+pub fn corral_sendmsg6(ctx: SockAddrContext) -> i32 {
+    judge(&ctx, Op::Sendmsg, true)
+}
+
+/// Trivial program `corral doctor` attaches to learn whether cgroup `sock_addr` programs work.
+#[cgroup_sock_addr(connect4)]
+pub fn corral_probe_sock_addr(_ctx: SockAddrContext) -> i32 {
+    1
+}
+
+#[inline(always)]
+fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
+    let Some(who) = caller() else {
+        return 1;
+    };
+    let sa: *const bpf_sock_addr = ctx.sock_addr;
+    let mut target = Target::empty();
+    target.backend = Backend::CgroupSockAddr as u32;
+    target.task_helpers = false;
+    // SAFETY: the context is the kernel's `bpf_sock_addr`; the verifier checks each field read.
+    let (ty, port_be, ip4, ip6) = unsafe {
+        (
+            (*sa).type_,
+            (*sa).user_port,
+            (*sa).user_ip4,
+            [
+                (*sa).user_ip6[0],
+                (*sa).user_ip6[1],
+                (*sa).user_ip6[2],
+                (*sa).user_ip6[3],
+            ],
+        )
+    };
+    target.proto = match ty {
+        SOCK_STREAM => Proto::Tcp as u32,
+        SOCK_DGRAM => Proto::Udp as u32,
+        _ => Proto::Other as u32,
+    };
+    // `user_port` holds the port in network byte order in its low 16 bits.
+    let port = u16::from_be(port_be as u16);
+    target.port = u32::from(port);
+    let miss: Option<Reason> = if v6 {
+        let mut ip = [0u8; 16];
+        let mut i = 0;
+        while i < 4 {
+            let w = ip6[i].to_ne_bytes();
+            ip[i * 4] = w[0];
+            ip[i * 4 + 1] = w[1];
+            ip[i * 4 + 2] = w[2];
+            ip[i * 4 + 3] = w[3];
+            i += 1;
+        }
+        judge_v6(&who, ip, port, &mut target)
+    } else {
+        judge_v4(&who, ip4.to_ne_bytes(), port, &mut target)
+    };
+    // With the LSM connect hook attached this is a second look at the same connect: only what
+    // the LSM could not see (TCP Fast Open) can still miss here, and allowed ones were counted.
+    let count_allowed = op == Op::Sendmsg || offsets().lsm_connect == 0;
+    if finish_counting(op, &who, miss, &target, count_allowed) == DENY {
+        0
+    } else {
+        1
+    }
+}

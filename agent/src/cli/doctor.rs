@@ -1,0 +1,163 @@
+//! `corral doctor`: what this host can enforce, per operation, and the fix for what it cannot.
+
+use std::fmt::Write as _;
+
+use agent_common::Backend;
+use serde_json::json;
+
+use crate::loader::{Backends, Probe};
+
+/// How complete enforcement is here, as `corral doctor`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every operation is refused in the kernel before it happens, for every confined process.
+    Full = 0,
+    /// Every operation is enforced, some by a fallback with stated limits (Landlock).
+    Fallback = 1,
+    /// Some operation cannot be enforced on this host.
+    Incomplete = 2,
+}
+
+#[must_use]
+pub fn verdict(backends: &Backends) -> Verdict {
+    if !backends.unenforced().is_empty() {
+        Verdict::Incomplete
+    } else if backends.needs_landlock() {
+        Verdict::Fallback
+    } else {
+        Verdict::Full
+    }
+}
+
+/// Limits of each backend, stated plainly.
+#[must_use]
+pub const fn limits(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Lsm => "refused in the kernel before it happens; every confined process",
+        Backend::CgroupSockAddr => {
+            "IPv4/IPv6 only; refused before the connect/send; every confined process"
+        }
+        Backend::Landlock => {
+            "only processes started with `corral run`; rules fixed at launch (files created later under a directory with a denied entry are not covered)"
+        }
+    }
+}
+
+#[must_use]
+pub fn to_json(probe: &Probe) -> serde_json::Value {
+    let backends = probe.backends();
+    json!({
+        "verdict": match verdict(&backends) {
+            Verdict::Full => "full",
+            Verdict::Fallback => "fallback",
+            Verdict::Incomplete => "incomplete",
+        },
+        "backends": backends.to_json(),
+        "kernel": probe.kernel,
+        "active_lsms": probe.active_lsms,
+        "btf": probe.btf,
+        "cgroup2": probe.cgroup2,
+        "landlock_abi": probe.landlock_abi,
+        "bpffs": probe.bpffs,
+        "findings": probe.findings,
+    })
+}
+
+/// The table for people.
+#[must_use]
+pub fn render(probe: &Probe) -> String {
+    let backends = probe.backends();
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<13} {:<18} LIMITS", "OPERATION", "BACKEND");
+    for (op, backend) in backends.by_op() {
+        let _ = match backend {
+            Some(b) => writeln!(out, "{op:<13} {:<18} {}", b.as_str(), limits(b)),
+            None => writeln!(out, "{op:<13} {:<18} not enforced on this host", "NONE"),
+        };
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "kernel        {}", probe.kernel);
+    let _ = writeln!(out, "active LSMs   {}", probe.active_lsms.join(","));
+    let _ = writeln!(out, "BTF           {}", yes_no(probe.btf));
+    let _ = writeln!(
+        out,
+        "cgroup v2     {}",
+        probe
+            .cgroup2
+            .as_ref()
+            .map_or_else(|| "not mounted".to_owned(), |p| p.display().to_string())
+    );
+    let _ = writeln!(
+        out,
+        "Landlock ABI  {}",
+        probe
+            .landlock_abi
+            .map_or_else(|| "unavailable".to_owned(), |a| a.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "bpffs         {}",
+        if probe.bpffs {
+            "mounted"
+        } else {
+            "not mounted"
+        }
+    );
+    let _ = writeln!(out);
+    for f in &probe.findings {
+        let mark = if f.available { "ok " } else { "MISSING" };
+        let _ = writeln!(out, "{mark:<7} {:<17} {}", f.mechanism, f.detail);
+        if let Some(fix) = &f.fix {
+            let _ = writeln!(out, "        fix: {fix}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        match verdict(&backends) {
+            Verdict::Full => "full enforcement available",
+            Verdict::Fallback => "enforcement available with fallbacks (see limits above)",
+            Verdict::Incomplete => "INCOMPLETE: some operations cannot be enforced on this host",
+        }
+    );
+    out
+}
+
+const fn yes_no(b: bool) -> &'static str {
+    if b { "present" } else { "missing" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::Capabilities;
+
+    #[test]
+    fn verdicts() {
+        let all = Capabilities {
+            lsm: true,
+            tp_btf: true,
+            sock_addr: true,
+            landlock: true,
+        };
+        assert_eq!(verdict(&Backends::choose(all)), Verdict::Full);
+        // Without BPF LSM, unix-socket connects have no backend: never "full" or "fallback".
+        assert_eq!(
+            verdict(&Backends::choose(Capabilities { lsm: false, ..all })),
+            Verdict::Incomplete
+        );
+        let landlock_only_files = Backends {
+            connect_unix: Some(Backend::Lsm),
+            ..Backends::choose(Capabilities { lsm: false, ..all })
+        };
+        assert_eq!(verdict(&landlock_only_files), Verdict::Fallback);
+        assert_eq!(
+            verdict(&Backends::choose(Capabilities {
+                lsm: false,
+                landlock: false,
+                ..all
+            })),
+            Verdict::Incomplete
+        );
+    }
+}
