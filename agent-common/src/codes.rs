@@ -57,6 +57,20 @@ code_enum! {
         /// `sendto`/`sendmsg` with a destination on an unconnected UDP socket (cgroup
         /// `sendmsg4/6`).
         Sendmsg = 4 => "sendmsg",
+        /// The `bpf()` syscall (LSM `bpf`): a confined process may not touch BPF objects.
+        Bpf = 5 => "bpf",
+        /// Creating a raw or packet socket (LSM `socket_create`).
+        Socket = 6 => "socket",
+        /// Tracing or reading/writing another process's memory (LSM `ptrace_access_check`).
+        Ptrace = 7 => "ptrace",
+        /// Signalling a process outside the task (LSM `task_kill`).
+        Signal = 8 => "signal",
+        /// Loading kernel code or data: modules, kexec images, firmware, policies (LSM
+        /// `kernel_read_file`, `kernel_load_data`).
+        KernelLoad = 9 => "kernel_load",
+        /// Mounting, unmounting, moving mounts, `pivot_root` (LSM `sb_mount`, `sb_umount`,
+        /// `move_mount`, `sb_pivotroot`).
+        Mount = 10 => "mount",
     }
 }
 
@@ -123,6 +137,8 @@ code_enum! {
         BadAddress = 7 => "bad_address",
         /// The daemon has not filled in the kernel offsets: fail closed.
         NotReady = 8 => "not_ready",
+        /// Confined processes may never do this (tampering with the kernel or other processes).
+        Forbidden = 9 => "forbidden",
     }
 }
 

@@ -27,11 +27,12 @@ pub struct Event {
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
-    /// Open: `Access` bits asked for.
+    /// Open: `Access` bits asked for. bpf: the command. socket: the type. ptrace: the mode.
+    /// signal: the signal. `kernel_load`: the kernel's read-file or load-data id.
     pub access: u32,
-    /// Connect: the address family (`AF_INET`, `AF_INET6`, `AF_UNIX`, ...).
+    /// Connect, socket: the address family (`AF_INET`, `AF_INET6`, `AF_UNIX`, ...).
     pub family: u32,
-    /// Connect: a `Proto` code.
+    /// Connect: a `Proto` code. socket: the protocol number.
     pub proto: u32,
     /// Connect: destination port, host byte order.
     pub port: u32,
@@ -43,8 +44,8 @@ pub struct Event {
     pub reason: u32,
     /// A `Backend` code: the mechanism that judged it.
     pub backend: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// ptrace, signal: the target process (tgid).
+    pub target_pid: u32,
     /// `current->comm`, NUL padded.
     pub comm: [u8; COMM_LEN],
     /// Connect: destination address, network byte order (IPv4 in the first 4 bytes; an

@@ -48,6 +48,16 @@ pub mod names {
     pub const PROG_CONNECT: &str = "corral_socket_connect";
     pub const PROG_FORK: &str = "corral_sched_fork";
     pub const PROG_EXIT: &str = "corral_sched_exit";
+    pub const PROG_BPF: &str = "corral_bpf";
+    pub const PROG_SOCKET_CREATE: &str = "corral_socket_create";
+    pub const PROG_PTRACE: &str = "corral_ptrace";
+    pub const PROG_TASK_KILL: &str = "corral_task_kill";
+    pub const PROG_KERNEL_READ_FILE: &str = "corral_kernel_read_file";
+    pub const PROG_KERNEL_LOAD_DATA: &str = "corral_kernel_load_data";
+    pub const PROG_SB_MOUNT: &str = "corral_sb_mount";
+    pub const PROG_SB_UMOUNT: &str = "corral_sb_umount";
+    pub const PROG_MOVE_MOUNT: &str = "corral_move_mount";
+    pub const PROG_SB_PIVOTROOT: &str = "corral_sb_pivotroot";
     pub const PROG_CONNECT4: &str = "corral_connect4";
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";

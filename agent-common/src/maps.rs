@@ -181,17 +181,17 @@ pub struct KernelOffsets {
     pub lsm_connect: u32,
 }
 
-/// Counter slots: `Op` (1..=4) × `Decision` (1..=3), plus the slots below.
-pub const COUNTER_SLOTS: u32 = 24;
+/// Counter slots: `Op` (1..=15) × `Decision` (1..=3), plus the slots below.
+pub const COUNTER_SLOTS: u32 = 66;
 /// Events lost because the ring buffer was full.
-pub const COUNTER_EVENTS_DROPPED: u32 = 20;
+pub const COUNTER_EVENTS_DROPPED: u32 = 64;
 /// Children that could not be tagged at fork because `TAGS` was full (see the fork hook).
-pub const COUNTER_TAG_INSERT_FAILED: u32 = 21;
+pub const COUNTER_TAG_INSERT_FAILED: u32 = 65;
 
-/// Slot of `COUNTERS` for an `Op` code (1..=4) and a `Decision` code (1..=3).
+/// Slot of `COUNTERS` for an `Op` code (1..=15) and a `Decision` code (1..=3).
 #[must_use]
 pub const fn counter_index(op: u32, decision: u32) -> u32 {
-    (op & 7) * 4 + (decision & 3)
+    (op & 15) * 4 + (decision & 3)
 }
 
 const _: () = assert!(core::mem::size_of::<TaskTag>() == 8);
@@ -204,7 +204,7 @@ const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
-const _: () = assert!(counter_index(4, 3) < COUNTER_EVENTS_DROPPED);
+const _: () = assert!(counter_index(15, 3) < COUNTER_EVENTS_DROPPED);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -15,6 +15,7 @@ mod maps;
 mod report;
 mod sock_addr;
 mod tagging;
+mod tamper;
 
 #[cfg(not(test))]
 #[panic_handler]

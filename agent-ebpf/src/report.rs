@@ -55,6 +55,8 @@ pub struct Target {
     pub path_error: i32,
     /// A `Backend` code.
     pub backend: u32,
+    /// ptrace, signal: the target process.
+    pub target_pid: u32,
     /// Whether the task helpers of tracing programs (`bpf_get_current_task`) may be called; the
     /// cgroup programs may not, and leave `ppid` to the daemon.
     pub task_helpers: bool,
@@ -72,6 +74,7 @@ impl Target {
             path_len: 0,
             path_error: 0,
             backend: Backend::Lsm as u32,
+            target_pid: 0,
             task_helpers: true,
         }
     }
@@ -150,7 +153,7 @@ fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Ta
         (*ev).path_error = target.path_error;
         (*ev).reason = reason as u32;
         (*ev).backend = target.backend;
-        (*ev).reserved = 0;
+        (*ev).target_pid = target.target_pid;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).addr = target.addr;
         let dst = (&raw mut (*ev).path).cast::<core::ffi::c_void>();

@@ -34,6 +34,16 @@ pub fn render(status: &serde_json::Value) -> String {
             }
         );
     }
+    out.push_str("BACKENDS\n");
+    if let Some(b) = status["backends"].as_object() {
+        for (op, backend) in b {
+            let _ = writeln!(
+                out,
+                "  {op:<13} {}",
+                backend.as_str().unwrap_or("NOT ENFORCED")
+            );
+        }
+    }
     out.push_str("TASKS\n");
     for t in status["tasks"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -46,7 +56,18 @@ pub fn render(status: &serde_json::Value) -> String {
     }
     out.push_str("COUNTERS\n");
     let c = &status["counters"];
-    for op in ["exec", "open", "connect"] {
+    for op in [
+        "exec",
+        "open",
+        "connect",
+        "sendmsg",
+        "bpf",
+        "socket",
+        "ptrace",
+        "signal",
+        "kernel_load",
+        "mount",
+    ] {
         let _ = writeln!(
             out,
             "  {op:<8} allowed={} denied={} audited={}",

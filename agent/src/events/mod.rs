@@ -60,6 +60,26 @@ pub enum Target {
     },
     /// connect with a family no rule can allow.
     OtherFamily { family: u32, proto: &'static str },
+    /// `bpf()`: the command.
+    Bpf { cmd: u32 },
+    /// A raw or packet socket.
+    Socket {
+        family: u32,
+        r#type: u32,
+        protocol: u32,
+    },
+    /// ptrace (mode bits) or a signal aimed at a process outside the task.
+    Process {
+        pid: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<u32>,
+    },
+    /// Kernel code or data load: the kernel's read-file/load-data id.
+    KernelLoad { id: u32 },
+    /// A mount change (no detail).
+    Mount {},
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -142,6 +162,24 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
                 error,
             })
         }
+        Op::Bpf => Ok(Target::Bpf { cmd: ev.access }),
+        Op::Socket => Ok(Target::Socket {
+            family: ev.family,
+            r#type: ev.access,
+            protocol: ev.proto,
+        }),
+        Op::Ptrace => Ok(Target::Process {
+            pid: ev.target_pid,
+            mode: Some(ev.access),
+            signal: None,
+        }),
+        Op::Signal => Ok(Target::Process {
+            pid: ev.target_pid,
+            mode: None,
+            signal: Some(ev.access),
+        }),
+        Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
+        Op::Mount => Ok(Target::Mount {}),
         Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {

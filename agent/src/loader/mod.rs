@@ -78,11 +78,31 @@ pub const TAGGING_HOOKS: [HookSpec; 2] = [
     ),
 ];
 
-/// The BPF LSM backend for exec, open and connect.
-pub const LSM_HOOKS: [HookSpec; 3] = [
+/// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
+/// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
+/// packet sockets, mounts).
+pub const LSM_HOOKS: [HookSpec; 13] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
+    hook(names::PROG_BPF, HookKind::Lsm, "bpf"),
+    hook(names::PROG_SOCKET_CREATE, HookKind::Lsm, "socket_create"),
+    hook(names::PROG_PTRACE, HookKind::Lsm, "ptrace_access_check"),
+    hook(names::PROG_TASK_KILL, HookKind::Lsm, "task_kill"),
+    hook(
+        names::PROG_KERNEL_READ_FILE,
+        HookKind::Lsm,
+        "kernel_read_file",
+    ),
+    hook(
+        names::PROG_KERNEL_LOAD_DATA,
+        HookKind::Lsm,
+        "kernel_load_data",
+    ),
+    hook(names::PROG_SB_MOUNT, HookKind::Lsm, "sb_mount"),
+    hook(names::PROG_SB_UMOUNT, HookKind::Lsm, "sb_umount"),
+    hook(names::PROG_MOVE_MOUNT, HookKind::Lsm, "move_mount"),
+    hook(names::PROG_SB_PIVOTROOT, HookKind::Lsm, "sb_pivotroot"),
 ];
 
 /// The cgroup `sock_addr` programs: the connect backend without BPF LSM, and everywhere the

@@ -32,12 +32,11 @@ pub enum RulesError {
     Tag { tgid: u32, source: MapError },
 }
 
-/// Decision and drop counters summed over CPUs.
+/// Decision and drop counters summed over CPUs, per operation name.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counters {
-    pub exec: OpCounters,
-    pub open: OpCounters,
-    pub connect: OpCounters,
+    #[serde(flatten)]
+    pub ops: std::collections::BTreeMap<&'static str, OpCounters>,
     pub events_dropped: u64,
     pub tag_insert_failed: u64,
 }
@@ -195,10 +194,14 @@ impl RuleMaps {
                 audited: read(counter_index(op as u32, Decision::Audited as u32))?,
             })
         };
+        let mut ops = std::collections::BTreeMap::new();
+        for code in 1..16 {
+            if let Ok(o) = Op::try_from(code) {
+                ops.insert(o.as_str(), op(o)?);
+            }
+        }
         Ok(Counters {
-            exec: op(Op::Exec)?,
-            open: op(Op::Open)?,
-            connect: op(Op::Connect)?,
+            ops,
             events_dropped: read(COUNTER_EVENTS_DROPPED)?,
             tag_insert_failed: read(COUNTER_TAG_INSERT_FAILED)?,
         })

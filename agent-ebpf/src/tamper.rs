@@ -1,0 +1,186 @@
+//! What a confined process may never do, whatever its policy says: tamper with BPF (and so with
+//! its own confinement), load kernel code, trace or signal processes outside its task, open raw
+//! or packet sockets, or change mounts. Each hook allows untagged processes and, for tagged
+//! ones, refuses (enforce) or reports (audit). All fail closed for tagged processes.
+
+use agent_common::{Op, Reason};
+use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::lsm, programs::LsmContext};
+
+use crate::{
+    context::{Caller, caller},
+    maps::{TAGS, offsets},
+    report::{Target, finish, lsm_verdict},
+};
+
+const AF_PACKET: i32 = 17;
+const SOCK_RAW: i32 = 3;
+/// Low bits of the socket type (the rest are `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags).
+const SOCK_TYPE_MASK: i32 = 0xf;
+
+#[inline(always)]
+fn forbid(op: Op, who: &Caller, target: &Target) -> i32 {
+    lsm_verdict(finish(op, who, Some(Reason::Forbidden), target))
+}
+
+/// `bpf(int cmd, union bpf_attr *attr, unsigned int size, ...)`: every `bpf()` call. A confined
+/// process could otherwise open Corral's own maps by id and delete its tag. Refused for tagged
+/// processes.
+#[lsm(hook = "bpf")]
+pub fn corral_bpf(ctx: LsmContext) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    let mut target = Target::empty();
+    // Arg 0 of this hook is `int cmd`.
+    target.access = ctx.arg::<i32>(0) as u32;
+    forbid(Op::Bpf, &who, &target)
+}
+
+/// `socket_create(int family, int type, int protocol, int kern)`: raw (`SOCK_RAW`) and packet
+/// (`AF_PACKET`) sockets, which bypass connect rules and can sniff or forge traffic, are refused
+/// to tagged processes. Kernel-internal sockets are never judged.
+#[lsm(hook = "socket_create")]
+pub fn corral_socket_create(ctx: LsmContext) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    // The hook's four int arguments.
+    let (family, ty, protocol, kern): (i32, i32, i32, i32) =
+        (ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
+    if kern != 0 || (family != AF_PACKET && ty & SOCK_TYPE_MASK != SOCK_RAW) {
+        return 0;
+    }
+    let mut target = Target::empty();
+    target.family = family as u32;
+    target.access = (ty & SOCK_TYPE_MASK) as u32;
+    target.proto = protocol as u32;
+    forbid(Op::Socket, &who, &target)
+}
+
+/// tgid of a `struct task_struct *`, 0 if unreadable.
+#[inline(always)]
+fn task_tgid(task: *const u8) -> u32 {
+    let off = offsets().task_tgid as usize;
+    // SAFETY: fault-tolerant probe read at the BTF offset of `tgid`.
+    unsafe { bpf_probe_read_kernel(task.add(off).cast::<u32>()) }.unwrap_or(0)
+}
+
+/// Whether `tgid` is confined by the same task as the caller.
+#[inline(always)]
+fn same_task(who: &Caller, tgid: u32) -> bool {
+    // SAFETY: the value is copied out at once.
+    match unsafe { TAGS.get(&tgid) } {
+        Some(tag) => tag.task_id == who.task_id,
+        None => false,
+    }
+}
+
+/// `ptrace_access_check(struct task_struct *child, unsigned int mode)`: ptrace attach, and
+/// everything that checks ptrace access (`process_vm_readv/writev`, `/proc/<pid>/mem`,
+/// `pidfd_getfd`, ...). A tagged process may reach only processes of its own task.
+#[lsm(hook = "ptrace_access_check")]
+pub fn corral_ptrace(ctx: LsmContext) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    // Arg 0 is `struct task_struct *`, arg 1 `unsigned int mode`.
+    let (child, mode): (*const u8, u32) = (ctx.arg(0), ctx.arg(1));
+    let tgid = task_tgid(child);
+    if tgid != 0 && same_task(&who, tgid) {
+        return 0;
+    }
+    let mut target = Target::empty();
+    target.target_pid = tgid;
+    target.access = mode;
+    forbid(Op::Ptrace, &who, &target)
+}
+
+/// `task_kill(struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *)`:
+/// signals sent by a tagged process (kill, tgkill, sigqueue, pidfd_send_signal) reach only
+/// processes of its own task: the daemon, other agents and host services are out of reach.
+/// Signal 0 (an existence check) is let through.
+#[lsm(hook = "task_kill")]
+pub fn corral_task_kill(ctx: LsmContext) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    // Arg 0 is `struct task_struct *`, arg 2 `int sig`.
+    let (task, sig): (*const u8, i32) = (ctx.arg(0), ctx.arg(2));
+    if sig == 0 {
+        return 0;
+    }
+    let tgid = task_tgid(task);
+    if tgid != 0 && same_task(&who, tgid) {
+        return 0;
+    }
+    let mut target = Target::empty();
+    target.target_pid = tgid;
+    target.access = sig as u32;
+    forbid(Op::Signal, &who, &target)
+}
+
+/// `kernel_read_file(struct file *, enum kernel_read_file_id id, bool contents)`: the kernel
+/// reading a file on a tagged process's behalf to load it (`finit_module`, `kexec_file_load`,
+/// firmware, IMA policy). Refused for tagged processes.
+#[lsm(hook = "kernel_read_file")]
+pub fn corral_kernel_read_file(ctx: LsmContext) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    let mut target = Target::empty();
+    // Arg 1 is the `enum kernel_read_file_id`.
+    target.access = ctx.arg::<u32>(1);
+    forbid(Op::KernelLoad, &who, &target)
+}
+
+/// `kernel_load_data(enum kernel_load_data_id id, bool contents)`: `init_module`, `kexec_load`
+/// and other loads of kernel data from memory. Refused for tagged processes.
+#[lsm(hook = "kernel_load_data")]
+pub fn corral_kernel_load_data(ctx: LsmContext) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    let mut target = Target::empty();
+    // Arg 0 is the `enum kernel_load_data_id`.
+    target.access = ctx.arg::<u32>(0);
+    forbid(Op::KernelLoad, &who, &target)
+}
+
+/// `sb_mount(...)`: `mount(2)`, including bind mounts that would put a denied directory under an
+/// allowed path. Refused for tagged processes.
+#[lsm(hook = "sb_mount")]
+pub fn corral_sb_mount(_ctx: LsmContext) -> i32 {
+    match caller() {
+        Some(who) => forbid(Op::Mount, &who, &Target::empty()),
+        None => 0,
+    }
+}
+
+/// `sb_umount(struct vfsmount *, int flags)`: unmounting (bpffs, the policy directory, ...).
+/// Refused for tagged processes.
+#[lsm(hook = "sb_umount")]
+pub fn corral_sb_umount(_ctx: LsmContext) -> i32 {
+    match caller() {
+        Some(who) => forbid(Op::Mount, &who, &Target::empty()),
+        None => 0,
+    }
+}
+
+/// `move_mount(from_path, to_path)`: the new mount API's way to attach a mount. Refused for
+/// tagged processes.
+#[lsm(hook = "move_mount")]
+pub fn corral_move_mount(_ctx: LsmContext) -> i32 {
+    match caller() {
+        Some(who) => forbid(Op::Mount, &who, &Target::empty()),
+        None => 0,
+    }
+}
+
+/// `sb_pivotroot(old_path, new_path)`: changing the root mount. Refused for tagged processes.
+#[lsm(hook = "sb_pivotroot")]
+pub fn corral_sb_pivotroot(_ctx: LsmContext) -> i32 {
+    match caller() {
+        Some(who) => forbid(Op::Mount, &who, &Target::empty()),
+        None => 0,
+    }
+}
