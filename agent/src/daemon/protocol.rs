@@ -41,6 +41,10 @@ pub enum Response {
         task: String,
         task_id: u32,
         pid: u32,
+        /// Rules `corral run` must apply to itself with Landlock before it execs the command,
+        /// when Landlock (not BPF LSM) enforces exec and open on this host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        landlock: Option<crate::landlock::LandlockSpec>,
     },
     Status {
         status: serde_json::Value,

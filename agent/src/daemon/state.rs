@@ -125,6 +125,7 @@ impl State {
                     task: task.to_owned(),
                     task_id,
                     pid,
+                    landlock: None,
                 }
             }
             Err(e) => Response::Refused {
