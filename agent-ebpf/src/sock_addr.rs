@@ -4,7 +4,7 @@
 //!
 //! Each returns 1 to let the operation through and 0 to refuse it (the caller gets `EPERM`).
 
-use agent_common::{Backend, Op, Proto, Reason};
+use agent_common::{Backend, Mode, Op, Proto, Reason};
 use aya_ebpf::{bindings::bpf_sock_addr, macros::cgroup_sock_addr, programs::SockAddrContext};
 
 use crate::{
@@ -54,6 +54,13 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     let Some(who) = caller() else {
         return 1;
     };
+    // With the LSM connect hook attached, a connect reaching this program was already judged
+    // (and, in audit mode, reported) by it; only TCP Fast Open skips the LSM, and in enforce
+    // mode it is refused here. A second audited event would be a duplicate.
+    let lsm_saw_it = op == Op::Connect && offsets().lsm_connect != 0;
+    if lsm_saw_it && who.mode == Mode::Audit as u32 {
+        return 1;
+    }
     let sa: *const bpf_sock_addr = ctx.sock_addr;
     let mut target = Target::empty();
     target.backend = Backend::CgroupSockAddr as u32;
@@ -97,7 +104,7 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     };
     // With the LSM connect hook attached this is a second look at the same connect: only what
     // the LSM could not see (TCP Fast Open) can still miss here, and allowed ones were counted.
-    let count_allowed = op == Op::Sendmsg || offsets().lsm_connect == 0;
+    let count_allowed = !lsm_saw_it;
     if finish_counting(op, &who, miss, &target, count_allowed) == DENY {
         0
     } else {

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
                 socket,
                 events,
                 btf,
-                landlock_abi: None,
+                landlock_abi: agent::landlock::abi_version(),
             };
             match daemon::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Doctor { json, btf } => {
-            let probe = agent::loader::probe(&btf, None);
+            let probe = agent::loader::probe(&btf, agent::landlock::abi_version());
             if json {
                 println!("{}", doctor::to_json(&probe));
             } else {

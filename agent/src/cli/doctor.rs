@@ -38,7 +38,7 @@ pub const fn limits(backend: Backend) -> &'static str {
             "IPv4/IPv6 only; refused before the connect/send; every confined process"
         }
         Backend::Landlock => {
-            "only processes started with `corral run`; rules fixed at launch (files created later under a directory with a denied entry are not covered)"
+            "only processes started with `corral run`; rules fixed at launch (paths created later are refused); exec reported as EACCES, no event; the ELF interpreter is executable, so `ld.so PROGRAM` runs any readable program"
         }
     }
 }

@@ -74,6 +74,10 @@ impl DaemonError {
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let policies = policy::load_policy_dir(&config.policies)?;
     let mut compiled: Vec<(String, u32, CompiledTask)> = Vec::with_capacity(policies.len());
+    let landlock: HashMap<String, crate::landlock::LandlockSpec> = policies
+        .iter()
+        .map(|p| (p.name.to_string(), crate::landlock::spec_for(p)))
+        .collect();
     for (index, p) in policies.iter().enumerate() {
         let task_id = u32::try_from(index + 1).unwrap_or(u32::MAX);
         compiled.push((p.name.to_string(), task_id, compile::compile(task_id, p)?));
@@ -96,7 +100,9 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
             .map_err(LoaderError::from)?;
     }
     report_backends(&probe, backends, &compiled);
-    let state = Arc::new(Mutex::new(State::new(maps, &compiled, backends, attached)));
+    let state = Arc::new(Mutex::new(State::new(
+        maps, &compiled, backends, attached, landlock,
+    )));
     tracing::info!(
         tasks = compiled.len(),
         policies = %config.policies.display(),

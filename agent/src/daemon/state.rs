@@ -9,12 +9,15 @@ use agent_common::Mode;
 use crate::{
     compile::CompiledTask,
     daemon::protocol::{Refusal, Response},
+    landlock::LandlockSpec,
     loader::{Backends, HookSpec, RuleMaps},
 };
 
 struct TaskInfo {
     id: u32,
     mode: Mode,
+    /// What `corral run` applies where exec/open are enforced by Landlock.
+    landlock: LandlockSpec,
 }
 
 pub struct State {
@@ -32,6 +35,7 @@ impl State {
         tasks: &[(String, u32, CompiledTask)],
         backends: Backends,
         attached: Vec<HookSpec>,
+        mut landlock: HashMap<String, LandlockSpec>,
     ) -> Self {
         let by_name = tasks
             .iter()
@@ -41,6 +45,13 @@ impl State {
                     TaskInfo {
                         id: *id,
                         mode: t.mode,
+                        landlock: landlock.remove(name).unwrap_or_else(|| LandlockSpec {
+                            task: name.clone(),
+                            exec: Vec::new(),
+                            read: Vec::new(),
+                            write: Vec::new(),
+                            deny: Vec::new(),
+                        }),
                     },
                 )
             })
@@ -86,6 +97,10 @@ impl State {
             };
         };
         let task_id = info.id;
+        let landlock = self
+            .backends
+            .needs_landlock()
+            .then(|| info.landlock.clone());
         let unenforced = self.backends.unenforced();
         if !unenforced.is_empty() && info.mode == Mode::Enforce && !accept_unenforced {
             let ops = &unenforced;
@@ -125,7 +140,7 @@ impl State {
                     task: task.to_owned(),
                     task_id,
                     pid,
-                    landlock: None,
+                    landlock,
                 }
             }
             Err(e) => Response::Refused {
