@@ -1,5 +1,5 @@
 //! The release binaries the kernel tests run: `corral`, the `corral-probe` helper and the
-//! `host` and `vm` test executables of `corral-tests`.
+//! `host`, `landlock` and `vm` test executables of `corral-tests`.
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -10,7 +10,8 @@ use crate::{cargo, paths};
 pub struct Binaries {
     pub corral: PathBuf,
     pub probe: PathBuf,
-    pub host_tests: PathBuf,
+    /// Test executables run natively on this host, by target name (`host`, `landlock`).
+    pub native_tests: Vec<(&'static str, PathBuf)>,
     pub vm_tests: PathBuf,
 }
 
@@ -28,7 +29,10 @@ pub fn build() -> Result<Binaries> {
     Ok(Binaries {
         corral,
         probe: cargo::executable(&bins, "corral-probe", "bin")?.to_path_buf(),
-        host_tests: cargo::executable(&tests, "host", "test")?.to_path_buf(),
+        native_tests: ["host", "landlock"]
+            .into_iter()
+            .map(|name| Ok((name, cargo::executable(&tests, name, "test")?.to_path_buf())))
+            .collect::<Result<_>>()?,
         vm_tests: cargo::executable(&tests, "vm", "test")?.to_path_buf(),
     })
 }

@@ -140,9 +140,10 @@ fn unit_tests(out: &Path) -> Result<Suite> {
     ))
 }
 
-/// The `host` test executable on this machine, as root.
+/// The native test executables (`host`, `landlock`) on this machine, as root.
 fn native_suite(binaries: &Binaries, test_args: &[String], out: &Path) -> Result<Suite> {
-    let log = out.join("native.log");
+    // One log per executable (native-host.log, native-landlock.log); failures point at them all.
+    let log = out.join("native-*.log");
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         let why = "the native suite loads eBPF programs and must run as root".to_owned();
@@ -154,34 +155,36 @@ fn native_suite(binaries: &Binaries, test_args: &[String], out: &Path) -> Result
             &log,
         ));
     }
-    let mut cmd = Command::new(&binaries.host_tests);
-    cmd.arg("--test-threads=1")
-        .args(test_args)
-        .env("CORRAL_BIN", &binaries.corral)
-        .env("CORRAL_PROBE", &binaries.probe)
-        .env("CORRAL_POLICIES", paths::policies())
-        .env("RUST_BACKTRACE", "1")
-        .current_dir(paths::repo());
     let timeout = host_timeout()?;
-    let outcome = supervise::run(&mut cmd, "[native] ", &log, timeout)?;
-    let counts = libtest::summarize(&outcome.output);
+    let mut counts = libtest::Counts::default();
     let mut problems = Vec::new();
-    match outcome.status {
-        None => problems.push(format!(
-            "timed out after {} s (CORRAL_HOST_TIMEOUT) and was killed",
-            timeout.as_secs()
-        )),
-        Some(status) if !status.success() => problems.push(format!("host tests exited {status}")),
-        Some(_) => {}
+    let mut elapsed = Duration::ZERO;
+    for (name, exe) in &binaries.native_tests {
+        let mut cmd = Command::new(exe);
+        cmd.arg("--test-threads=1")
+            .args(test_args)
+            .env("CORRAL_BIN", &binaries.corral)
+            .env("CORRAL_PROBE", &binaries.probe)
+            .env("CORRAL_POLICIES", paths::policies())
+            .env("RUST_BACKTRACE", "1")
+            .current_dir(paths::repo());
+        let exe_log = out.join(format!("native-{name}.log"));
+        let outcome = supervise::run(&mut cmd, &format!("[native {name}] "), &exe_log, timeout)?;
+        counts += libtest::summarize(&outcome.output);
+        elapsed += outcome.elapsed;
+        match outcome.status {
+            None => problems.push(format!(
+                "{name} timed out after {} s (CORRAL_HOST_TIMEOUT) and was killed",
+                timeout.as_secs()
+            )),
+            Some(status) if !status.success() => {
+                problems.push(format!("{name} tests exited {status}"));
+            }
+            Some(_) => {}
+        }
     }
     problems.extend(suite::count_problems(counts));
-    Ok(Suite::judge(
-        "native",
-        counts,
-        outcome.elapsed,
-        &problems,
-        &log,
-    ))
+    Ok(Suite::judge("native", counts, elapsed, &problems, &log))
 }
 
 /// One VM per kernel image, all booting the same initramfs.
