@@ -71,6 +71,9 @@ code_enum! {
         /// Mounting, unmounting, moving mounts, `pivot_root` (LSM `sb_mount`, `sb_umount`,
         /// `move_mount`, `sb_pivotroot`).
         Mount = 10 => "mount",
+        /// Creating a hard link (LSM `inode_link`): a link would give a file a second path,
+        /// judged by that path instead of the file's own.
+        Link = 11 => "link",
     }
 }
 

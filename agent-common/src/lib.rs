@@ -58,6 +58,7 @@ pub mod names {
     pub const PROG_SB_UMOUNT: &str = "corral_sb_umount";
     pub const PROG_MOVE_MOUNT: &str = "corral_move_mount";
     pub const PROG_SB_PIVOTROOT: &str = "corral_sb_pivotroot";
+    pub const PROG_INODE_LINK: &str = "corral_inode_link";
     pub const PROG_CONNECT4: &str = "corral_connect4";
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";

@@ -1,6 +1,6 @@
 //! What a confined process may never do, whatever its policy says: tamper with BPF (and so with
 //! its own confinement), load kernel code, trace or signal processes outside its task, open raw
-//! or packet sockets, or change mounts. Each hook allows untagged processes and, for tagged
+//! or packet sockets, change mounts, or create hard links. Each hook allows untagged processes and, for tagged
 //! ones, refuses (enforce) or reports (audit). All fail closed for tagged processes.
 
 use agent_common::{Op, Reason};
@@ -181,6 +181,17 @@ pub fn corral_move_mount(_ctx: LsmContext) -> i32 {
 pub fn corral_sb_pivotroot(_ctx: LsmContext) -> i32 {
     match caller() {
         Some(who) => forbid(Op::Mount, &who, &Target::empty()),
+        None => 0,
+    }
+}
+
+/// `inode_link(struct dentry *old, struct inode *dir, struct dentry *new)`: hard links. A link
+/// to a denied or unlisted file placed in an allowed directory would be judged by its new path;
+/// confined processes may not create them (`link`, `linkat`, also with `AT_EMPTY_PATH`).
+#[lsm(hook = "inode_link")]
+pub fn corral_inode_link(_ctx: LsmContext) -> i32 {
+    match caller() {
+        Some(who) => forbid(Op::Link, &who, &Target::empty()),
         None => 0,
     }
 }

@@ -67,6 +67,7 @@ pub fn render(status: &serde_json::Value) -> String {
         "signal",
         "kernel_load",
         "mount",
+        "link",
     ] {
         let _ = writeln!(
             out,

@@ -78,7 +78,7 @@ pub enum Target {
     },
     /// Kernel code or data load: the kernel's read-file/load-data id.
     KernelLoad { id: u32 },
-    /// A mount change (no detail).
+    /// A mount change or hard link (no detail).
     Mount {},
 }
 
@@ -179,7 +179,7 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
             signal: Some(ev.access),
         }),
         Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
-        Op::Mount => Ok(Target::Mount {}),
+        Op::Mount | Op::Link => Ok(Target::Mount {}),
         Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {

@@ -80,8 +80,8 @@ pub const TAGGING_HOOKS: [HookSpec; 2] = [
 
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
-/// packet sockets, mounts).
-pub const LSM_HOOKS: [HookSpec; 13] = [
+/// packet sockets, mounts, hard links).
+pub const LSM_HOOKS: [HookSpec; 14] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -103,6 +103,7 @@ pub const LSM_HOOKS: [HookSpec; 13] = [
     hook(names::PROG_SB_UMOUNT, HookKind::Lsm, "sb_umount"),
     hook(names::PROG_MOVE_MOUNT, HookKind::Lsm, "move_mount"),
     hook(names::PROG_SB_PIVOTROOT, HookKind::Lsm, "sb_pivotroot"),
+    hook(names::PROG_INODE_LINK, HookKind::Lsm, "inode_link"),
 ];
 
 /// The cgroup `sock_addr` programs: the connect backend without BPF LSM, and everywhere the
