@@ -21,6 +21,21 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long to keep watching for events that must NOT arrive (or for extra copies).
 pub const SETTLE: Duration = Duration::from_secs(1);
 
+/// `corral run`'s flag to run a task even where some of its operations are not enforced.
+pub const ACCEPT_UNENFORCED: &str = "--accept-unenforced";
+
+/// A daemon stopped by `Daemon::frozen`; continued when dropped.
+pub struct Frozen<'a> {
+    daemon: &'a Daemon,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        // No assertion here: this also runs while a failed test unwinds.
+        let _ = self.daemon.signal(libc::SIGCONT);
+    }
+}
+
 /// Why a daemon did not become ready.
 #[derive(Debug)]
 pub struct StartFailure {
@@ -208,15 +223,52 @@ impl Daemon {
     /// The `corral run` command for `task` and `argv`, for callers that adjust it.
     #[must_use]
     pub fn run_command(&self, task: &str, argv: &[&str]) -> Command {
+        self.run_command_with(task, &[], argv)
+    }
+
+    /// `corral run --task TASK --socket SOCK FLAGS... -- argv...`.
+    #[must_use]
+    pub fn run_command_with(&self, task: &str, flags: &[&str], argv: &[&str]) -> Command {
         let mut cmd = Command::new(env::corral_bin());
         cmd.arg("run")
             .arg("--task")
             .arg(task)
             .arg("--socket")
             .arg(&self.socket)
+            .args(flags)
             .arg("--")
             .args(argv);
         cmd
+    }
+
+    /// `corral run --accept-unenforced ...`, to completion: what a host that cannot enforce
+    /// every operation of the task needs.
+    #[must_use]
+    pub fn run_accepting_unenforced(&self, task: &str, argv: &[&str]) -> RunOutput {
+        process::run(self.run_command_with(task, &[ACCEPT_UNENFORCED], argv))
+    }
+
+    /// Stops the daemon (`SIGSTOP`) until the returned guard is dropped (`SIGCONT`): the kernel
+    /// keeps judging and queueing events, nothing reads them meanwhile.
+    #[must_use]
+    pub fn frozen(&self) -> Frozen<'_> {
+        if let Err(e) = self.signal(libc::SIGSTOP) {
+            panic!("expected to stop the daemon (pid {}): {e}", self.pid());
+        }
+        Frozen { daemon: self }
+    }
+
+    fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
+        let pid = libc::pid_t::try_from(self.pid()).unwrap_or(0);
+        if pid <= 0 {
+            return Err(std::io::Error::other("the daemon is not running"));
+        }
+        // SAFETY: signalling our own child by pid.
+        if unsafe { libc::kill(pid, sig) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 
     /// `corral run --task TASK --socket SOCK -- argv...`, to completion.

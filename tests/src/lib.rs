@@ -2,21 +2,24 @@
 //! test, policy builders and assertions that say what was expected and what happened.
 //!
 //! The `vm` tests run inside qemu VMs with BPF LSM (Debian 6.1 and 6.12 kernels); the `host`
-//! tests run natively on a kernel that refuses BPF LSM programs. Both get `CORRAL_BIN`,
+//! tests run natively on a kernel that refuses BPF LSM programs, where the daemon falls back to
+//! cgroup `sock_addr` programs (and Landlock). Both get `CORRAL_BIN`,
 //! `CORRAL_PROBE` and `CORRAL_POLICIES` from `cargo xtask test` and run with one test thread.
 
 pub mod daemon;
 pub mod deep;
+pub mod doctor;
 pub mod env;
 pub mod events;
 pub mod interp;
+pub mod network;
 pub mod policy;
 pub mod process;
 pub mod runtime;
 pub mod scratch;
 pub mod shipped;
 
-pub use daemon::{Daemon, EVENT_TIMEOUT, expect_corral_exit};
+pub use daemon::{ACCEPT_UNENFORCED, Daemon, EVENT_TIMEOUT, expect_corral_exit};
 pub use events::has;
 pub use policy::Policy;
 pub use process::{Background, RunOutput};

@@ -2,19 +2,25 @@
 //! tell an `EPERM` from Corral apart from any other failure.
 //!
 //! ```text
-//! corral-probe [-C DIR] open PATH r|w|rw          (w and rw create the file, mode 0644)
-//! corral-probe [-C DIR] reopen PATH               (O_PATH, then open /proc/self/fd/N to read)
-//! corral-probe [-C DIR] exec PATH [ARGS...]       (execv; prints only on failure)
-//! corral-probe [-C DIR] connect tcp|udp ADDR PORT (IPv4 or IPv6 literal)
-//! corral-probe [-C DIR] connect unix PATH|@NAME [stream|dgram|seqpacket]
-//! corral-probe [-C DIR] listen tcp ADDR PORT      (prints "listening PORT", accepts one, exits)
-//! corral-probe [-C DIR] listen unix PATH|@NAME    (prints "listening", accepts one, exits)
-//! corral-probe [-C DIR] spawn N -- CMD [ARGS...]  (fork chain N deep, the deepest execs CMD)
+//! corral-probe [OPTS] open PATH r|w|rw          (w and rw create the file, mode 0644)
+//! corral-probe [OPTS] reopen PATH               (O_PATH, then open /proc/self/fd/N to read)
+//! corral-probe [OPTS] exec PATH [ARGS...]       (execv; prints only on failure)
+//! corral-probe [OPTS] connect tcp|udp ADDR PORT (IPv4 or IPv6 literal)
+//! corral-probe [OPTS] connect unix PATH|@NAME [stream|dgram|seqpacket]
+//! corral-probe [OPTS] sendto udp ADDR PORT      (one datagram, unconnected UDP socket)
+//! corral-probe [OPTS] sendto tfo ADDR PORT      (TCP Fast Open: sendto MSG_FASTOPEN, no connect)
+//! corral-probe [OPTS] listen tcp ADDR PORT      (prints "listening PORT", accepts one, exits)
+//! corral-probe [OPTS] listen unix PATH|@NAME    (prints "listening", accepts one, exits)
+//! corral-probe [OPTS] spawn N -- CMD [ARGS...]  (fork chain N deep, the deepest execs CMD)
+//! OPTS: [-D MILLIS] [-C DIR], in this order
 //! ```
 //!
+//! `-D MILLIS` sleeps that long before anything else, so a test can act (on the daemon) while a
+//! confined probe waits. `-C DIR` changes directory one component at a time, so it can reach
+//! directories whose path is longer than `PATH_MAX`.
+//!
 //! Output: `ok` and exit 0 on success; `err <ERRNONAME> <n>` and exit 1 on failure (a line on
-//! stderr says which step failed). Usage errors exit 2. `-C DIR` changes directory one component
-//! at a time, so it can reach directories whose path is longer than `PATH_MAX`.
+//! stderr says which step failed). Usage errors exit 2.
 //!
 //! The binary defines the C `main` itself (`no_main`): the Rust runtime start-up reads
 //! `/proc/self/maps`, and a confined probe must attempt nothing but the operation it was asked for.
@@ -89,19 +95,13 @@ fn say(line: &str) {
 }
 
 fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
-    let mut args = args;
-    if args.first().map(OsString::as_os_str) == Some(OsStr::new("-C")) {
-        let dir = args
-            .get(1)
-            .ok_or_else(|| Usage("-C needs a directory".into()))?;
-        if let Err(f) = change_dir(dir.as_bytes()) {
-            return Ok(Err(f));
-        }
-        args = &args[2..];
-    }
+    let args = match leading_options(args)? {
+        Ok(rest) => rest,
+        Err(f) => return Ok(Err(f)),
+    };
     let (cmd, rest) = args
         .split_first()
-        .ok_or_else(|| Usage("open|reopen|exec|connect|listen|spawn ...".into()))?;
+        .ok_or_else(|| Usage("open|reopen|exec|connect|sendto|listen|spawn ...".into()))?;
     let text = |i: usize, what: &str| -> Result<String, Usage> {
         rest.get(i)
             .and_then(|s| s.to_str())
@@ -154,6 +154,11 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
             }
             other => Err(Usage(format!("unknown connect kind {other:?}"))),
         },
+        b"sendto" => sendto(
+            &text(0, "udp|tfo")?,
+            &text(1, "an address")?,
+            &text(2, "a port")?,
+        ),
         b"listen" => match text(0, "tcp|unix")?.as_str() {
             "tcp" => {
                 let (addr, port) = inet_target(&text(1, "an address")?, &text(2, "a port")?)?;
@@ -187,6 +192,31 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
             String::from_utf8_lossy(other)
         ))),
     }
+}
+
+/// Carries out `-D MILLIS` and `-C DIR` (in this order, each optional) and returns the
+/// arguments after them; `Err` inside when changing directory failed.
+fn leading_options(args: &[OsString]) -> Result<Result<&[OsString], Failure>, Usage> {
+    let mut args = args;
+    if args.first().map(OsString::as_os_str) == Some(OsStr::new("-D")) {
+        let millis: u64 = args
+            .get(1)
+            .and_then(|m| m.to_str())
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| Usage("-D needs a number of milliseconds".into()))?;
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+        args = &args[2..];
+    }
+    if args.first().map(OsString::as_os_str) == Some(OsStr::new("-C")) {
+        let dir = args
+            .get(1)
+            .ok_or_else(|| Usage("-C needs a directory".into()))?;
+        if let Err(f) = change_dir(dir.as_bytes()) {
+            return Ok(Err(f));
+        }
+        args = &args[2..];
+    }
+    Ok(Ok(args))
 }
 
 /// `chdir` one component at a time (an absolute path starts from `/`).
@@ -388,6 +418,51 @@ fn connect_to(ty: libc::c_int, sa: &SockAddr) -> Outcome {
     // SAFETY: `fd` is ours.
     unsafe { libc::close(fd) };
     ret.map(|_| ())
+}
+
+/// `sendto udp|tfo ADDR PORT`.
+fn sendto(kind: &str, addr: &str, port: &str) -> Result<Outcome, Usage> {
+    let (addr, port) = inet_target(addr, port)?;
+    match kind {
+        "udp" => Ok(send_to(libc::SOCK_DGRAM, 0, addr, port)),
+        "tfo" => Ok(send_to(libc::SOCK_STREAM, libc::MSG_FASTOPEN, addr, port)),
+        other => Err(Usage(format!("unknown sendto kind {other:?}"))),
+    }
+}
+
+/// What `sendto` sends.
+const PAYLOAD: &[u8] = b"corral-probe";
+
+/// One `sendto` of `PAYLOAD` with a destination on a fresh socket of type `ty`, never connected:
+/// a UDP datagram, or with `MSG_FASTOPEN` a TCP Fast Open connect that carries the data.
+/// Anything short of the whole payload sent is a failure.
+fn send_to(ty: libc::c_int, flags: libc::c_int, addr: IpAddr, port: u16) -> Outcome {
+    let sa = inet_address(addr, port);
+    let fd = new_socket(sa.family, ty)?;
+    // SAFETY: `PAYLOAD` is valid for its length; `sa` holds a valid address of `sa.len` bytes.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            PAYLOAD.as_ptr().cast(),
+            PAYLOAD.len(),
+            flags | libc::MSG_NOSIGNAL,
+            sa.ptr(),
+            sa.len,
+        )
+    };
+    let result = if sent < 0 {
+        Err(Failure::last("sendto"))
+    } else if usize::try_from(sent) == Ok(PAYLOAD.len()) {
+        Ok(())
+    } else {
+        Err(Failure {
+            step: "sendto (short)",
+            errno: libc::EIO,
+        })
+    };
+    // SAFETY: `fd` is ours.
+    unsafe { libc::close(fd) };
+    result
 }
 
 fn listen_inet(addr: IpAddr, port: u16) -> Outcome {
