@@ -1,14 +1,19 @@
 //! Tests run natively on the development/CI host (kernel 6.18, root), which refuses BPF LSM
-//! programs: what is real here is how `corral` refuses, the policy checker, `corral run` without
-//! a daemon, and the probe tool the VM tests rely on.
+//! programs but runs BTF tracepoints and cgroup `sock_addr` programs: the daemon's fallback
+//! backends for real (inet connects and UDP sends refused with `EPERM` by cgroup programs, events
+//! naming that backend, `corral run` refusing tasks it cannot fully enforce), `corral doctor`,
+//! the policy checker, `corral run` without a daemon, and the probe tool the VM tests rely on.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use corral_tests::daemon::Launch;
+use corral_tests::daemon::SETTLE;
+use corral_tests::network::{InetEvent, LOOPBACKS, event_pid, two_listeners};
 use corral_tests::{
-    Background, Daemon, EXIT_CONFIG, EXIT_UNAVAILABLE, Policy, RunOutput, Scratch, deep, env,
-    expect_corral_exit, process,
+    Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
+    RunOutput, Scratch, Value, deep, doctor, env, events, expect_corral_exit, json, process,
 };
 
 fn corral(args: &[&str]) -> RunOutput {
@@ -26,47 +31,583 @@ fn expect_probe(out: &RunOutput, line: &str, code: i32) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// corral daemon on a kernel without usable BPF LSM
+// the daemon on a kernel that refuses BPF LSM: fallback backends, for real
+
+/// Operations cgroup `sock_addr` programs enforce where BPF LSM is refused.
+const SOCK_ADDR_OPS: [&str; 2] = ["connect", "sendmsg"];
+/// A UDP port policies allow, and one they do not (a datagram is sent whether anyone listens
+/// or not, so nothing listens on either).
+const UDP_ALLOWED: u16 = 40_100;
+const UDP_OTHER: u16 = 40_101;
+
+fn probe() -> String {
+    env::probe()
+}
+
+/// The backends of a status or doctor document, checked against what this host can do: inet
+/// connects and UDP sends by cgroup `sock_addr` programs, unix connects by nothing (only BPF LSM
+/// sees their addresses), exec and open by Landlock or nothing (BPF LSM is refused here).
+fn expect_fallback_backends(doc: &Value, source: &str) -> BTreeMap<String, Option<String>> {
+    let backends = doctor::backends(doc, source);
+    for op in SOCK_ADDR_OPS {
+        assert_eq!(
+            backends[op].as_deref(),
+            Some(doctor::CGROUP_SOCK_ADDR),
+            "expected {source} to name {} for {op} on this host (BPF LSM refused, cgroup sock_addr programs attach), got {}",
+            doctor::CGROUP_SOCK_ADDR,
+            doc["backends"]
+        );
+    }
+    assert_eq!(
+        backends["connect_unix"], None,
+        "expected {source} to report connect_unix unenforced (null) without BPF LSM, got {}",
+        doc["backends"]
+    );
+    for op in ["exec", "open"] {
+        assert!(
+            matches!(backends[op].as_deref(), None | Some(doctor::LANDLOCK)),
+            "expected {source} to name {} or null for {op} (BPF LSM is refused here), got {}",
+            doctor::LANDLOCK,
+            doc["backends"]
+        );
+    }
+    backends
+}
+
+/// The operations a backends map leaves unenforced.
+fn unenforced(backends: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    backends
+        .iter()
+        .filter(|(_, b)| b.is_none())
+        .map(|(op, _)| op.clone())
+        .collect()
+}
+
+/// `processes` of task `name` in `corral status`.
+fn processes(d: &Daemon, name: &str) -> u64 {
+    let st = d.status();
+    st["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == name))
+        .and_then(|t| t["processes"].as_u64())
+        .unwrap_or_else(|| panic!("expected task {name} with a process count in status, got {st}"))
+}
+
+/// Waits for the one `denied` event `want` describes and checks it came from process `pid`.
+fn expect_denied_event(d: &Daemon, what: &str, want: &InetEvent, pid: u32) -> Value {
+    let ev = d.expect_one_event(what, &want.denied());
+    assert!(
+        event_pid(&ev) == u64::from(pid)
+            && ev.pointer("/process/tgid") == Some(&json!(pid))
+            && events::text(&ev, "/process/comm") == "corral-probe",
+        "expected {what} to be reported for the probe, pid {pid}, got {ev}"
+    );
+    ev
+}
+
+/// The first cgroup v2 mount point in `/proc/self/mountinfo`.
+fn cgroup2_mount() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_else(|e| panic!("expected to read /proc/self/mountinfo: {e}"));
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(str::to_owned))?
+    })
+}
 
 #[test]
-fn daemon_refuses_to_start_without_bpf_lsm() {
-    let s = Scratch::new("no-lsm");
-    let sock = s.path().join("corral.sock");
-    let pol = Policy::probe_only("no-lsm");
-    let yaml = pol.yaml();
-    let failure = Daemon::try_launch(&Launch {
-        policies: &[("no-lsm.yaml", yaml.as_str())],
-        socket: Some(&sock),
-        // Even with backtraces requested, the refusal is one line.
-        env: &[("RUST_BACKTRACE", "1")],
-    })
-    .err()
-    .unwrap_or_else(|| {
-        panic!("expected `corral daemon` to refuse to start on this host, which refuses BPF LSM programs")
-    });
-    let lines: Vec<&str> = failure
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let lower = failure.stderr.to_lowercase();
+fn daemon_starts_with_fallback_backends_where_bpf_lsm_is_refused() {
+    let pol = Policy::probe_only("fb-start");
+    let d = Daemon::with(&[&pol]);
+    let st = d.status();
+    let from_status = expect_fallback_backends(&st, "`corral status --json`");
+    let (_, doc) = doctor::json();
+    let from_doctor = doctor::backends(&doc, "`corral doctor --json`");
+    assert_eq!(
+        from_status, from_doctor,
+        "expected the daemon and `corral doctor` to agree on every operation's backend\n  status: {}\n  doctor: {}",
+        st["backends"], doc["backends"]
+    );
+
+    let hooks = doctor::attached_hooks(&st);
+    for program in [
+        "corral_sched_fork",
+        "corral_sched_exit",
+        "corral_connect4",
+        "corral_connect6",
+        "corral_sendmsg4",
+        "corral_sendmsg6",
+    ] {
+        assert!(
+            hooks.iter().any(|(p, _)| p == program),
+            "expected {program} attached in status, got {}",
+            st["hooks"]
+        );
+    }
+    let lsm: Vec<&(String, String)> = hooks.iter().filter(|(_, kind)| kind == "lsm").collect();
     assert!(
-        failure.code == Some(EXIT_UNAVAILABLE)
-            && lines.len() == 1
-            && lines[0].starts_with("corral: ")
-            && lower.contains("lsm")
-            && lower.contains("kernel")
-            && !lower.contains("panicked")
-            && !lower.contains("backtrace"),
-        "expected exit {EXIT_UNAVAILABLE} and ONE stderr line \"corral: ...\" naming the missing kernel capability (BPF LSM) and the fix, without panic or backtrace; got code {:?} (timed out: {}), stderr:\n{}",
-        failure.code,
-        failure.timed_out,
-        failure.stderr
+        lsm.is_empty(),
+        "expected status to list only hooks really attached, so no LSM hook on a kernel that refuses them; got {lsm:?}"
+    );
+
+    // At start the daemon says, for the task, what it cannot enforce here.
+    let missing = unenforced(&from_status);
+    let stderr = d.stderr();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("fb-start") && missing.iter().all(|op| l.contains(op.as_str()))),
+        "expected a daemon log line naming task fb-start and every unenforced operation {missing:?}, stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_task_this_host_cannot_fully_enforce() {
+    let s = Scratch::new("fb-refuse");
+    let marker = s.join("marker");
+    let pol = Policy::probe_only("fb-refuse").write(&s.dir_entry(""));
+    let d = Daemon::with(&[&pol]);
+    let missing = unenforced(&expect_fallback_backends(&d.status(), "status"));
+
+    let out = d.run("fb-refuse", &[&probe(), "open", &marker, "w"]);
+    expect_corral_exit(&out, EXIT_REFUSED);
+    for op in &missing {
+        assert!(
+            out.stderr.contains(op.as_str()),
+            "expected the refusal to name the unenforced operation {op} (of {missing:?})\n{}",
+            out.describe()
+        );
+    }
+    assert!(
+        out.stderr.contains("--accept-unenforced") && out.stderr.contains("mode: audit"),
+        "expected the refusal to name both ways to run anyway (`--accept-unenforced`, `mode: audit`)\n{}",
+        out.describe()
     );
     assert!(
-        !failure.socket_left && !sock.exists(),
-        "expected no socket left behind at {}",
-        sock.display()
+        !Path::new(&marker).exists(),
+        "expected CMD not to run when `corral run` is refused, but {marker} exists"
+    );
+    assert_eq!(
+        processes(&d, "fb-refuse"),
+        0,
+        "expected no process confined by the refused run"
+    );
+
+    d.expect_ok(&d.run_accepting_unenforced("fb-refuse", &[&probe(), "open", &marker, "w"]));
+    assert!(
+        Path::new(&marker).exists(),
+        "expected CMD to run with --accept-unenforced and create {marker}"
+    );
+}
+
+#[test]
+fn audit_task_runs_without_accepting_and_its_udp_send_is_audited() {
+    let pol = Policy::probe_only("fb-audit").audit();
+    let d = Daemon::with(&[&pol]);
+    let out = d.run(
+        "fb-audit",
+        &[
+            &probe(),
+            "sendto",
+            "udp",
+            "127.0.0.1",
+            &UDP_OTHER.to_string(),
+        ],
+    );
+    d.expect_ok(&out);
+    let want = InetEvent {
+        task: "fb-audit",
+        op: "sendmsg",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port: UDP_OTHER,
+        family: "ipv4",
+        proto: "udp",
+    };
+    let mut fields = want.target();
+    fields.extend([("/decision", json!("audited")), ("/mode", json!("audit"))]);
+    let ev = d.expect_one_event("the audited UDP send", &fields);
+    assert_eq!(
+        event_pid(&ev),
+        u64::from(out.pid),
+        "expected the audited send to be the probe's (pid {}), got {ev}",
+        out.pid
+    );
+}
+
+fn tcp_connect_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &str) {
+    let (allowed, mut other) = two_listeners(addr);
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    let pol = Policy::probe_only(task).connect(cidr, &[&pa]);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run_accepting_unenforced(task, &[&probe(), "connect", "tcp", addr, &po]);
+    d.expect_errno(&out, "EPERM");
+    let want = InetEvent {
+        task,
+        op: "connect",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr,
+        port: other.port(),
+        family,
+        proto: "tcp",
+    };
+    let _ = expect_denied_event(&d, "the refused TCP connect", &want, out.pid);
+    assert!(
+        other.running(),
+        "expected the unlisted listener on port {po} never to see the refused connect"
+    );
+
+    d.expect_ok(&d.run_accepting_unenforced(task, &[&probe(), "connect", "tcp", addr, &pa]));
+    let port = allowed.port();
+    let listener = allowed.wait();
+    assert_eq!(
+        listener.code,
+        Some(0),
+        "expected the listed listener to accept the connection\n{}",
+        listener.describe()
+    );
+    d.expect_no_event("the allowed connect", &[("/target/port", json!(port))]);
+}
+
+#[test]
+fn fallback_refuses_tcp_connect_v4_to_unlisted_port() {
+    tcp_connect_only_to_listed_port("fb-tcp-v4", "127.0.0.1", "127.0.0.1/32", "ipv4");
+}
+
+#[test]
+fn fallback_refuses_tcp_connect_v6_to_unlisted_port() {
+    tcp_connect_only_to_listed_port("fb-tcp-v6", "::1", "::1/128", "ipv6");
+}
+
+#[test]
+fn fallback_refuses_udp_sendto_and_connect_to_unlisted_port() {
+    let (ua, uo) = (UDP_ALLOWED.to_string(), UDP_OTHER.to_string());
+    let mut pol = Policy::probe_only("fb-udp");
+    for (_, cidr, _) in LOOPBACKS {
+        pol = pol.connect(cidr, &[&ua]);
+    }
+    let d = Daemon::with(&[&pol]);
+    let denied_before = d.counter("sendmsg", "denied");
+    let allowed_before = d.counter("sendmsg", "allowed");
+
+    for (addr, _, family) in LOOPBACKS {
+        for (verb, op) in [("sendto", "sendmsg"), ("connect", "connect")] {
+            let out = d.run_accepting_unenforced("fb-udp", &[&probe(), verb, "udp", addr, &uo]);
+            d.expect_errno(&out, "EPERM");
+            let want = InetEvent {
+                task: "fb-udp",
+                op,
+                backend: doctor::CGROUP_SOCK_ADDR,
+                addr,
+                port: UDP_OTHER,
+                family,
+                proto: "udp",
+            };
+            let _ = expect_denied_event(&d, &format!("the refused UDP {verb}"), &want, out.pid);
+            d.expect_ok(&d.run_accepting_unenforced("fb-udp", &[&probe(), verb, "udp", addr, &ua]));
+        }
+    }
+    d.expect_no_event(
+        "the allowed UDP sends and connects",
+        &[("/target/port", json!(UDP_ALLOWED))],
+    );
+    assert_eq!(
+        d.counter("sendmsg", "denied"),
+        denied_before + 2,
+        "expected counters.sendmsg.denied to grow by exactly the two refused sends"
+    );
+    assert!(
+        d.counter("sendmsg", "allowed") >= allowed_before + 2,
+        "expected counters.sendmsg.allowed to grow by the two allowed sends at least"
+    );
+}
+
+#[test]
+fn fallback_refuses_tcp_fast_open_to_unlisted_port() {
+    for (addr, cidr, family) in LOOPBACKS {
+        let task = format!("fb-tfo-{family}");
+        let (allowed, mut other) = two_listeners(addr);
+        let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+        let pol = Policy::probe_only(&task).connect(cidr, &[&pa]);
+        let d = Daemon::with(&[&pol]);
+
+        let out = d.run_accepting_unenforced(&task, &[&probe(), "sendto", "tfo", addr, &po]);
+        d.expect_errno(&out, "EPERM");
+        let want = InetEvent {
+            task: &task,
+            op: "connect",
+            backend: doctor::CGROUP_SOCK_ADDR,
+            addr,
+            port: other.port(),
+            family,
+            proto: "tcp",
+        };
+        let _ = expect_denied_event(&d, "the refused TCP Fast Open send", &want, out.pid);
+        assert!(
+            other.running(),
+            "expected the unlisted listener on port {po} never to see the refused Fast Open"
+        );
+
+        d.expect_ok(&d.run_accepting_unenforced(&task, &[&probe(), "sendto", "tfo", addr, &pa]));
+        let l = allowed.wait();
+        assert_eq!(
+            l.code,
+            Some(0),
+            "expected the listed listener to accept the Fast Open connection\n{}",
+            l.describe()
+        );
+        // Untagged, the same send reaches the unlisted listener: the EPERM above was Corral's.
+        d.expect_ok(&process::probe(&["sendto", "tfo", addr, &po]));
+        let l = other.wait();
+        assert_eq!(
+            l.code,
+            Some(0),
+            "expected the unlisted listener to accept the untagged Fast Open connection\n{}",
+            l.describe()
+        );
+    }
+}
+
+#[test]
+fn fallback_leaves_untagged_processes_alone() {
+    // Allows no network at all, to anyone it confines.
+    let pol = Policy::probe_only("fb-untagged");
+    let d = Daemon::with(&[&pol]);
+    let counters_before = d.status()["counters"].clone();
+    let uo = UDP_OTHER.to_string();
+
+    for (addr, _, _) in LOOPBACKS {
+        for (verb, kind) in [("connect", "tcp"), ("sendto", "tfo")] {
+            let l = Background::probe(&["listen", "tcp", addr, "0"]);
+            d.expect_ok(&process::probe(&[verb, kind, addr, &l.port().to_string()]));
+            let done = l.wait();
+            assert_eq!(
+                done.code,
+                Some(0),
+                "expected the listener to accept the untagged {verb} {kind}\n{}",
+                done.describe()
+            );
+        }
+        for verb in ["sendto", "connect"] {
+            d.expect_ok(&process::probe(&[verb, "udp", addr, &uo]));
+        }
+    }
+    std::thread::sleep(SETTLE);
+    let evs = d.events();
+    assert!(
+        evs.is_empty(),
+        "expected no events from untagged processes, got:\n{}",
+        events::tail(&evs, 10)
+    );
+    assert_eq!(
+        counters_before,
+        d.status()["counters"],
+        "expected the decision counters not to move for untagged processes"
+    );
+}
+
+#[test]
+fn fallback_confines_the_children_of_a_tagged_process() {
+    let (allowed, mut other) = two_listeners("127.0.0.1");
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    let uo = UDP_OTHER.to_string();
+    let pol = Policy::probe_only("fb-children").connect("127.0.0.1/32", &[&pa]);
+    let d = Daemon::with(&[&pol]);
+    let probe = probe();
+    let chain = |op: &[&str]| -> RunOutput {
+        let mut argv = vec![probe.as_str(), "spawn", "3", "--", probe.as_str()];
+        argv.extend_from_slice(op);
+        d.run_accepting_unenforced("fb-children", &argv)
+    };
+
+    for (op, verb, proto, port, port_text) in [
+        ("connect", "connect", "tcp", other.port(), po.as_str()),
+        ("sendmsg", "sendto", "udp", UDP_OTHER, uo.as_str()),
+    ] {
+        let out = chain(&[verb, proto, "127.0.0.1", port_text]);
+        d.expect_errno(&out, "EPERM");
+        let want = InetEvent {
+            task: "fb-children",
+            op,
+            backend: doctor::CGROUP_SOCK_ADDR,
+            addr: "127.0.0.1",
+            port,
+            family: "ipv4",
+            proto,
+        };
+        let ev = d.expect_one_event(
+            &format!("the great-grandchild's refused {verb}"),
+            &want.denied(),
+        );
+        let pid = event_pid(&ev);
+        assert!(
+            pid != 0 && pid != u64::from(out.pid),
+            "expected the refusal to come from a descendant of pid {} (the chain's third generation), got {ev}",
+            out.pid
+        );
+    }
+    assert!(
+        other.running(),
+        "expected the unlisted listener never to see the descendant's connect"
+    );
+    d.expect_ok(&chain(&["connect", "tcp", "127.0.0.1", &pa]));
+    let l = allowed.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the listed listener to accept the descendant's connection\n{}",
+        l.describe()
+    );
+}
+
+#[test]
+fn fallback_events_name_the_parent_of_a_process_that_already_exited() {
+    let pol = Policy::probe_only("fb-ppid");
+    let d = Daemon::with(&[&pol]);
+    let uo = UDP_OTHER.to_string();
+    // The probe is confined at once, waits 3 s, then makes its refused send.
+    let mut cmd = d.run_command_with(
+        "fb-ppid",
+        &[corral_tests::ACCEPT_UNENFORCED],
+        &[&probe(), "-D", "3000", "sendto", "udp", "127.0.0.1", &uo],
+    );
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("expected to start `corral run`: {e}"));
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while processes(&d, "fb-ppid") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "expected the probe to be confined within {EVENT_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The daemon reads the event only after the probe has exited and been reaped.
+    let code = {
+        let _frozen = d.frozen();
+        process::wait_deadline(&mut child, process::COMMAND_TIMEOUT)
+    };
+    assert_eq!(
+        code,
+        Some(Some(1)),
+        "expected the confined probe's send to fail (exit 1)"
+    );
+    let want = InetEvent {
+        task: "fb-ppid",
+        op: "sendmsg",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port: UDP_OTHER,
+        family: "ipv4",
+        proto: "udp",
+    };
+    let ev = d.expect_one_event("the refused send", &want.denied());
+    assert_eq!(
+        ev.pointer("/process/ppid"),
+        Some(&json!(std::process::id())),
+        "expected the event's process.ppid to be the probe's parent (this test, pid {}) even though the probe exited before the daemon read the event; got {ev}",
+        std::process::id()
+    );
+}
+
+#[test]
+fn doctor_reports_incomplete_enforcement_and_the_fix_for_bpf_lsm() {
+    let (out, doc) = doctor::json();
+    assert_eq!(
+        out.code,
+        Some(doctor::EXIT_INCOMPLETE),
+        "expected `corral doctor --json` to exit {} (incomplete: connect_unix has no backend here)\n{}",
+        doctor::EXIT_INCOMPLETE,
+        out.describe()
+    );
+    assert_eq!(
+        doc["verdict"], "incomplete",
+        "expected verdict \"incomplete\", got {doc}"
+    );
+    let backends = expect_fallback_backends(&doc, "`corral doctor --json`");
+    let lsm = doctor::finding(&doc, "bpf_lsm");
+    assert!(
+        lsm["available"] == false
+            && lsm["fix"].as_str().is_some_and(|f| f.trim().len() > 10)
+            && lsm["detail"].as_str().is_some_and(|d| !d.trim().is_empty()),
+        "expected bpf_lsm unavailable with a detail and a fix, got {lsm}"
+    );
+    for mechanism in ["tp_btf", "cgroup_sock_addr"] {
+        let f = doctor::finding(&doc, mechanism);
+        assert!(
+            f["available"] == true,
+            "expected {mechanism} available on this host, got {f}"
+        );
+    }
+
+    // What it says about the host is what the host says.
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_else(|e| panic!("expected to read the kernel release: {e}"));
+    let lsms = std::fs::read_to_string("/sys/kernel/security/lsm")
+        .unwrap_or_else(|e| panic!("expected to read /sys/kernel/security/lsm: {e}"));
+    let lsms: Vec<&str> = lsms.trim().split(',').collect();
+    let facts = [
+        ("kernel", json!(kernel.trim())),
+        ("active_lsms", json!(lsms)),
+        ("btf", json!(Path::new("/sys/kernel/btf/vmlinux").exists())),
+        ("cgroup2", json!(cgroup2_mount())),
+    ];
+    for (key, want) in facts {
+        assert_eq!(
+            doc[key], want,
+            "expected doctor's {key} to be {want}, got {doc}"
+        );
+    }
+
+    let text = doctor::run(&[]);
+    assert_eq!(
+        text.code,
+        Some(doctor::EXIT_INCOMPLETE),
+        "expected `corral doctor` to exit {}\n{}",
+        doctor::EXIT_INCOMPLETE,
+        text.describe()
+    );
+    let rows = doctor::table_rows(&text.stdout);
+    for op in doctor::OPERATIONS {
+        let want = backends[op].as_deref().unwrap_or("NONE");
+        assert_eq!(
+            rows.get(op).map(String::as_str),
+            Some(want),
+            "expected a table row \"{op} {want} ...\"\n{}",
+            text.describe()
+        );
+    }
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    let fix_follows = lines.windows(2).any(|w| {
+        w[0].starts_with("MISSING")
+            && w[0].contains("bpf_lsm")
+            && w[1]
+                .trim_start()
+                .strip_prefix("fix:")
+                .is_some_and(|f| f.trim().len() > 10)
+    });
+    assert!(
+        fix_follows,
+        "expected a \"MISSING bpf_lsm ...\" line followed by a \"fix: ...\" line\n{}",
+        text.describe()
+    );
+}
+
+#[test]
+fn doctor_reports_the_landlock_abi_the_kernel_offers() {
+    let abi = doctor::kernel_landlock_abi();
+    let (_, doc) = doctor::json();
+    let finding = doctor::finding(&doc, "landlock");
+    assert!(
+        doc["landlock_abi"] == json!(abi) && finding["available"] == json!(abi.is_some()),
+        "expected `corral doctor --json` to report the Landlock ABI the kernel gives landlock_create_ruleset(VERSION), {abi:?}, and the landlock finding available = {}; got landlock_abi {} and finding {finding}",
+        abi.is_some(),
+        doc["landlock_abi"]
     );
 }
 
