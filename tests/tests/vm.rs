@@ -9,9 +9,11 @@
 use std::path::Path;
 
 use corral_tests::daemon::Launch;
+use corral_tests::network::{InetEvent, LOOPBACKS, event_pid};
 use corral_tests::{
     Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
-    Scratch, Value, deep, env, events, expect_corral_exit, has, json, process, runtime, shipped,
+    Scratch, Value, deep, doctor, env, events, expect_corral_exit, has, json, process, runtime,
+    shipped,
 };
 
 fn probe() -> String {
@@ -510,10 +512,12 @@ fn tcp_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &str) {
 
     let out = d.run(task, &[&probe(), "connect", "tcp", addr, &po]);
     d.expect_errno(&out, "EPERM");
-    let _ = d.expect_one_event(
+    // One event only: the LSM hook refuses before the cgroup connect program would look.
+    let ev = d.expect_one_event(
         "the refused connect",
         &denied_connect(task, addr, other.port(), family, "tcp"),
     );
+    assert_field(&ev, "/backend", &json!(doctor::LSM));
     assert!(
         other.running(),
         "expected the unlisted listener on port {po} never to see the refused connect"
@@ -691,6 +695,218 @@ fn unix_abstract_socket_only_if_listed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// what BPF LSM does not see: unconnected UDP sends and TCP Fast Open (cgroup sock_addr programs)
+
+/// A UDP port the policies allow, and one they do not (nobody listens on either: a datagram is
+/// sent anyway).
+const UDP_ALLOWED: u16 = 40_100;
+const UDP_OTHER: u16 = 40_101;
+
+#[test]
+fn unconnected_udp_sendto_is_judged_by_cgroup_sock_addr() {
+    let (ua, uo) = (UDP_ALLOWED.to_string(), UDP_OTHER.to_string());
+    let mut pol = Policy::probe_only("udp-send");
+    for (_, cidr, _) in LOOPBACKS {
+        pol = pol.connect(cidr, &[&ua]);
+    }
+    let d = Daemon::with(&[&pol]);
+
+    for (addr, _, family) in LOOPBACKS {
+        let out = d.run("udp-send", &[&probe(), "sendto", "udp", addr, &uo]);
+        d.expect_errno(&out, "EPERM");
+        let want = InetEvent {
+            task: "udp-send",
+            op: "sendmsg",
+            backend: doctor::CGROUP_SOCK_ADDR,
+            addr,
+            port: UDP_OTHER,
+            family,
+            proto: "udp",
+        };
+        // Exactly one event of any backend for this send: the one of the sendmsg program.
+        let ev = d.expect_one_event("the refused UDP send", &want.any_backend());
+        assert!(
+            has(&ev, &want.denied()) && event_pid(&ev) == u64::from(out.pid),
+            "expected a denied sendmsg event by {} from the probe (pid {}) with fields {:?}, got {ev}",
+            doctor::CGROUP_SOCK_ADDR,
+            out.pid,
+            want.denied()
+        );
+        d.expect_ok(&d.run("udp-send", &[&probe(), "sendto", "udp", addr, &ua]));
+    }
+    d.expect_no_event(
+        "the allowed UDP sends",
+        &[("/target/port", json!(UDP_ALLOWED))],
+    );
+}
+
+#[test]
+fn tcp_fast_open_is_judged_by_cgroup_sock_addr() {
+    let (allowed, mut other) = (
+        Background::probe(&["listen", "tcp", "127.0.0.1", "0"]),
+        Background::probe(&["listen", "tcp", "127.0.0.1", "0"]),
+    );
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    let pol = Policy::probe_only("tfo").connect("127.0.0.1/32", &[&pa]);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("tfo", &[&probe(), "sendto", "tfo", "127.0.0.1", &po]);
+    d.expect_errno(&out, "EPERM");
+    let want = InetEvent {
+        task: "tfo",
+        op: "connect",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port: other.port(),
+        family: "ipv4",
+        proto: "tcp",
+    };
+    // sendto(MSG_FASTOPEN) never passes the LSM connect hook: the cgroup program alone judges.
+    let ev = d.expect_one_event("the refused Fast Open", &want.any_backend());
+    assert!(
+        has(&ev, &want.denied()) && event_pid(&ev) == u64::from(out.pid),
+        "expected a denied connect event by {} from the probe (pid {}) with fields {:?}, got {ev}",
+        doctor::CGROUP_SOCK_ADDR,
+        out.pid,
+        want.denied()
+    );
+    assert!(
+        other.running(),
+        "expected the unlisted listener never to see the refused Fast Open"
+    );
+
+    d.expect_ok(&d.run("tfo", &[&probe(), "sendto", "tfo", "127.0.0.1", &pa]));
+    let l = allowed.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the listed listener to accept the Fast Open connection\n{}",
+        l.describe()
+    );
+    // Untagged, the same send reaches the unlisted listener: the EPERM above was Corral's.
+    d.expect_ok(&process::probe(&["sendto", "tfo", "127.0.0.1", &po]));
+    let l = other.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the unlisted listener to accept the untagged Fast Open connection\n{}",
+        l.describe()
+    );
+}
+
+#[test]
+fn tcp_fast_open_in_audit_mode_goes_through_and_is_reported_once() {
+    let listener = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let port = listener.port();
+    let pol = Policy::probe_only("tfo-audit").audit();
+    let d = Daemon::with(&[&pol]);
+
+    d.expect_ok(&d.run(
+        "tfo-audit",
+        &[&probe(), "sendto", "tfo", "127.0.0.1", &port.to_string()],
+    ));
+    let want = InetEvent {
+        task: "tfo-audit",
+        op: "connect",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port,
+        family: "ipv4",
+        proto: "tcp",
+    };
+    let ev = d.expect_one_event("the audited Fast Open", &want.any_backend());
+    let mut fields = want.target();
+    fields.extend([("/decision", json!("audited")), ("/mode", json!("audit"))]);
+    assert!(
+        has(&ev, &fields),
+        "expected the Fast Open (unseen by the LSM hook) to be reported audited by {}, fields {fields:?}; got {ev}",
+        doctor::CGROUP_SOCK_ADDR
+    );
+    let l = listener.wait();
+    assert_eq!(
+        l.code,
+        Some(0),
+        "expected the audited Fast Open to reach the listener\n{}",
+        l.describe()
+    );
+}
+
+/// The backends BPF LSM gives: everything by LSM hooks, UDP sends by the cgroup program.
+fn expect_full_backends(doc: &Value, source: &str) {
+    let backends = doctor::backends(doc, source);
+    for op in doctor::OPERATIONS {
+        let want = if op == "sendmsg" {
+            doctor::CGROUP_SOCK_ADDR
+        } else {
+            doctor::LSM
+        };
+        assert_eq!(
+            backends[op].as_deref(),
+            Some(want),
+            "expected {source} to name {want} for {op} on a kernel with BPF LSM, got {}",
+            doc["backends"]
+        );
+    }
+}
+
+#[test]
+fn doctor_reports_full_enforcement_and_status_agrees() {
+    let (out, doc) = doctor::json();
+    assert_eq!(
+        out.code,
+        Some(doctor::EXIT_FULL),
+        "expected `corral doctor --json` to exit {} (full) with BPF LSM\n{}",
+        doctor::EXIT_FULL,
+        out.describe()
+    );
+    assert_eq!(
+        doc["verdict"], "full",
+        "expected verdict \"full\", got {doc}"
+    );
+    expect_full_backends(&doc, "`corral doctor --json`");
+    for mechanism in ["bpf_lsm", "tp_btf", "cgroup_sock_addr"] {
+        let f = doctor::finding(&doc, mechanism);
+        assert!(
+            f["available"] == true && f.get("fix").is_none_or(Value::is_null),
+            "expected {mechanism} available (and no fix) in the VM, got {f}"
+        );
+    }
+
+    let text = doctor::run(&[]);
+    assert_eq!(
+        text.code,
+        Some(doctor::EXIT_FULL),
+        "expected `corral doctor` to exit {}\n{}",
+        doctor::EXIT_FULL,
+        text.describe()
+    );
+    let rows = doctor::table_rows(&text.stdout);
+    for op in doctor::OPERATIONS {
+        let want = doc["backends"][op].as_str().unwrap_or("NONE");
+        assert_eq!(
+            rows.get(op).map(String::as_str),
+            Some(want),
+            "expected a table row \"{op} {want} ...\"\n{}",
+            text.describe()
+        );
+    }
+    assert!(
+        !text.stdout.contains("MISSING bpf_lsm"),
+        "expected no missing bpf_lsm in the VM\n{}",
+        text.describe()
+    );
+
+    let pol = Policy::probe_only("backends");
+    let d = Daemon::with(&[&pol]);
+    let st = d.status();
+    expect_full_backends(&st, "`corral status --json`");
+    assert_eq!(
+        st["backends"], doc["backends"],
+        "expected the daemon and `corral doctor` to agree on every operation's backend"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // who is confined
 
 #[test]
@@ -714,10 +930,20 @@ fn untagged_processes_are_untouched() {
         vec!["connect", "tcp", "127.0.0.1", port.as_str()],
         vec!["connect", "unix", sock.as_str()],
         vec!["connect", "udp", "127.0.0.1", "9"],
+        vec!["sendto", "udp", "127.0.0.1", "9"],
+        vec!["sendto", "udp", "::1", "9"],
     ] {
         d.expect_ok(&process::probe(&args));
     }
     drop((tcp.wait(), unix.wait()));
+    let tfo = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    d.expect_ok(&process::probe(&[
+        "sendto",
+        "tfo",
+        "127.0.0.1",
+        &tfo.port().to_string(),
+    ]));
+    drop(tfo.wait());
     std::thread::sleep(corral_tests::daemon::SETTLE);
     let evs = d.events();
     assert!(
@@ -1017,6 +1243,10 @@ fn status_reports_hooks_tasks_and_counters() {
         "corral_socket_connect",
         "corral_sched_fork",
         "corral_sched_exit",
+        "corral_connect4",
+        "corral_connect6",
+        "corral_sendmsg4",
+        "corral_sendmsg6",
     ] {
         assert!(
             hooks
