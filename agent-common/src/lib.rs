@@ -13,11 +13,12 @@ mod maps;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
 pub use event::{COMM_LEN, EVENT_SIZE, Event};
 pub use maps::{
-    COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED, EVENTS_RING_BYTES,
-    EXE_PATH_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch,
-    KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PATH_MAX, PORT_RANGES_MAX, PortRange,
-    PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX,
-    TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX, UnixRuleKey, counter_index,
+    CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED,
+    ConnectSeen, EVENTS_RING_BYTES, EXE_PATH_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
+    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PATH_MAX,
+    PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
+    RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
+    UnixRuleKey, counter_index,
 };
 
 /// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.
@@ -38,6 +39,8 @@ pub mod names {
     pub const EVENTS: &str = "EVENTS";
     /// `PerCpuArray<u64>` of decision and drop counters, indexed by `counter_index`.
     pub const COUNTERS: &str = "COUNTERS";
+    /// `LruHashMap<u32 tid, ConnectSeen>`: audited connects the LSM hook already reported.
+    pub const CONNECT_SEEN: &str = "CONNECT_SEEN";
     /// `LruHashMap<u32 tgid, ExePath>`: the executable of confined processes, for events.
     pub const EXES: &str = "EXES";
     /// The read-only global holding `KernelOffsets`.

@@ -92,6 +92,19 @@ pub struct ExePath {
     pub path: [u8; EXE_PATH_MAX],
 }
 
+/// Value of `CONNECT_SEEN` (key: u32 thread id): a destination the LSM connect hook judged.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectSeen {
+    /// Destination port, host byte order.
+    pub port: u32,
+    /// Destination address as in `Event::addr`.
+    pub addr: [u8; 16],
+}
+
+/// Bound of `CONNECT_SEEN` (an LRU map).
+pub const CONNECT_SEEN_MAX: u32 = 4096;
+
 /// Bound of `EXES` (an LRU map: the oldest entries make room).
 pub const EXES_MAX: u32 = 16_384;
 
@@ -199,6 +212,7 @@ const _: () = assert!(core::mem::size_of::<TaskConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<FileRuleData>() == 256);
 const _: () = assert!(core::mem::size_of::<FileRuleKeyScratch>() == 16 + PATH_MAX);
 const _: () = assert!(core::mem::size_of::<ExePath>() == 8 + EXE_PATH_MAX);
+const _: () = assert!(core::mem::size_of::<ConnectSeen>() == 20);
 const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
@@ -219,6 +233,7 @@ mod pod {
     unsafe impl aya::Pod for super::UnixRuleKey {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::ExePath {}
+    unsafe impl aya::Pod for super::ConnectSeen {}
     unsafe impl aya::Pod for crate::Event {}
 }
 

@@ -1,9 +1,11 @@
 //! Connect: inet destinations against CIDR + port rules, unix sockets against listed addresses.
 
-use agent_common::{NetV4Data, NetV6Data, Op, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey};
+use agent_common::{
+    ConnectSeen, Mode, NetV4Data, NetV6Data, Op, PortSet, Proto, Reason, UNIX_PATH_MAX, UnixRuleKey,
+};
 use aya_ebpf::{
     helpers::{
-        bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel,
         generated::{
             bpf_probe_read_kernel as raw_probe_read_kernel,
             bpf_probe_read_kernel_str as raw_probe_read_kernel_str,
@@ -16,7 +18,7 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
-    maps::{NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
+    maps::{CONNECT_SEEN, NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
     report::{PathSource, Target, finish, lsm_verdict},
 };
 
@@ -68,6 +70,9 @@ fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
         AF_UNIX => judge_unix(&who, addr, addrlen, &mut target),
         _ => Some(Reason::FamilyNotAllowed),
     };
+    if (family == AF_INET || family == AF_INET6) && who.mode == Mode::Audit as u32 {
+        mark_judged(&target);
+    }
     Ok(finish(Op::Connect, &who, miss, &target))
 }
 
@@ -281,4 +286,16 @@ fn bounded_size(n: u32) -> Option<u32> {
     };
     // `black_box` hides what LLVM knows of `n`, so the mask survives to the helper call.
     Some(core::hint::black_box(n) & (SUN_BUF as u32 - 1))
+}
+
+/// Leaves the mark the cgroup `connect4/6` programs consume so an audited connect is reported
+/// once (see `sock_addr.rs`). Only audit mode needs it: in enforce mode the LSM refuses first.
+#[inline(always)]
+fn mark_judged(target: &Target) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let seen = ConnectSeen {
+        port: target.port,
+        addr: target.addr,
+    };
+    let _ = CONNECT_SEEN.insert(&tid, &seen, 0);
 }

@@ -1,9 +1,9 @@
 //! Every map of the object: key, value, bound, and why it exists.
 
 use agent_common::{
-    COUNTER_SLOTS, EVENTS_RING_BYTES, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
-    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX,
-    TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
+    CONNECT_SEEN_MAX, COUNTER_SLOTS, ConnectSeen, EVENTS_RING_BYTES, EXES_MAX, ExePath,
+    FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
+    NetV6Data, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
 };
 use aya_ebpf::{
     macros::map,
@@ -93,6 +93,14 @@ pub static EXES: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(EXES_MA
 /// value does not fit the BPF stack next to the hook's other locals).
 #[map(name = "EXE_SCRATCH")]
 pub static EXE_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
+
+/// Key: thread id (u32). Value: `ConnectSeen`, the destination the LSM connect hook last judged
+/// for that thread in audit mode. Bound: `CONNECT_SEEN_MAX`, LRU. Why: the cgroup connect
+/// programs see the same connect again and must not report it twice, while still reporting TCP
+/// Fast Open connects, which skip the LSM. Only read in audit mode: never a reason to allow.
+#[map(name = "CONNECT_SEEN")]
+pub static CONNECT_SEEN: LruHashMap<u32, ConnectSeen> =
+    LruHashMap::with_max_entries(CONNECT_SEEN_MAX, 0);
 
 /// Adds one to a counter slot.
 #[inline(always)]

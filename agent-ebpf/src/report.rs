@@ -57,9 +57,6 @@ pub struct Target {
     pub backend: u32,
     /// ptrace, signal: the target process.
     pub target_pid: u32,
-    /// Whether the task helpers of tracing programs (`bpf_get_current_task`) may be called; the
-    /// cgroup programs may not, and leave `ppid` to the daemon.
-    pub task_helpers: bool,
 }
 
 impl Target {
@@ -75,7 +72,6 @@ impl Target {
             path_error: 0,
             backend: Backend::Lsm as u32,
             target_pid: 0,
-            task_helpers: true,
         }
     }
 }
@@ -138,11 +134,7 @@ fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Ta
         (*ev).task_id = caller.task_id;
         (*ev).pid = pid_tgid as u32;
         (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).ppid = if target.task_helpers {
-            parent_tgid()
-        } else {
-            0
-        };
+        (*ev).ppid = parent_tgid();
         (*ev).uid = uid_gid as u32;
         (*ev).gid = (uid_gid >> 32) as u32;
         (*ev).access = target.access;

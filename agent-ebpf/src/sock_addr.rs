@@ -5,12 +5,15 @@
 //! Each returns 1 to let the operation through and 0 to refuse it (the caller gets `EPERM`).
 
 use agent_common::{Backend, Mode, Op, Proto, Reason};
-use aya_ebpf::{bindings::bpf_sock_addr, macros::cgroup_sock_addr, programs::SockAddrContext};
+use aya_ebpf::{
+    bindings::bpf_sock_addr, helpers::bpf_get_current_pid_tgid, macros::cgroup_sock_addr,
+    programs::SockAddrContext,
+};
 
 use crate::{
     connect::{judge_v4, judge_v6},
     context::caller,
-    maps::offsets,
+    maps::{CONNECT_SEEN, offsets},
     report::{DENY, Target, finish_counting},
 };
 
@@ -55,16 +58,13 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
         return 1;
     };
     // With the LSM connect hook attached, a connect reaching this program was already judged
-    // (and, in audit mode, reported) by it; only TCP Fast Open skips the LSM, and in enforce
-    // mode it is refused here. A second audited event would be a duplicate.
+    // by it (LSM-refused ones never get here, LSM-allowed ones pass here too); only TCP Fast
+    // Open skips the LSM. In audit mode the LSM has reported the connect already: it leaves a
+    // mark (`CONNECT_SEEN`) that this program consumes instead of reporting a duplicate.
     let lsm_saw_it = op == Op::Connect && offsets().lsm_connect != 0;
-    if lsm_saw_it && who.mode == Mode::Audit as u32 {
-        return 1;
-    }
     let sa: *const bpf_sock_addr = ctx.sock_addr;
     let mut target = Target::empty();
     target.backend = Backend::CgroupSockAddr as u32;
-    target.task_helpers = false;
     // SAFETY: the context is the kernel's `bpf_sock_addr`; the verifier checks each field read.
     let (ty, port_be, ip4, ip6) = unsafe {
         (
@@ -104,10 +104,26 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     };
     // With the LSM connect hook attached this is a second look at the same connect: only what
     // the LSM could not see (TCP Fast Open) can still miss here, and allowed ones were counted.
+    if lsm_saw_it && who.mode == Mode::Audit as u32 && consume_mark(&target) {
+        return 1;
+    }
     let count_allowed = !lsm_saw_it;
     if finish_counting(op, &who, miss, &target, count_allowed) == DENY {
         0
     } else {
         1
     }
+}
+
+/// Whether the LSM connect hook judged (and reported) this very destination on this thread,
+/// removing its mark. A mark for another destination is left alone and does not match.
+#[inline(always)]
+fn consume_mark(target: &Target) -> bool {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the value is copied out at once.
+    let Some(seen) = (unsafe { CONNECT_SEEN.get(&tid) }).copied() else {
+        return false;
+    };
+    let _ = CONNECT_SEEN.remove(&tid);
+    seen.port == target.port && seen.addr == target.addr
 }
