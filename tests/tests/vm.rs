@@ -1531,3 +1531,116 @@ fn exercise_shipped(d: &Daemon, p: &shipped::ShippedPolicy) {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// tampering: what a confined process may never do, whatever its policy says
+
+/// Fields of a `denied` event of `op` with reason `forbidden`.
+fn forbidden(task: &str, op: &str) -> Vec<(&'static str, Value)> {
+    with(denied(task, op), "/reason", json!("forbidden"))
+}
+
+#[test]
+fn bpf_syscall_is_forbidden_to_tagged_processes() {
+    let pol = Policy::probe_only("no-bpf");
+    let d = Daemon::with(&[&pol]);
+    d.expect_ok(&process::probe(&["tamper", "bpf"]));
+    let out = d.run("no-bpf", &[&probe(), "tamper", "bpf"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event("the refused bpf()", &forbidden("no-bpf", "bpf"));
+    assert_field(&ev, "/target/cmd", &json!(12));
+}
+
+#[test]
+fn raw_and_packet_sockets_are_forbidden_to_tagged_processes() {
+    let pol = Policy::probe_only("no-raw");
+    let d = Daemon::with(&[&pol]);
+    for kind in ["raw", "packet"] {
+        d.expect_ok(&process::probe(&["tamper", kind]));
+        let out = d.run("no-raw", &[&probe(), "tamper", kind]);
+        d.expect_errno(&out, "EPERM");
+    }
+    let evs = d.wait_events(|e| has(e, &forbidden("no-raw", "socket")), EVENT_TIMEOUT);
+    assert_eq!(
+        evs.len(),
+        2,
+        "expected one forbidden socket event for raw and one for packet, got:\n{}",
+        events::tail(&evs, 5)
+    );
+}
+
+#[test]
+fn signals_and_ptrace_reach_only_the_own_task() {
+    let pol = Policy::probe_only("no-signal");
+    let d = Daemon::with(&[&pol]);
+    let victim = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let pid = victim.pid().to_string();
+
+    let out = d.run("no-signal", &[&probe(), "tamper", "kill", &pid, "15"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event("the refused signal", &forbidden("no-signal", "signal"));
+    assert_field(&ev, "/target/pid", &json!(victim.pid()));
+    assert_field(&ev, "/target/signal", &json!(15));
+    // Signal 0 only asks whether the process exists.
+    d.expect_ok(&d.run("no-signal", &[&probe(), "tamper", "kill", &pid, "0"]));
+
+    let out = d.run("no-signal", &[&probe(), "tamper", "ptrace", &pid]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event("the refused ptrace", &forbidden("no-signal", "ptrace"));
+    assert_field(&ev, "/target/pid", &json!(victim.pid()));
+
+    // The daemon is out of reach too.
+    let daemon_pid = d.pid().to_string();
+    let out = d.run("no-signal", &[&probe(), "tamper", "kill", &daemon_pid, "9"]);
+    d.expect_errno(&out, "EPERM");
+    assert!(
+        d.status()["tasks"].is_array(),
+        "expected the daemon to survive a confined SIGKILL"
+    );
+    // An untagged process may still signal it (so the victim is really signal-able).
+    d.expect_ok(&process::probe(&["tamper", "kill", &pid, "0"]));
+    drop(victim);
+}
+
+#[test]
+fn hard_links_mounts_and_module_loads_are_forbidden() {
+    let s = Scratch::new("no-link");
+    let secret = s.file("secret", "s3cret");
+    let _ = s.mkdir("out");
+    let mnt = s.mkdir("mnt");
+    let pol = Policy::probe_only("no-link")
+        .read(&s.dir_entry(""))
+        .write(&s.dir_entry("out"))
+        .write(&s.dir_entry("mnt"));
+    let d = Daemon::with(&[&pol]);
+
+    let link = s.join("out/alias");
+    let out = d.run("no-link", &[&probe(), "tamper", "link", &secret, &link]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event("the refused hard link", &forbidden("no-link", "link"));
+    assert!(
+        !Path::new(&link).exists(),
+        "expected no hard link at {link}"
+    );
+
+    let out = d.run("no-link", &[&probe(), "tamper", "mount", &mnt]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event("the refused mount", &forbidden("no-link", "mount"));
+
+    let out = d.run("no-link", &[&probe(), "tamper", "init_module"]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused module load",
+        &forbidden("no-link", "kernel_load"),
+    );
+
+    // Untagged, the same calls are not refused by Corral.
+    let untagged_link = s.join("out/untagged-alias");
+    d.expect_ok(&process::probe(&[
+        "tamper",
+        "link",
+        &secret,
+        &untagged_link,
+    ]));
+    d.expect_ok(&process::probe(&["tamper", "init_module"]));
+}

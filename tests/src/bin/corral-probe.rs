@@ -187,11 +187,101 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
                 .map_err(|_| Usage("argument contains a NUL byte".into()))?;
             spawn(depth, &command)
         }
+        b"tamper" => tamper(rest),
         other => Err(Usage(format!(
             "unknown command {:?}",
             String::from_utf8_lossy(other)
         ))),
     }
+}
+
+/// `tamper KIND [ARGS]`: one of the operations a confined process may never do.
+/// `bpf` (`BPF_MAP_GET_NEXT_ID`), `raw` (an ICMP raw socket), `packet` (an `AF_PACKET` socket),
+/// `ptrace PID` (seize, then detach), `kill PID SIG`, `link SRC DST` (a hard link),
+/// `init_module` (a 64-byte non-module: an untagged root caller gets `ENOEXEC`, never `EPERM`),
+/// `mount DIR` (a tmpfs on DIR).
+fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
+    let kind = rest.first().and_then(|k| k.to_str()).ok_or_else(|| {
+        Usage("tamper needs bpf|raw|packet|ptrace|kill|link|init_module|mount".into())
+    })?;
+    let arg = |i: usize| -> Result<CString, Usage> {
+        rest.get(i)
+            .and_then(|a| CString::new(a.as_bytes()).ok())
+            .ok_or_else(|| Usage(format!("tamper {kind} needs argument {i}")))
+    };
+    let num = |i: usize| -> Result<libc::c_long, Usage> {
+        arg(i)?
+            .to_str()
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| Usage(format!("tamper {kind}: argument {i} must be a number")))
+    };
+    // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
+    let result: libc::c_long = unsafe {
+        match kind {
+            "bpf" => {
+                const BPF_MAP_GET_NEXT_ID: libc::c_long = 12;
+                let attr = [0u8; 128];
+                let r = libc::syscall(libc::SYS_bpf, BPF_MAP_GET_NEXT_ID, attr.as_ptr(), 128);
+                // No map at all is ENOENT: the call itself was allowed.
+                if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+                    0
+                } else {
+                    r
+                }
+            }
+            "raw" => libc::c_long::from(libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW,
+                libc::IPPROTO_ICMP,
+            )),
+            "packet" => libc::c_long::from(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)),
+            "ptrace" => {
+                let pid = num(1)?;
+                let r = libc::ptrace(libc::PTRACE_SEIZE, pid as libc::pid_t, 0, 0);
+                if r == 0 {
+                    libc::ptrace(libc::PTRACE_DETACH, pid as libc::pid_t, 0, 0);
+                }
+                r
+            }
+            "kill" => {
+                libc::c_long::from(libc::kill(num(1)? as libc::pid_t, num(2)? as libc::c_int))
+            }
+            "link" => libc::c_long::from(libc::link(arg(1)?.as_ptr(), arg(2)?.as_ptr())),
+            "init_module" => {
+                let image = [0u8; 64];
+                let params = c"";
+                let r = libc::syscall(
+                    libc::SYS_init_module,
+                    image.as_ptr(),
+                    64usize,
+                    params.as_ptr(),
+                );
+                // The kernel only reaches its parsing (ENOEXEC) once the load was allowed.
+                if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOEXEC) {
+                    0
+                } else {
+                    r
+                }
+            }
+            "mount" => {
+                let dir = arg(1)?;
+                libc::c_long::from(libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ))
+            }
+            other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
+        }
+    };
+    Ok(if result < 0 {
+        Err(Failure::last("tamper"))
+    } else {
+        Ok(())
+    })
 }
 
 /// Carries out `-D MILLIS` and `-C DIR` (in this order, each optional) and returns the
