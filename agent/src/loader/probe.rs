@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use agent_common::names;
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Lsm};
 use serde::Serialize;
 
-use super::{Backends, Capabilities, cgroup, load_object, parse_btf, preflight, read_offsets};
+use super::{
+    Backends, Capabilities, HookKind, LoaderError, attach, cgroup, hook, load_object, parse_btf,
+    preflight, read_offsets,
+};
 
 /// One mechanism: whether it works here, what was seen, and how to get it if it does not.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -155,17 +157,17 @@ fn probe_ebpf(
     let mut out = Vec::new();
 
     // BTF tracepoints: process tagging.
-    let tp = (|| -> Result<(), String> {
-        let p: &mut BtfTracePoint = ebpf
-            .program_mut(names::PROG_PROBE_TP_BTF)
-            .ok_or("probe program missing")?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        p.load("sched_process_fork", &btf)
-            .map_err(|e| format!("{e}"))?;
-        p.attach().map_err(|e| format!("{e}"))?;
-        Ok(())
-    })();
+    let tp = attach(
+        &mut ebpf,
+        &btf,
+        hook(
+            names::PROG_PROBE_TP_BTF,
+            HookKind::BtfTracepoint,
+            "sched_process_fork",
+        ),
+        None,
+    )
+    .map_err(|e| e.to_string());
     caps.tp_btf = tp.is_ok();
     out.push(match tp {
         Ok(()) => found("tp_btf", "sched_process_fork attached"),
@@ -185,19 +187,17 @@ fn probe_ebpf(
     });
 
     // cgroup sock_addr programs on the cgroup v2 root.
-    let sock = (|| -> Result<PathBuf, String> {
-        let root = cgroup::cgroup2_root().map_err(|e| e.to_string())?;
-        let cg = cgroup::open(&root).map_err(|e| e.to_string())?;
-        let p: &mut CgroupSockAddr = ebpf
-            .program_mut(names::PROG_PROBE_SOCK_ADDR)
-            .ok_or("probe program missing")?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        p.load().map_err(|e| format!("{e}"))?;
-        p.attach(&cg, CgroupAttachMode::Single)
-            .map_err(|e| format!("{e}"))?;
-        Ok(root)
-    })();
+    let sock = cgroup::cgroup2_root()
+        .map_err(|e| e.to_string())
+        .and_then(|root| {
+            let spec = hook(
+                names::PROG_PROBE_SOCK_ADDR,
+                HookKind::CgroupSockAddr,
+                "connect4",
+            );
+            attach(&mut ebpf, &btf, spec, Some(&root)).map_err(|e| e.to_string())?;
+            Ok(root)
+        });
     caps.sock_addr = sock.is_ok();
     out.push(match sock {
         Ok(root) => found(
@@ -235,19 +235,18 @@ fn probe_lsm(
             ),
         ))
     } else {
-        (|| -> Result<(), String> {
-            let p: &mut Lsm = ebpf
-                .program_mut(names::PROG_PROBE_LSM)
-                .ok_or("probe program missing")?
-                .try_into()
-                .map_err(|e| format!("{e}"))?;
-            p.load("file_open", btf).map_err(|e| format!("{e}"))?;
-            p.attach().map_err(|e| format!("{e}"))?;
-            Ok(())
-        })()
+        attach(
+            ebpf,
+            btf,
+            hook(names::PROG_PROBE_LSM, HookKind::Lsm, "file_open"),
+            None,
+        )
         .map_err(|e| {
             (
-                format!("`bpf` is an active LSM but an LSM program does not load: {e}"),
+                match e {
+                    LoaderError::LsmRefused { .. } => e.to_string(),
+                    other => format!("an LSM program does not load: {other}"),
+                },
                 "the kernel refuses BPF trampoline programs; use a kernel that allows them (Debian's stock kernels do)".to_owned(),
             )
         })
