@@ -156,5 +156,8 @@ code_enum! {
         CgroupSockAddr = 2 => "cgroup_sock_addr",
         /// Landlock, applied by `corral run` before it execs the agent.
         Landlock = 3 => "landlock",
+        /// A BTF tracepoint that sees the operation just after it succeeded and kills the process
+        /// (`SIGKILL`) before it returns to user space: the last resort where nothing can refuse.
+        Kill = 4 => "kill",
     }
 }

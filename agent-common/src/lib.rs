@@ -13,6 +13,10 @@ mod maps;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
 pub use event::{COMM_LEN, EVENT_SIZE, Event};
 pub use maps::{
+    CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, InodeKey,
+    TAG_LANDLOCK, TAG_SELECTED,
+};
+pub use maps::{
     CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED,
     ConnectSeen, EVENTS_RING_BYTES, EXE_PATH_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
     FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PATH_MAX,
@@ -45,6 +49,14 @@ pub mod names {
     pub const EXES: &str = "EXES";
     /// The read-only global holding `KernelOffsets`.
     pub const OFFSETS: &str = "OFFSETS";
+    /// `HashMap<InodeKey, u32 task id>`: executables whose exec makes a process join a task.
+    pub const EXEC_SELECTORS: &str = "EXEC_SELECTORS";
+    /// `LpmTrie<CgroupPathData, u32 task id>`: cgroup v2 paths whose processes join a task.
+    pub const CGROUP_SELECTORS: &str = "CGROUP_SELECTORS";
+    pub const PROG_SCHED_EXEC: &str = "corral_sched_exec";
+    pub const PROG_CGROUP_ATTACH: &str = "corral_cgroup_attach";
+    pub const PROG_KILL_EXEC: &str = "corral_kill_exec";
+    pub const PROG_SYS_EXIT: &str = "corral_sys_exit";
 
     pub const PROG_EXEC: &str = "corral_bprm_check";
     pub const PROG_OPEN: &str = "corral_file_open";

@@ -35,9 +35,46 @@ pub const PORT_RANGES_MAX: usize = 16;
 pub struct TaskTag {
     /// Task id, the key of `TASKS`. A task id with no `TASKS` entry denies everything.
     pub task_id: u32,
+    /// `TAG_*` bits: how the process joined and what else confines it. Inherited at fork.
+    pub flags: u32,
+}
+
+/// `TaskTag::flags`: `corral run` applied the task's Landlock ruleset before it exec'd the agent,
+/// so Landlock refuses exec and open (the after-the-fact kill observer leaves such processes alone
+/// and only reports Landlock's refusals).
+pub const TAG_LANDLOCK: u32 = 1;
+/// `TaskTag::flags`: the process joined its task through a policy selector (executable or
+/// cgroup), not through `corral run`.
+pub const TAG_SELECTED: u32 = 1 << 1;
+
+/// Key of `EXEC_SELECTORS`: the identity of an executable file, as the kernel sees it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    /// `inode::i_ino`.
+    pub ino: u64,
+    /// `super_block::s_dev`, the kernel's `dev_t` encoding: `major << 20 | minor`.
+    pub dev: u32,
     /// Reserved, zero.
     pub reserved: u32,
 }
+
+/// Bytes of a cgroup selector path, NUL included: the data of an LPM key is at most 256 bytes.
+pub const CGROUP_PATH_MAX: usize = 256;
+
+/// Data part of a `CGROUP_SELECTORS` LPM key: a cgroup v2 path relative to the hierarchy's root
+/// (`/system.slice/x.service`). Each selector has two entries: the path with its NUL (the cgroup
+/// itself) and the path with a `/` appended (every cgroup below it).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupPathData {
+    pub path: [u8; CGROUP_PATH_MAX],
+}
+
+/// Bound of `EXEC_SELECTORS`.
+pub const EXEC_SELECTORS_MAX: u32 = 1024;
+/// Bound of `CGROUP_SELECTORS` (two entries per selector).
+pub const CGROUP_SELECTORS_MAX: u32 = 2048;
 
 /// Value of `TASKS` (key: u32 task id).
 #[repr(C)]
@@ -192,6 +229,65 @@ pub struct KernelOffsets {
     /// Non-zero when the LSM `socket_connect` hook is attached: the cgroup connect programs then
     /// only catch what it cannot see (TCP Fast Open) and do not count allowed connects twice.
     pub lsm_connect: u32,
+    /// `struct file::f_inode`.
+    pub file_f_inode: u32,
+    /// `struct inode::i_ino`.
+    pub inode_i_ino: u32,
+    /// `struct inode::i_sb`.
+    pub inode_i_sb: u32,
+    /// `struct super_block::s_dev`.
+    pub sb_s_dev: u32,
+    /// `struct task_struct::cgroups` (the `css_set`).
+    pub task_cgroups: u32,
+    /// `struct css_set::dfl_cgrp` (the task's cgroup v2).
+    pub css_set_dfl_cgrp: u32,
+    /// `struct cgroup::kn`.
+    pub cgroup_kn: u32,
+    /// `struct cgroup::root`.
+    pub cgroup_root: u32,
+    /// `struct cgroup_root::hierarchy_id` (0 is the cgroup v2 hierarchy).
+    pub cgroup_root_hierarchy_id: u32,
+    /// `struct kernfs_node::parent` (`__parent` since 6.15).
+    pub kernfs_node_parent: u32,
+    /// `struct kernfs_node::name`.
+    pub kernfs_node_name: u32,
+    /// `struct path::mnt`.
+    pub path_mnt: u32,
+    /// `struct path::dentry`.
+    pub path_dentry: u32,
+    /// `struct dentry::d_parent`.
+    pub dentry_d_parent: u32,
+    /// `struct dentry::d_name` + `struct qstr::len`.
+    pub dentry_name_len: u32,
+    /// `struct dentry::d_name` + `struct qstr::name`.
+    pub dentry_name_ptr: u32,
+    /// `struct mount::mnt` (the embedded `vfsmount`).
+    pub mount_mnt: u32,
+    /// `struct mount::mnt_parent`.
+    pub mount_mnt_parent: u32,
+    /// `struct mount::mnt_mountpoint`.
+    pub mount_mnt_mountpoint: u32,
+    /// `struct vfsmount::mnt_root`.
+    pub vfsmount_mnt_root: u32,
+    /// `struct task_struct::files`.
+    pub task_files: u32,
+    /// `struct files_struct::fdt`.
+    pub files_fdt: u32,
+    /// `struct fdtable::fd`.
+    pub fdtable_fd: u32,
+    /// `struct fdtable::max_fds`.
+    pub fdtable_max_fds: u32,
+    /// `struct pt_regs::orig_ax` (x86-64: the syscall number at `sys_exit`).
+    pub regs_orig_ax: u32,
+    /// `struct pt_regs::di` (first syscall argument).
+    pub regs_di: u32,
+    /// `struct pt_regs::si` (second syscall argument).
+    pub regs_si: u32,
+    /// `struct pt_regs::dx` (third syscall argument).
+    pub regs_dx: u32,
+    /// Non-zero when the kill observer is attached (no BPF LSM): tagged processes that Landlock
+    /// does not confine are judged just after their exec and opens, and killed on a miss.
+    pub kill_observer: u32,
 }
 
 /// Counter slots: `Op` (1..=15) × `Decision` (1..=3), plus the slots below.
@@ -208,6 +304,8 @@ pub const fn counter_index(op: u32, decision: u32) -> u32 {
 }
 
 const _: () = assert!(core::mem::size_of::<TaskTag>() == 8);
+const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
+const _: () = assert!(core::mem::size_of::<CgroupPathData>() == CGROUP_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<TaskConfig>() == 8);
 const _: () = assert!(core::mem::size_of::<FileRuleData>() == 256);
 const _: () = assert!(core::mem::size_of::<FileRuleKeyScratch>() == 16 + PATH_MAX);
@@ -217,7 +315,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 29 * 4);
 const _: () = assert!(counter_index(15, 3) < COUNTER_EVENTS_DROPPED);
 
 #[cfg(feature = "user")]
@@ -225,6 +323,8 @@ mod pod {
     // SAFETY: all of these are `#[repr(C)]`, `Copy`, made only of integers and integer arrays,
     // with no implicit padding (checked by the size asserts above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::TaskTag {}
+    unsafe impl aya::Pod for super::InodeKey {}
+    unsafe impl aya::Pod for super::CgroupPathData {}
     unsafe impl aya::Pod for super::TaskConfig {}
     unsafe impl aya::Pod for super::FileRuleData {}
     unsafe impl aya::Pod for super::NetV4Data {}

@@ -9,6 +9,8 @@ use crate::maps::{TAGS, TASKS, offsets};
 #[derive(Clone, Copy)]
 pub struct Caller {
     pub task_id: u32,
+    /// `TAG_*` bits of the process's tag.
+    pub flags: u32,
     /// A `Mode` code.
     pub mode: u32,
     /// Set when the hook must deny whatever the rules say (unknown task, offsets missing).
@@ -32,6 +34,7 @@ pub fn caller() -> Option<Caller> {
     };
     Some(Caller {
         task_id: tag.task_id,
+        flags: tag.flags,
         mode,
         forced_miss,
     })

@@ -1,8 +1,8 @@
 //! Exec and open: judged by the kernel's resolved path of the file really reached.
 
 use agent_common::{
-    Access, EXE_PATH_MAX, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX,
-    RULE_READ, RULE_WRITE, Reason,
+    Access, EXE_PATH_MAX, FileRuleData, FileRuleKeyScratch, Op, PATH_MAX, RULE_DENY, RULE_EXEC,
+    RULE_PATH_MAX, RULE_READ, RULE_WRITE, Reason,
 };
 use aya_ebpf::{
     bindings::path,
@@ -68,7 +68,7 @@ fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
 /// Records the path just resolved (still in this CPU's scratch) as the caller's executable.
 /// Informational: a lost race only costs the event its `exe`.
 #[inline(always)]
-fn remember_exe() {
+pub fn remember_exe() {
     let (Some(scratch), Some(exe)) = (PATH_SCRATCH.get_ptr(0), EXE_SCRATCH.get_ptr_mut(0)) else {
         return;
     };
@@ -121,6 +121,19 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
             core::ptr::read_volatile(file.add(off.file_f_flags as usize).cast::<u32>()),
         )
     };
+    let access = open_access(f_mode, f_flags);
+    // An exec-open is the first step of an exec: report it as one.
+    let op = if access & Access::EXEC != 0 {
+        Op::Exec
+    } else {
+        Op::Open
+    };
+    Ok(judge_file(op, &who, file, access, open_allowed(access)))
+}
+
+/// `Access` bits of an open file, from its `f_mode` and `f_flags`.
+#[inline(always)]
+pub fn open_access(f_mode: u32, f_flags: u32) -> u32 {
     let mut access = 0;
     if f_mode & FMODE_READ != 0 {
         access |= Access::READ;
@@ -131,13 +144,14 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
     if (f_mode | f_flags) & FMODE_EXEC != 0 {
         access |= Access::EXEC;
     }
-    // An exec-open is the first step of an exec: report it as one.
-    let op = if access & Access::EXEC != 0 {
-        Op::Exec
-    } else {
-        Op::Open
-    };
-    Ok(judge_file(op, &who, file, access, move |flags| {
+    access
+}
+
+/// The open rule: write needs `RULE_WRITE`; read needs `RULE_READ`; an exec-open needs
+/// `RULE_EXEC` or `RULE_READ`; an open asking neither needs some rule.
+#[inline(always)]
+pub fn open_allowed(access: u32) -> impl Fn(u32) -> bool {
+    move |flags| {
         let write_ok = access & Access::WRITE == 0 || flags & RULE_WRITE != 0;
         let read_ok = if access & Access::EXEC != 0 {
             flags & (RULE_EXEC | RULE_READ) != 0
@@ -148,7 +162,7 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
             flags & (RULE_READ | RULE_WRITE | RULE_EXEC) != 0
         };
         write_ok && read_ok
-    }))
+    }
 }
 
 /// Resolves `file->f_path` with `bpf_d_path`, looks the path up in `FILE_RULES` for the caller's
@@ -176,6 +190,23 @@ fn judge_file(
         let path_ptr = file.add(off.file_f_path as usize) as *mut path;
         bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
     };
+    judge_resolved(op, who, scratch, len, target, allowed)
+}
+
+/// Finishes a file judgement once the path is in `scratch.path`: `len` is what the resolver
+/// returned (bytes with the NUL, or a negative errno). Looks the path up in `FILE_RULES` for the
+/// caller's task; `allowed` gets the matched flags (0 when no rule matched) and is only asked when
+/// no deny rule matched. Returns `DENY` or 0.
+#[inline(always)]
+pub fn judge_resolved(
+    op: Op,
+    who: &Caller,
+    scratch: *mut FileRuleKeyScratch,
+    len: i64,
+    mut target: Target,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    let me = bpf_get_current_pid_tgid();
     if len <= 0 {
         // Too long (-ENAMETOOLONG) or unreachable: deny, never truncate-and-allow.
         target.path_error = if len < 0 { len as i32 } else { -22 };

@@ -11,8 +11,11 @@
 mod connect;
 mod context;
 mod files;
+mod kill;
 mod maps;
+mod pathwalk;
 mod report;
+mod selector;
 mod sock_addr;
 mod tagging;
 mod tamper;

@@ -1,5 +1,6 @@
 //! Every map of the object: key, value, bound, and why it exists.
 
+use agent_common::{CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, InodeKey};
 use agent_common::{
     CONNECT_SEEN_MAX, COUNTER_SLOTS, ConnectSeen, EVENTS_RING_BYTES, EXES_MAX, ExePath,
     FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
@@ -26,6 +27,35 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     signal_live: 0,
     valid: 0,
     lsm_connect: 0,
+    file_f_inode: 0,
+    inode_i_ino: 0,
+    inode_i_sb: 0,
+    sb_s_dev: 0,
+    task_cgroups: 0,
+    css_set_dfl_cgrp: 0,
+    cgroup_kn: 0,
+    cgroup_root: 0,
+    cgroup_root_hierarchy_id: 0,
+    kernfs_node_parent: 0,
+    kernfs_node_name: 0,
+    path_mnt: 0,
+    path_dentry: 0,
+    dentry_d_parent: 0,
+    dentry_name_len: 0,
+    dentry_name_ptr: 0,
+    mount_mnt: 0,
+    mount_mnt_parent: 0,
+    mount_mnt_mountpoint: 0,
+    vfsmount_mnt_root: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdtable_fd: 0,
+    fdtable_max_fds: 0,
+    regs_orig_ax: 0,
+    regs_di: 0,
+    regs_si: 0,
+    regs_dx: 0,
+    kill_observer: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.
@@ -101,6 +131,20 @@ pub static EXE_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 
 #[map(name = "CONNECT_SEEN")]
 pub static CONNECT_SEEN: LruHashMap<u32, ConnectSeen> =
     LruHashMap::with_max_entries(CONNECT_SEEN_MAX, 0);
+
+/// Key: `InodeKey` {device, inode} of an executable. Value: u32 task id. Bound:
+/// `EXEC_SELECTORS_MAX`. Why: an untagged process that execs a selected file joins the task
+/// (`selector.executables`); judged by the file's identity, so links and renames cannot dodge it.
+#[map(name = "EXEC_SELECTORS")]
+pub static EXEC_SELECTORS: HashMap<InodeKey, u32> =
+    HashMap::with_max_entries(EXEC_SELECTORS_MAX, 0);
+
+/// Key: LPM {cgroup v2 path}. Value: u32 task id. Bound: `CGROUP_SELECTORS_MAX` (two entries per
+/// selector: the cgroup itself and everything below it). Why: processes that enter a selected
+/// cgroup, or are created in one, join the task (`selector.cgroups`).
+#[map(name = "CGROUP_SELECTORS")]
+pub static CGROUP_SELECTORS: LpmTrie<CgroupPathData, u32> =
+    LpmTrie::with_max_entries(CGROUP_SELECTORS_MAX, 0);
 
 /// Adds one to a counter slot.
 #[inline(always)]

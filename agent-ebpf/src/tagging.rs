@@ -8,7 +8,10 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 
-use crate::maps::{EXES, TAGS, count, offsets};
+use crate::{
+    maps::{EXES, TAGS, count, offsets},
+    selector::select_new_child,
+};
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: runs in the
 /// parent before the child is first scheduled, so a child of a tagged process is tagged before
@@ -26,11 +29,12 @@ pub fn corral_sched_fork(ctx: BtfTracePointContext) -> i32 {
 
 fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let off = offsets();
     // SAFETY: copied out at once.
     let Some(tag) = (unsafe { TAGS.get(&parent_tgid) }).copied() else {
+        select_into_cgroup(ctx);
         return Ok(0);
     };
-    let off = offsets();
     // SAFETY: arg 1 is the child `struct task_struct *`; probe reads at its BTF offsets.
     let (pid, tgid) = unsafe {
         let child: *const u8 = ctx.arg(1);
@@ -52,6 +56,42 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         let _ = EXES.insert(&(tgid as u32), unsafe { &*exe }, 0);
     }
     Ok(0)
+}
+
+/// An untagged parent's child created directly in another cgroup (`clone3(CLONE_INTO_CGROUP)`,
+/// how newer systemd starts units) never passes `cgroup_attach_task`: check its cgroup here, before
+/// it first runs. Costs an untagged fork four pointer reads when parent and child share a cgroup.
+#[inline(always)]
+fn select_into_cgroup(ctx: &BtfTracePointContext) {
+    let off = offsets();
+    let dfl_cgroup = |task: *const u8| -> Option<*const u8> {
+        // SAFETY: probe reads at BTF offsets.
+        unsafe {
+            let cset: *const u8 =
+                bpf_probe_read_kernel(task.add(off.task_cgroups as usize).cast()).ok()?;
+            bpf_probe_read_kernel(cset.add(off.css_set_dfl_cgrp as usize).cast()).ok()
+        }
+    };
+    // Args 0 and 1 are the parent and child `struct task_struct *`.
+    let (parent, child): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(1));
+    let (Some(from), Some(to)) = (dfl_cgroup(parent), dfl_cgroup(child)) else {
+        return;
+    };
+    if from == to {
+        return;
+    }
+    // SAFETY: probe reads at BTF offsets.
+    let ids = unsafe {
+        (
+            bpf_probe_read_kernel(child.add(off.task_pid as usize).cast::<i32>()),
+            bpf_probe_read_kernel(child.add(off.task_tgid as usize).cast::<i32>()),
+        )
+    };
+    if let (Ok(pid), Ok(tgid)) = ids {
+        if pid == tgid {
+            select_new_child(tgid as u32, to);
+        }
+    }
 }
 
 /// `sched_process_exit(struct task_struct *p, ...)`: runs for every exiting thread after it has

@@ -38,7 +38,10 @@ pub const fn limits(backend: Backend) -> &'static str {
             "IPv4/IPv6 only; refused before the connect/send; every confined process"
         }
         Backend::Landlock => {
-            "only processes started with `corral run`; rules fixed at launch (paths created later are refused); exec reported as EACCES, no event; the ELF interpreter is executable, so `ld.so PROGRAM` runs any readable program"
+            "only processes started with `corral run`; rules fixed at launch (paths created later are refused); refusals are EACCES, reported with the path as the caller gave it; the ELF interpreter is executable, so `ld.so PROGRAM` runs any readable program"
+        }
+        Backend::Kill => {
+            "after the fact: the exec or open succeeds, then the process is killed (SIGKILL) before it returns to user space; a write open has already truncated/created its file; io_uring opens are not seen"
         }
     }
 }

@@ -7,6 +7,7 @@
 mod capacity;
 mod files;
 mod network;
+mod selectors;
 mod unix;
 
 use agent_common::{FileRuleData, Mode, NetV4Data, NetV6Data, PortSet, UnixRuleKey};
@@ -16,6 +17,7 @@ use thiserror::Error;
 use crate::policy::TaskPolicy;
 
 pub use capacity::check_capacity;
+pub use selectors::{CgroupEntry, cgroup_entries, executable_key};
 
 /// A `FILE_RULES` entry: LPM key (`prefix_len` in bits, over task id and path) and rule flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

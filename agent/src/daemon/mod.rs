@@ -2,6 +2,7 @@
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
 pub mod protocol;
+mod selectors;
 mod server;
 mod sink;
 mod state;
@@ -91,6 +92,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let loader::Loaded {
         ebpf,
         mut maps,
+        mut selectors,
         events: ring,
         backends,
         attached,
@@ -98,6 +100,15 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     for (_, task_id, task) in &compiled {
         maps.install_task(*task_id, task)
             .map_err(LoaderError::from)?;
+    }
+    // Rules first, then selectors: a process never joins a task whose rules are not in place.
+    let ids: Vec<u32> = compiled.iter().map(|(_, id, _)| *id).collect();
+    let selected_cgroups =
+        selectors::install(&mut selectors, &policies, &ids).map_err(LoaderError::from)?;
+    if !selected_cgroups.is_empty() {
+        let root = loader::cgroup2_root().map_err(LoaderError::from)?;
+        let adopted = selectors::adopt_cgroup_members(&mut maps, &root, &selected_cgroups);
+        tracing::info!(adopted, "processes already in selected cgroups confined");
     }
     report_backends(&probe, backends, &compiled);
     let state = Arc::new(Mutex::new(State::new(

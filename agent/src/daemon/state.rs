@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use agent_common::Mode;
+use agent_common::{Mode, TAG_LANDLOCK};
 
 use crate::{
     compile::CompiledTask,
@@ -97,10 +97,10 @@ impl State {
             };
         };
         let task_id = info.id;
-        let landlock = self
-            .backends
-            .needs_landlock()
+        // Landlock refuses: in audit mode the kill observer reports instead, and lets it happen.
+        let landlock = (self.backends.needs_landlock() && info.mode == Mode::Enforce)
             .then(|| info.landlock.clone());
+        let flags = if landlock.is_some() { TAG_LANDLOCK } else { 0 };
         let unenforced = self.backends.unenforced();
         if !unenforced.is_empty() && info.mode == Mode::Enforce && !accept_unenforced {
             let ops = &unenforced;
@@ -133,7 +133,7 @@ impl State {
                 };
             }
         }
-        match self.maps.tag(pid, task_id) {
+        match self.maps.tag(pid, task_id, flags) {
             Ok(()) => {
                 tracing::info!(pid, task, task_id, "process confined");
                 Response::Tagged {

@@ -26,8 +26,11 @@ pub struct JsonEvent {
     pub decision: &'static str,
     pub mode: &'static str,
     pub op: &'static str,
-    /// The mechanism that judged it: `lsm`, `cgroup_sock_addr`, `landlock`.
+    /// The mechanism that judged it: `lsm`, `cgroup_sock_addr`, `landlock`, `kill`.
     pub backend: &'static str,
+    /// What was done about it: `refuse` (the call failed, nothing happened), `kill` (it happened,
+    /// and the process was killed before it returned to user space), `none` (audit mode).
+    pub enforcement: &'static str,
     pub task: String,
     pub reason: &'static str,
     pub target: Target,
@@ -126,6 +129,11 @@ pub fn to_json(
         mode: mode.as_str(),
         op: op.as_str(),
         backend: backend.as_str(),
+        enforcement: match (decision, backend) {
+            (Decision::Denied, Backend::Kill) => "kill",
+            (Decision::Denied, _) => "refuse",
+            _ => "none",
+        },
         task,
         reason: reason.as_str(),
         target: target(op, ev)?,

@@ -12,6 +12,9 @@ pub struct Backends {
     /// `connect` of `AF_UNIX` sockets: only the LSM hook sees their addresses.
     pub connect_unix: Option<Backend>,
     pub sendmsg: Option<Backend>,
+    /// exec and open of processes that joined their task through a selector (no `corral run`,
+    /// so no Landlock): BPF LSM, else the kill observer.
+    pub selected_exec_open: Option<Backend>,
 }
 
 /// What the kernel was found to run, from which `Backends` follow.
@@ -54,19 +57,27 @@ impl Backends {
             },
             connect_unix: lsm.then_some(Backend::Lsm),
             sendmsg: sock_addr.then_some(Backend::CgroupSockAddr),
+            selected_exec_open: if lsm {
+                Some(Backend::Lsm)
+            } else if caps.tp_btf {
+                Some(Backend::Kill)
+            } else {
+                None
+            },
         }
     }
 
     /// `(operation name, backend)` in display order. `connect_unix` is `connect` of `AF_UNIX`
     /// sockets, listed apart because fewer backends see it.
     #[must_use]
-    pub fn by_op(&self) -> [(&'static str, Option<Backend>); 5] {
+    pub fn by_op(&self) -> [(&'static str, Option<Backend>); 6] {
         [
             (Op::Exec.as_str(), self.exec),
             (Op::Open.as_str(), self.open),
             (Op::Connect.as_str(), self.connect),
             ("connect_unix", self.connect_unix),
             (Op::Sendmsg.as_str(), self.sendmsg),
+            ("selected_exec_open", self.selected_exec_open),
         ]
     }
 
@@ -128,6 +139,7 @@ mod tests {
         assert_eq!(b.connect, Some(Backend::Lsm));
         assert_eq!(b.connect_unix, Some(Backend::Lsm));
         assert_eq!(b.sendmsg, Some(Backend::CgroupSockAddr));
+        assert_eq!(b.selected_exec_open, Some(Backend::Lsm));
         assert!(b.unenforced().is_empty());
         assert!(!b.needs_landlock());
     }
@@ -144,6 +156,11 @@ mod tests {
             "cgroup sock_addr programs do not see unix addresses"
         );
         assert_eq!(b.unenforced(), vec!["connect_unix"]);
+        assert_eq!(
+            b.selected_exec_open,
+            Some(Backend::Kill),
+            "processes joined by a selector have no Landlock: killed after the fact"
+        );
         assert!(b.needs_landlock());
     }
 
@@ -163,17 +180,21 @@ mod tests {
             Some(Backend::Landlock),
             "Landlock is inherited without tags"
         );
-        assert_eq!(b.unenforced(), vec!["connect", "connect_unix", "sendmsg"]);
+        assert_eq!(
+            b.unenforced(),
+            vec!["connect", "connect_unix", "sendmsg", "selected_exec_open"]
+        );
     }
 
     #[test]
     fn nothing_available_enforces_nothing() {
         let b = Backends::choose(Capabilities::default());
-        assert_eq!(b.unenforced().len(), 5);
+        assert_eq!(b.unenforced().len(), 6);
         assert_eq!(
             b.to_json(),
             serde_json::json!({"exec": null, "open": null, "connect": null,
-                               "connect_unix": null, "sendmsg": null})
+                               "connect_unix": null, "sendmsg": null,
+                               "selected_exec_open": null})
         );
     }
 }

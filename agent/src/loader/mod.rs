@@ -10,6 +10,7 @@ mod offsets;
 mod preflight;
 mod probe;
 mod rules;
+mod selectors;
 
 use std::path::{Path, PathBuf};
 
@@ -20,11 +21,12 @@ use aya::{
 };
 
 pub use backends::{Backends, Capabilities};
-pub use cgroup::CgroupError;
+pub use cgroup::{CgroupError, cgroup2_root};
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use preflight::{PreflightError, active_lsms};
 pub use probe::{Finding, Probe, probe};
 pub use rules::{Counters, RuleMaps, RulesError};
+pub use selectors::SelectorMaps;
 
 /// The object built by `build.rs` from `agent-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
@@ -64,8 +66,9 @@ const fn hook(program: &'static str, kind: HookKind, hook: &'static str) -> Hook
     }
 }
 
-/// Process tagging: attached first, so forks are followed before any hook judges.
-pub const TAGGING_HOOKS: [HookSpec; 2] = [
+/// Process tagging: attached first, so forks are followed before any hook judges; then the
+/// selectors (a process joins a task by exec of a selected file or in a selected cgroup).
+pub const TAGGING_HOOKS: [HookSpec; 4] = [
     hook(
         names::PROG_FORK,
         HookKind::BtfTracepoint,
@@ -76,7 +79,26 @@ pub const TAGGING_HOOKS: [HookSpec; 2] = [
         HookKind::BtfTracepoint,
         "sched_process_exit",
     ),
+    hook(
+        names::PROG_SCHED_EXEC,
+        HookKind::BtfTracepoint,
+        "sched_process_exec",
+    ),
+    hook(
+        names::PROG_CGROUP_ATTACH,
+        HookKind::BtfTracepoint,
+        "cgroup_attach_task",
+    ),
 ];
+
+/// The after-the-fact backend where BPF LSM is missing: opens of tagged processes judged at
+/// `sys_exit` (execs are judged by the `sched_process_exec` program of `TAGGING_HOOKS`), a miss
+/// killed before the process returns to user space; and Landlock's refusals reported.
+pub const KILL_HOOKS: [HookSpec; 1] = [hook(
+    names::PROG_SYS_EXIT,
+    HookKind::BtfTracepoint,
+    "sys_exit",
+)];
 
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
@@ -121,6 +143,7 @@ pub fn all_hooks() -> impl Iterator<Item = HookSpec> {
         .into_iter()
         .chain(LSM_HOOKS)
         .chain(SOCK_ADDR_HOOKS)
+        .chain(KILL_HOOKS)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +205,7 @@ pub struct Loaded {
     /// Owns the programs and their links: keep it alive as long as enforcement must last.
     pub ebpf: Ebpf,
     pub maps: RuleMaps,
+    pub selectors: SelectorMaps,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
     /// What enforces each operation.
     pub backends: Backends,
@@ -217,11 +241,14 @@ pub fn load(btf_path: &Path, probe: &Probe) -> Result<Loaded, LoaderError> {
     }
     let mut offsets = read_offsets(btf_path)?;
     offsets.lsm_connect = u32::from(probe.caps.lsm);
+    offsets.kill_observer = u32::from(!probe.caps.lsm);
     let btf = parse_btf(btf_path)?;
     let mut ebpf = load_object(&btf, &offsets)?;
     let mut plan: Vec<HookSpec> = TAGGING_HOOKS.to_vec();
     if probe.caps.lsm {
         plan.extend(LSM_HOOKS);
+    } else {
+        plan.extend(KILL_HOOKS);
     }
     let cgroup_root = if probe.caps.sock_addr {
         plan.extend(SOCK_ADDR_HOOKS);
@@ -233,9 +260,11 @@ pub fn load(btf_path: &Path, probe: &Probe) -> Result<Loaded, LoaderError> {
         attach(&mut ebpf, &btf, *spec, cgroup_root.as_deref())?;
     }
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
+    let selectors = SelectorMaps::take(&mut ebpf)?;
     Ok(Loaded {
         ebpf,
         maps,
+        selectors,
         events,
         backends,
         attached: plan,

@@ -60,7 +60,7 @@ pub struct RuleMaps {
     exes: HashMap<MapData, u32, ExePath>,
 }
 
-fn take<T>(ebpf: &mut Ebpf, map: &'static str) -> Result<T, RulesError>
+pub(super) fn take<T>(ebpf: &mut Ebpf, map: &'static str) -> Result<T, RulesError>
 where
     T: TryFrom<aya::maps::Map, Error = MapError>,
 {
@@ -136,14 +136,11 @@ impl RuleMaps {
         }
     }
 
-    /// Confines a process (and, through the fork hook, everything it starts afterwards).
-    /// `BPF_NOEXIST`: an already tagged process is never moved to another task.
-    pub fn tag(&mut self, tgid: u32, task_id: u32) -> Result<(), RulesError> {
+    /// Confines a process (and, through the fork hook, everything it starts afterwards) with
+    /// `flags` (`TAG_*`). `BPF_NOEXIST`: an already tagged process is never moved to another task.
+    pub fn tag(&mut self, tgid: u32, task_id: u32, flags: u32) -> Result<(), RulesError> {
         const BPF_NOEXIST: u64 = 1;
-        let tag = TaskTag {
-            task_id,
-            reserved: 0,
-        };
+        let tag = TaskTag { task_id, flags };
         self.tags
             .insert(tgid, tag, BPF_NOEXIST)
             .map_err(|source| RulesError::Tag { tgid, source })

@@ -37,6 +37,16 @@ pub enum PolicyDirProblem {
         first: PathBuf,
         second: PathBuf,
     },
+    /// Two tasks select the same executable or cgroup: a process could not join both.
+    #[error("{kind} {selector:?} is selected by two tasks: {first:?} in {} and {second:?} in {}", first_file.display(), second_file.display())]
+    DuplicateSelector {
+        kind: &'static str,
+        selector: String,
+        first: String,
+        first_file: PathBuf,
+        second: String,
+        second_file: PathBuf,
+    },
 }
 
 /// Displays problems joined with "; ".
@@ -99,10 +109,39 @@ pub fn load_policy_dir(dir: &Path) -> Result<Vec<TaskPolicy>, PolicyDirError> {
     let mut policies = Vec::new();
     let mut problems = Vec::new();
     let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut selected_by: BTreeMap<(&'static str, String), (String, PathBuf)> = BTreeMap::new();
     for file in policy_files(dir)? {
         match load_policy_file(&file) {
             Ok(policy) => {
                 let name = policy.name.to_string();
+                let selectors = policy
+                    .select_executables
+                    .iter()
+                    .map(|e| ("executable", e.to_string()))
+                    .chain(
+                        policy
+                            .select_cgroups
+                            .iter()
+                            .map(|c| ("cgroup", c.to_string())),
+                    );
+                for (kind, selector) in selectors {
+                    match selected_by.get(&(kind, selector.clone())) {
+                        Some((first, first_file)) if *first != name => {
+                            problems.push(PolicyDirProblem::DuplicateSelector {
+                                kind,
+                                selector,
+                                first: first.clone(),
+                                first_file: first_file.clone(),
+                                second: name.clone(),
+                                second_file: file.clone(),
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            selected_by.insert((kind, selector), (name.clone(), file.clone()));
+                        }
+                    }
+                }
                 if let Some(first) = defined_in.get(&name) {
                     problems.push(PolicyDirProblem::DuplicateTask {
                         name,

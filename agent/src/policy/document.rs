@@ -7,6 +7,7 @@ use super::{
     network::ConnectRule,
     path_rule::PathRule,
     scalar::{ScalarRule, deserialize_as_scalar},
+    selector::SelectorSection,
     task_name::TaskName,
     unix_addr::UnixAddr,
 };
@@ -95,6 +96,9 @@ pub(crate) struct Spec {
     /// Destinations the task may connect to.
     #[serde(default)]
     pub network: Option<NetworkSection>,
+    /// Processes that join the task without `corral run`: by executable or by cgroup.
+    #[serde(default)]
+    pub selector: Option<SelectorSection>,
 }
 
 /// `spec.mode`.

@@ -8,6 +8,7 @@ mod error;
 mod network;
 mod path_rule;
 mod scalar;
+mod selector;
 mod task_name;
 mod unix_addr;
 
@@ -23,6 +24,7 @@ pub use document::{API_VERSION, KIND};
 pub use error::PolicyError;
 pub use network::{ConnectRule, PortSpan};
 pub use path_rule::{EXACT_PATH_MAX, PREFIX_PATH_MAX, PathRule};
+pub use selector::{CGROUP_SELECTOR_MAX, CgroupPath, ExecutablePath};
 pub use task_name::{TASK_NAME_MAX, TaskName};
 pub use unix_addr::{UNIX_ABSTRACT_MAX, UNIX_PATHNAME_MAX, UnixAddr};
 
@@ -47,6 +49,10 @@ pub struct TaskPolicy {
     pub connect: Vec<ConnectRule>,
     /// `spec.network.unix`.
     pub unix: Vec<UnixAddr>,
+    /// `spec.selector.executables`.
+    pub select_executables: Vec<ExecutablePath>,
+    /// `spec.selector.cgroups`.
+    pub select_cgroups: Vec<CgroupPath>,
 }
 
 impl From<PolicyDocument> for TaskPolicy {
@@ -57,6 +63,7 @@ impl From<PolicyDocument> for TaskPolicy {
         let (read, write, deny) =
             files.map_or_else(Default::default, |f| (f.read, f.write, f.deny));
         let (connect, unix) = network.map_or_else(Default::default, |n| (n.connect, n.unix));
+        let selector = spec.selector.unwrap_or_default();
         Self {
             name: doc.metadata.name,
             mode: match spec.mode {
@@ -69,6 +76,8 @@ impl From<PolicyDocument> for TaskPolicy {
             deny,
             connect,
             unix,
+            select_executables: selector.executables,
+            select_cgroups: selector.cgroups,
         }
     }
 }

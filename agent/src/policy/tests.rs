@@ -379,3 +379,68 @@ fn unreadable_directory_is_an_error_naming_it() {
         "the message should name the directory: {err}"
     );
 }
+
+#[test]
+fn selectors_parse_and_bad_ones_are_refused_at_their_position() {
+    let p = parse(&with_spec(
+        "  selector:\n    executables: [/usr/local/bin/review-agent]\n    cgroups: [/system.slice/review-agent.service]\n",
+    ));
+    assert_eq!(strs(&p.select_executables), ["/usr/local/bin/review-agent"]);
+    assert_eq!(strs(&p.select_cgroups), ["/system.slice/review-agent.service"]);
+    assert!(
+        parse(&with_spec("  mode: audit\n"))
+            .select_cgroups
+            .is_empty(),
+        "no selector section selects nothing"
+    );
+    let long = format!("/{}", "a".repeat(CGROUP_SELECTOR_MAX));
+    for (spec, expected) in [
+        (
+            "  selector:\n    cgroups: [/]\n".to_owned(),
+            "bad.yaml:7:15: spec.selector.cgroups[0]: invalid cgroup \"/\": the root cgroup holds every process of the host",
+        ),
+        (
+            "  selector:\n    cgroups: [/sys/fs/cgroup/x.slice]\n".to_owned(),
+            "bad.yaml:7:15: spec.selector.cgroups[0]: invalid cgroup \"/sys/fs/cgroup/x.slice\": write the path inside the cgroup hierarchy (as in /proc/PID/cgroup), not its mount point",
+        ),
+        (
+            "  selector:\n    executables: [/usr/bin/]\n".to_owned(),
+            "bad.yaml:7:19: spec.selector.executables[0]: invalid executable \"/usr/bin/\": it names a directory (selectors name files)",
+        ),
+        (
+            "  selector:\n    executable: [/usr/bin/x]\n".to_owned(),
+            "bad.yaml:7:5: spec.selector: unknown field `executable`, expected `executables` or `cgroups`",
+        ),
+        (
+            format!("  selector:\n    cgroups: [{long}]\n"),
+            "more than the 254 a selector can hold",
+        ),
+    ] {
+        let err = error_of(&with_spec(&spec));
+        assert!(
+            err.contains(expected),
+            "expected an error containing {expected:?}, got {err:?}"
+        );
+    }
+}
+
+#[test]
+fn two_tasks_selecting_the_same_cgroup_is_an_error_naming_both() {
+    let dir = TempDir::new("selectors");
+    let sel = |name: &str| {
+        format!(
+            "apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: {name}\nspec:\n  selector:\n    cgroups: [/agents.slice]\n"
+        )
+    };
+    let first = dir.write("a.yaml", &sel("one"));
+    let second = dir.write("b.yaml", &sel("two"));
+    let err = load_policy_dir(&dir.0).expect_err("one cgroup cannot select two tasks");
+    assert!(
+        err.to_string().contains(&format!(
+            "cgroup \"/agents.slice\" is selected by two tasks: \"one\" in {} and \"two\" in {}",
+            first.display(),
+            second.display()
+        )),
+        "got {err}"
+    );
+}

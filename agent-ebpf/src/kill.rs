@@ -1,0 +1,224 @@
+//! The after-the-fact backend, attached only where BPF LSM is missing: BTF tracepoints that see an
+//! exec or an open of a tagged process just after it succeeded, judge it by the same rules, and on
+//! a miss (enforce mode) send `SIGKILL`, which the process receives before it returns to user
+//! space. Processes that `corral run` confined with Landlock are left to Landlock; for them the
+//! `sys_exit` hook only reports Landlock's refusals (`EACCES`), which Landlock itself does not.
+
+use agent_common::{Access, Backend, Op, PATH_MAX, Reason, TAG_LANDLOCK};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
+        generated::{bpf_probe_read_user_str, bpf_send_signal},
+    },
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+
+use crate::{
+    context::{Caller, caller},
+    files::{judge_resolved, open_access, open_allowed, remember_exe},
+    maps::{PATH_SCRATCH, offsets},
+    pathwalk::dentry_path,
+    report::{DENY, PathSource, Target, finish},
+};
+
+const SIGKILL: u32 = 9;
+/// `-EACCES`: what Landlock returns for a refused open or exec.
+const EACCES: i64 = -13;
+
+// x86-64 syscall numbers of the calls that open a file or execute one.
+const NR_OPEN: u64 = 2;
+const NR_CREAT: u64 = 85;
+const NR_OPENAT: u64 = 257;
+const NR_OPEN_BY_HANDLE_AT: u64 = 304;
+const NR_OPENAT2: u64 = 437;
+const NR_EXECVE: u64 = 59;
+const NR_EXECVEAT: u64 = 322;
+
+/// Judges the file a tagged process has just executed (from `sched_process_exec`): exec needs
+/// `RULE_EXEC` and no deny. A miss in enforce mode kills the process before the new program runs.
+#[inline(always)]
+pub fn judge_exec(who: &Caller, file: *const u8) {
+    if who.flags & TAG_LANDLOCK != 0 {
+        return;
+    }
+    let verdict = judge_walked(Op::Exec, who, file, 0, |flags| {
+        flags & agent_common::RULE_EXEC != 0
+    });
+    if verdict == DENY {
+        // SAFETY: signals the current task, which is the exec'ing process.
+        unsafe { bpf_send_signal(SIGKILL) };
+    } else {
+        remember_exe();
+    }
+}
+
+/// Walks `file->f_path` into the path scratch and judges it; the event names `Backend::Kill`.
+#[inline(always)]
+fn judge_walked(
+    op: Op,
+    who: &Caller,
+    file: *const u8,
+    access: u32,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    let mut target = Target::empty();
+    target.access = access;
+    target.backend = Backend::Kill as u32;
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    };
+    let off = offsets();
+    // SAFETY: `scratch` is a per-CPU map value; `file` is only probe-read by the walk.
+    let len = unsafe {
+        (*scratch).owner = bpf_get_current_pid_tgid();
+        dentry_path(file.add(off.file_f_path as usize), scratch)
+    };
+    // `dentry_path` returns the length without the NUL; `judge_resolved` wants it with.
+    let len = if len >= 0 { len + 1 } else { len };
+    judge_resolved(op, who, scratch, len, target, allowed)
+}
+
+/// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return, attached only without BPF
+/// LSM. Untagged processes leave after the tag look-up. For a tagged process:
+/// - an open-family call that succeeded: the new file is judged like LSM `file_open`; a miss in
+///   enforce mode kills the process (`SIGKILL`) before it can use the descriptor. Fails closed (an
+///   unreadable file or unresolvable path is a miss).
+/// - for a Landlock-confined process, an open- or exec-family call that failed with `EACCES` is
+///   reported as Landlock's refusal (path as the caller gave it). Nothing is killed.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn corral_sys_exit(ctx: BtfTracePointContext) -> i32 {
+    match try_sys_exit(&ctx) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
+    let Some(who) = caller() else {
+        return Ok(0);
+    };
+    let off = offsets();
+    // Arg 0 is `struct pt_regs *`, arg 1 the return value.
+    let (regs, ret): (*const u8, i64) = (ctx.arg(0), ctx.arg(1));
+    // SAFETY: probe read at the BTF offset of `orig_ax`.
+    let nr: u64 = unsafe {
+        bpf_probe_read_kernel(regs.add(off.regs_orig_ax as usize).cast()).map_err(|_| 0)?
+    };
+    let is_open = matches!(
+        nr,
+        NR_OPEN | NR_CREAT | NR_OPENAT | NR_OPENAT2 | NR_OPEN_BY_HANDLE_AT
+    );
+    let is_exec = nr == NR_EXECVE || nr == NR_EXECVEAT;
+    if !is_open && !is_exec {
+        return Ok(0);
+    }
+    if who.flags & TAG_LANDLOCK != 0 {
+        if ret == EACCES {
+            report_landlock(&who, regs, nr, is_exec);
+        }
+        return Ok(0);
+    }
+    if !is_open || ret < 0 {
+        return Ok(0);
+    }
+    let file = fd_file(ret as u64).ok_or_else(|| {
+        // The descriptor vanished (another thread closed it): nothing left to judge.
+        0
+    })?;
+    // SAFETY: probe reads at BTF offsets.
+    let (f_mode, f_flags): (u32, u32) = unsafe {
+        (
+            bpf_probe_read_kernel(file.add(off.file_f_mode as usize).cast()).map_err(|_| 0)?,
+            bpf_probe_read_kernel(file.add(off.file_f_flags as usize).cast()).map_err(|_| 0)?,
+        )
+    };
+    let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
+    if judge_walked(Op::Open, &who, file, access, open_allowed(access)) == DENY {
+        // SAFETY: signals the current task, the caller of the open.
+        unsafe { bpf_send_signal(SIGKILL) };
+    }
+    Ok(0)
+}
+
+/// `current->files->fdt->fd[fd]`, or `None` if out of range or unreadable.
+#[inline(always)]
+fn fd_file(fd: u64) -> Option<*const u8> {
+    let off = offsets();
+    // SAFETY: probe reads of the current task's file table at BTF offsets.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let files: *const u8 =
+            bpf_probe_read_kernel(task.add(off.task_files as usize).cast()).ok()?;
+        let fdt: *const u8 =
+            bpf_probe_read_kernel(files.add(off.files_fdt as usize).cast()).ok()?;
+        let max: u32 = bpf_probe_read_kernel(fdt.add(off.fdtable_max_fds as usize).cast()).ok()?;
+        if fd >= u64::from(max) {
+            return None;
+        }
+        let fds: *const *const u8 =
+            bpf_probe_read_kernel(fdt.add(off.fdtable_fd as usize).cast()).ok()?;
+        let file = bpf_probe_read_kernel(fds.add(fd as usize)).ok()?;
+        (!file.is_null()).then_some(file)
+    }
+}
+
+/// Reports a Landlock refusal: the path argument as the caller passed it (it may be relative).
+#[inline(always)]
+fn report_landlock(who: &Caller, regs: *const u8, nr: u64, is_exec: bool) {
+    let off = offsets();
+    // Which saved argument holds the path, and which the open flags (openat2: a user pointer to
+    // `struct open_how`, whose first field is the flags).
+    let (arg, flags_arg) = match nr {
+        NR_OPENAT | NR_OPENAT2 => (off.regs_si, off.regs_dx),
+        NR_EXECVEAT => (off.regs_si, 0),
+        NR_OPEN => (off.regs_di, off.regs_si),
+        NR_CREAT => (off.regs_di, 0),
+        NR_OPEN_BY_HANDLE_AT => return,
+        _ => (off.regs_di, 0),
+    };
+    let mut target = Target::empty();
+    target.backend = Backend::Landlock as u32;
+    target.access = if is_exec {
+        Access::EXEC
+    } else if nr == NR_CREAT {
+        Access::WRITE
+    } else {
+        // SAFETY: probe reads of the saved argument (and, for openat2, of user memory).
+        let flags: u64 = unsafe {
+            let raw: u64 = bpf_probe_read_kernel(regs.add(flags_arg as usize).cast()).unwrap_or(0);
+            if nr == NR_OPENAT2 {
+                bpf_probe_read_user(raw as *const u64).unwrap_or(0)
+            } else {
+                raw
+            }
+        };
+        match flags & 3 {
+            0 => Access::READ,
+            1 => Access::WRITE,
+            _ => Access::READ | Access::WRITE,
+        }
+    };
+    let op = if is_exec { Op::Exec } else { Op::Open };
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: probe reads: the syscall's saved argument, then the user string it points at.
+    unsafe {
+        let Ok(user_path) = bpf_probe_read_kernel(regs.add(arg as usize).cast::<*const u8>())
+        else {
+            return;
+        };
+        let n = bpf_probe_read_user_str(
+            (&raw mut (*scratch).path).cast(),
+            PATH_MAX as u32,
+            user_path.cast(),
+        );
+        if n > 0 {
+            target.path = PathSource::Resolved((&raw const (*scratch).path).cast());
+            target.path_len = (n - 1) as u32;
+        } else {
+            target.path_error = n as i32;
+        }
+    }
+    finish(op, who, Some(Reason::NotAllowed), &target);
+}

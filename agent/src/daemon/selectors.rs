@@ -1,0 +1,113 @@
+//! Installing the policies' selectors, and adopting the processes already in selected cgroups.
+
+use std::{
+    collections::HashSet,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use agent_common::TAG_SELECTED;
+
+use crate::{
+    compile::{cgroup_entries, executable_key},
+    loader::{RuleMaps, RulesError, SelectorMaps},
+    policy::{CgroupPath, TaskPolicy},
+};
+
+/// Passes over the selected cgroups when adopting their processes: each pass tags what the
+/// previous one missed (processes forked meanwhile by a parent not yet tagged).
+const ADOPT_PASSES: usize = 8;
+
+/// Writes every selector of `policies` (task ids in `ids`, same order). An executable that
+/// cannot be resolved now (not installed yet) is reported and skipped, never a silent no-op.
+/// Returns the cgroup selectors, for `adopt_cgroup_members`.
+pub fn install(
+    maps: &mut SelectorMaps,
+    policies: &[TaskPolicy],
+    ids: &[u32],
+) -> Result<Vec<(CgroupPath, u32)>, RulesError> {
+    let mut cgroups = Vec::new();
+    for (policy, &task_id) in policies.iter().zip(ids) {
+        let task = policy.name.to_string();
+        for exe in &policy.select_executables {
+            match executable_key(Path::new(exe.as_str())) {
+                Ok(key) => {
+                    maps.select_executable(key, task_id)?;
+                    tracing::info!(task, executable = %exe, "selector active: an exec of this file joins the task");
+                }
+                Err(e) => tracing::warn!(
+                    task,
+                    executable = %exe,
+                    error = %e,
+                    "selector INACTIVE: the executable cannot be resolved (install it, then restart the daemon)"
+                ),
+            }
+        }
+        for cgroup in &policy.select_cgroups {
+            for entry in cgroup_entries(task_id, cgroup) {
+                maps.select_cgroup(&entry)?;
+            }
+            tracing::info!(task, cgroup = %cgroup, "selector active: processes in this cgroup and below join the task");
+            cgroups.push((cgroup.clone(), task_id));
+        }
+    }
+    Ok(cgroups)
+}
+
+/// Tags the processes that were already in a selected cgroup (or below it) when the selectors
+/// were installed; those arriving later are tagged by the kernel. Returns how many were tagged.
+pub fn adopt_cgroup_members(
+    maps: &mut RuleMaps,
+    cgroup_root: &Path,
+    cgroups: &[(CgroupPath, u32)],
+) -> usize {
+    let mut adopted = 0;
+    for (cgroup, task_id) in cgroups {
+        let dir = cgroup_root.join(cgroup.as_str().trim_start_matches('/'));
+        let mut seen = HashSet::new();
+        for _ in 0..ADOPT_PASSES {
+            let pids = match member_pids(&dir) {
+                Ok(pids) => pids,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::warn!(cgroup = %cgroup, dir = %dir.display(), error = %e, "cannot list the processes of a selected cgroup");
+                    break;
+                }
+            };
+            let new: Vec<u32> = pids.into_iter().filter(|p| seen.insert(*p)).collect();
+            if new.is_empty() {
+                break;
+            }
+            for pid in new {
+                // An already tagged process keeps its task; a vanished one needs nothing.
+                if maps.tag(pid, *task_id, TAG_SELECTED).is_ok() {
+                    adopted += 1;
+                    tracing::info!(pid, cgroup = %cgroup, task_id, "process in a selected cgroup confined");
+                }
+            }
+        }
+    }
+    adopted
+}
+
+/// The processes of the cgroup at `dir` and of every cgroup below it.
+fn member_pids(dir: &Path) -> io::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let procs = match fs::read_to_string(d.join("cgroup.procs")) {
+            Ok(text) => text,
+            // A child cgroup removed while we walk.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && d != dir => continue,
+            Err(e) => return Err(e),
+        };
+        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(pids)
+}

@@ -1,0 +1,48 @@
+//! The selector maps: executables and cgroups whose processes join a task.
+
+use agent_common::{CgroupPathData, InodeKey, names};
+use aya::{
+    Ebpf,
+    maps::{HashMap, LpmTrie, MapData, lpm_trie::Key},
+};
+
+use super::rules::{RulesError, take};
+use crate::compile::CgroupEntry;
+
+/// Typed handles on `EXEC_SELECTORS` and `CGROUP_SELECTORS`.
+pub struct SelectorMaps {
+    executables: HashMap<MapData, InodeKey, u32>,
+    cgroups: LpmTrie<MapData, CgroupPathData, u32>,
+}
+
+impl SelectorMaps {
+    /// Takes the maps out of the loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, RulesError> {
+        Ok(Self {
+            executables: take(ebpf, names::EXEC_SELECTORS)?,
+            cgroups: take(ebpf, names::CGROUP_SELECTORS)?,
+        })
+    }
+
+    /// Makes an exec of the file `key` join `task_id`.
+    pub fn select_executable(&mut self, key: InodeKey, task_id: u32) -> Result<(), RulesError> {
+        self.executables
+            .insert(key, task_id, 0)
+            .map_err(|source| RulesError::Write {
+                map: names::EXEC_SELECTORS,
+                task_id,
+                source,
+            })
+    }
+
+    /// Makes processes entering a cgroup covered by `entry` join its task.
+    pub fn select_cgroup(&mut self, entry: &CgroupEntry) -> Result<(), RulesError> {
+        self.cgroups
+            .insert(&Key::new(entry.prefix_len, entry.data), entry.task_id, 0)
+            .map_err(|source| RulesError::Write {
+                map: names::CGROUP_SELECTORS,
+                task_id: entry.task_id,
+                source,
+            })
+    }
+}
