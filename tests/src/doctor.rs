@@ -9,7 +9,14 @@ use crate::env;
 use crate::process::{self, RunOutput};
 
 /// The operations `corral doctor` and `corral status` name a backend for, in display order.
-pub const OPERATIONS: [&str; 5] = ["exec", "open", "connect", "connect_unix", "sendmsg"];
+pub const OPERATIONS: [&str; 6] = [
+    "exec",
+    "open",
+    "connect",
+    "connect_unix",
+    "sendmsg",
+    "selected_exec_open",
+];
 
 /// `corral doctor` exit code: every operation refused in the kernel by the strongest backend.
 pub const EXIT_FULL: i32 = 0;
@@ -20,6 +27,7 @@ pub const EXIT_INCOMPLETE: i32 = 2;
 pub const LSM: &str = "lsm";
 pub const CGROUP_SOCK_ADDR: &str = "cgroup_sock_addr";
 pub const LANDLOCK: &str = "landlock";
+pub const KILL: &str = "kill";
 
 /// `corral doctor ARGS...`, to completion.
 #[must_use]

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod process;
 pub mod runtime;
 pub mod scratch;
+pub mod selectors;
 pub mod shipped;
 
 pub use daemon::{ACCEPT_UNENFORCED, Daemon, EVENT_TIMEOUT, expect_corral_exit};

@@ -23,6 +23,8 @@ pub struct Policy {
     deny: Vec<String>,
     connect: Vec<ConnectRule>,
     unix: Vec<String>,
+    select_executables: Vec<String>,
+    select_cgroups: Vec<String>,
 }
 
 impl Policy {
@@ -38,6 +40,8 @@ impl Policy {
             deny: Vec::new(),
             connect: Vec::new(),
             unix: Vec::new(),
+            select_executables: Vec::new(),
+            select_cgroups: Vec::new(),
         }
     }
 
@@ -126,6 +130,20 @@ impl Policy {
         self
     }
 
+    /// Adds a `selector.executables` entry: an exec of that file joins the task.
+    #[must_use]
+    pub fn select_executable(mut self, path: &str) -> Self {
+        push_unique(&mut self.select_executables, path);
+        self
+    }
+
+    /// Adds a `selector.cgroups` entry (a cgroup v2 path, `/a/b`).
+    #[must_use]
+    pub fn select_cgroup(mut self, path: &str) -> Self {
+        push_unique(&mut self.select_cgroups, path);
+        self
+    }
+
     /// `<name>.yaml`.
     #[must_use]
     pub fn file_name(&self) -> String {
@@ -179,6 +197,15 @@ impl Policy {
             }
             if !self.unix.is_empty() {
                 let _ = writeln!(y, "    unix: {}", list(&self.unix));
+            }
+        }
+        if !(self.select_executables.is_empty() && self.select_cgroups.is_empty()) {
+            y.push_str("  selector:\n");
+            if !self.select_executables.is_empty() {
+                let _ = writeln!(y, "    executables: {}", list(&self.select_executables));
+            }
+            if !self.select_cgroups.is_empty() {
+                let _ = writeln!(y, "    cgroups: {}", list(&self.select_cgroups));
             }
         }
         y

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use corral_tests::daemon::SETTLE;
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid, two_listeners};
+use corral_tests::selectors::{TestCgroup, cgroup2_mount, killed, selected_probe};
 use corral_tests::{
     Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
     RunOutput, Scratch, Value, deep, doctor, env, events, expect_corral_exit, json, process,
@@ -63,6 +64,12 @@ fn expect_fallback_backends(doc: &Value, source: &str) -> BTreeMap<String, Optio
         "expected {source} to report connect_unix unenforced (null) without BPF LSM, got {}",
         doc["backends"]
     );
+    assert_eq!(
+        backends["selected_exec_open"].as_deref(),
+        Some(doctor::KILL),
+        "expected {source} to name the kill observer for exec/open of selector-joined processes (no BPF LSM, no Landlock for them), got {}",
+        doc["backends"]
+    );
     for op in ["exec", "open"] {
         assert!(
             matches!(backends[op].as_deref(), None | Some(doctor::LANDLOCK)),
@@ -103,17 +110,6 @@ fn expect_denied_event(d: &Daemon, what: &str, want: &InetEvent, pid: u32) -> Va
         "expected {what} to be reported for the probe, pid {pid}, got {ev}"
     );
     ev
-}
-
-/// The first cgroup v2 mount point in `/proc/self/mountinfo`.
-fn cgroup2_mount() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_else(|e| panic!("expected to read /proc/self/mountinfo: {e}"));
-    text.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        (right.split_whitespace().next()? == "cgroup2")
-            .then(|| left.split_whitespace().nth(4).map(str::to_owned))?
-    })
 }
 
 #[test]
@@ -943,5 +939,222 @@ fn probe_changes_into_directories_deeper_than_path_max() {
         &process::probe(&["-C", &dir, "open", "missing", "r"]),
         "err ENOENT 2",
         1,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// selectors and the kill observer (no BPF LSM here: processes that join a task without
+// `corral run` have no Landlock, so their execs and opens are judged just after they happen and
+// a miss is killed before the process returns to user space)
+
+#[test]
+fn exec_selector_joins_the_task_and_a_denied_open_is_killed() {
+    let scratch = Scratch::new("sel-exec");
+    let allowed = scratch.file("data/allowed.txt", "fine\n");
+    let secret = scratch.file("data/secret.txt", "secret\n");
+    let (copy, pol) = selected_probe(&scratch, "sel-exec");
+    let d = Daemon::with(&[&pol.read(&allowed)]);
+    let status = d.status();
+    assert_eq!(
+        status["backends"]["selected_exec_open"],
+        json!("kill"),
+        "expected the kill observer to enforce exec/open of selected processes here, got {}",
+        status["backends"]
+    );
+
+    let ok = process::run({
+        let mut c = Command::new(&copy);
+        c.args(["open", &allowed, "r"]);
+        c
+    });
+    expect_probe(&ok, "ok", 0);
+
+    let denied = process::run({
+        let mut c = Command::new(&copy);
+        c.args(["open", &secret, "r"]);
+        c
+    });
+    assert!(
+        killed(&denied) && denied.stdout.is_empty(),
+        "expected the selected agent to be killed opening {secret} (not in its task), before it could print anything\n{}",
+        denied.describe()
+    );
+    let ev = d.expect_one_event(
+        "the killed open",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("sel-exec")),
+            ("/backend", json!("kill")),
+            ("/enforcement", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/target/path", json!(secret)),
+            ("/target/access", json!("read")),
+        ],
+    );
+    assert_eq!(
+        ev.pointer("/process/tgid"),
+        Some(&json!(denied.pid)),
+        "expected the event to name the killed process, got {ev}"
+    );
+
+    // The same file, the same operation, from the original (unselected) binary: untouched.
+    expect_probe(&process::probe(&["open", &secret, "r"]), "ok", 0);
+    assert_eq!(
+        processes(&d, "sel-exec"),
+        0,
+        "expected no process left in the task once the selected ones exited"
+    );
+}
+
+#[test]
+fn exec_selector_kills_a_denied_exec_before_the_new_program_runs() {
+    let scratch = Scratch::new("sel-exec2");
+    let (copy, pol) = selected_probe(&scratch, "sel-exec2");
+    let d = Daemon::with(&[&pol]);
+    // /usr/bin/true is not in the task's exec list.
+    let out = process::run({
+        let mut c = Command::new(&copy);
+        c.args(["exec", "/usr/bin/true"]);
+        c
+    });
+    assert!(
+        killed(&out),
+        "expected the exec of /usr/bin/true (not allowed) to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed exec",
+        &[
+            ("/op", json!("exec")),
+            ("/task", json!("sel-exec2")),
+            ("/backend", json!("kill")),
+            ("/target/path", json!("/usr/bin/true")),
+        ],
+    );
+}
+
+#[test]
+fn cgroup_selector_confines_processes_already_there_and_those_that_arrive() {
+    let cg = TestCgroup::new("sel");
+    let scratch = Scratch::new("sel-cgroup");
+    let fifo = scratch.join("go");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "expected mkfifo {fifo} to work"
+    );
+    let (allowed, other) = two_listeners("127.0.0.1");
+    // Joins the cgroup before the daemon exists, then waits; once released it becomes the probe
+    // (same process) and connects to a port its task does not allow.
+    let script = format!(
+        "echo $$ > {procs} && read go < {fifo} && exec {probe} connect tcp 127.0.0.1 {port}",
+        procs = cg.procs(),
+        probe = probe(),
+        port = other.port()
+    );
+    let early = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("expected to start the early process: {e}"));
+    // It must be in the cgroup before the daemon starts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(cg.procs()).is_ok_and(|p| p.contains(&early.id().to_string())) {
+        assert!(
+            Instant::now() < deadline,
+            "expected the early process to enter {}",
+            cg.name
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let pol = Policy::probe_only("sel-cgroup")
+        .read(&fifo)
+        .connect("127.0.0.1/32", &[&allowed.port().to_string()])
+        .select_cgroup(&cg.name);
+    let d = Daemon::with(&[&pol]);
+    assert_eq!(
+        processes(&d, "sel-cgroup"),
+        1,
+        "expected the process already in {} to be confined when the daemon started",
+        cg.name
+    );
+    std::fs::write(&fifo, "go\n")
+        .unwrap_or_else(|e| panic!("expected to release the early process: {e}"));
+    let out = early
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("expected the early process to finish: {e}"));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        line.lines().next(),
+        Some("err EPERM 1"),
+        "expected the adopted process's connect to an unlisted port to be refused, got {line:?}"
+    );
+
+    // A process that moves itself into the cgroup later joins as well.
+    let late = process::run({
+        let mut c = Command::new("/bin/sh");
+        c.args([
+            "-c",
+            &format!(
+                "echo $$ > {} && exec {} connect tcp 127.0.0.1 {}",
+                cg.procs(),
+                probe(),
+                other.port()
+            ),
+        ]);
+        c
+    });
+    assert_eq!(
+        late.first_line(),
+        "err EPERM 1",
+        "expected a process entering {} to be confined\n{}",
+        cg.name,
+        late.describe()
+    );
+    let _ = d.expect_one_event(
+        "the late arrival's refused connect",
+        &[
+            ("/task", json!("sel-cgroup")),
+            ("/op", json!("connect")),
+            ("/process/tgid", json!(late.pid)),
+        ],
+    );
+    // The listed port stays reachable from the cgroup.
+    let ok = process::run({
+        let mut c = Command::new("/bin/sh");
+        c.args([
+            "-c",
+            &format!(
+                "echo $$ > {} && exec {} connect tcp 127.0.0.1 {}",
+                cg.procs(),
+                probe(),
+                allowed.port()
+            ),
+        ]);
+        c
+    });
+    expect_probe(&ok, "ok", 0);
+}
+
+#[test]
+fn landlock_refusals_of_corral_run_are_reported_as_events() {
+    let scratch = Scratch::new("ll-events");
+    let secret = scratch.file("secret.txt", "secret\n");
+    let pol = Policy::probe_only("ll-events");
+    let d = Daemon::with(&[&pol]);
+    let out = d.run_accepting_unenforced("ll-events", &[&probe(), "open", &secret, "r"]);
+    expect_probe(&out, "err EACCES 13", 1);
+    let _ = d.expect_one_event(
+        "Landlock's refusal",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("ll-events")),
+            ("/backend", json!("landlock")),
+            ("/enforcement", json!("refuse")),
+            ("/target/path", json!(secret)),
+            ("/target/access", json!("read")),
+            ("/process/tgid", json!(out.pid)),
+        ],
     );
 }

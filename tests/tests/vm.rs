@@ -10,6 +10,7 @@ use std::path::Path;
 
 use corral_tests::daemon::Launch;
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid};
+use corral_tests::selectors::{TestCgroup, selected_probe};
 use corral_tests::{
     Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
     Scratch, Value, deep, doctor, env, events, expect_corral_exit, has, json, process, runtime,
@@ -1643,4 +1644,67 @@ fn hard_links_mounts_and_module_loads_are_forbidden() {
         &untagged_link,
     ]));
     d.expect_ok(&process::probe(&["tamper", "init_module"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// selectors: processes that join a task without `corral run`, refused by the LSM hooks
+
+#[test]
+fn exec_selector_joins_the_task_and_the_lsm_refuses_what_it_does_not_allow() {
+    let scratch = Scratch::new("vm-sel-exec");
+    let allowed = scratch.file("data/allowed.txt", "fine\n");
+    let secret = scratch.file("data/secret.txt", "secret\n");
+    let (copy, pol) = selected_probe(&scratch, "vm-sel-exec");
+    let d = Daemon::with(&[&pol.read(&allowed)]);
+    let run_copy = |args: &[&str]| {
+        let mut c = std::process::Command::new(&copy);
+        c.args(args);
+        process::run(c)
+    };
+    let ok = run_copy(&["open", &allowed, "r"]);
+    d.expect_ok(&ok);
+    let refused = run_copy(&["open", &secret, "r"]);
+    d.expect_errno(&refused, "EPERM");
+    let ev = d.expect_one_event(
+        "the selected agent's refused open",
+        &with(
+            denied_open("vm-sel-exec", &secret, "read"),
+            "/backend",
+            json!("lsm"),
+        ),
+    );
+    assert_field(&ev, "/enforcement", &json!("refuse"));
+    assert_field(&ev, "/process/tgid", &json!(refused.pid));
+    // The original probe is not selected: untouched.
+    d.expect_ok(&process::probe(&["open", &secret, "r"]));
+}
+
+#[test]
+fn cgroup_selector_confines_a_process_that_enters_the_cgroup() {
+    let cg = TestCgroup::new("vm-sel");
+    let scratch = Scratch::new("vm-sel-cgroup");
+    let secret = scratch.file("secret.txt", "secret\n");
+    let pol = Policy::probe_only("vm-sel-cgroup").select_cgroup(&cg.name);
+    let d = Daemon::with(&[&pol]);
+    let out = process::run({
+        let mut c = std::process::Command::new("/bin/sh");
+        c.args([
+            "-c",
+            &format!(
+                "echo $$ > {} && exec {} open {secret} r",
+                cg.procs(),
+                probe()
+            ),
+        ]);
+        c
+    });
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused open of a process that entered the selected cgroup",
+        &with(
+            denied_open("vm-sel-cgroup", &secret, "read"),
+            "/process/tgid",
+            json!(out.pid),
+        ),
+    );
 }

@@ -386,7 +386,10 @@ fn selectors_parse_and_bad_ones_are_refused_at_their_position() {
         "  selector:\n    executables: [/usr/local/bin/review-agent]\n    cgroups: [/system.slice/review-agent.service]\n",
     ));
     assert_eq!(strs(&p.select_executables), ["/usr/local/bin/review-agent"]);
-    assert_eq!(strs(&p.select_cgroups), ["/system.slice/review-agent.service"]);
+    assert_eq!(
+        strs(&p.select_cgroups),
+        ["/system.slice/review-agent.service"]
+    );
     assert!(
         parse(&with_spec("  mode: audit\n"))
             .select_cgroups
