@@ -82,8 +82,11 @@ pub const CGROUP_SELECTORS_MAX: u32 = 2048;
 pub struct TaskConfig {
     /// A `Mode` code.
     pub mode: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// The id the task's current rules are keyed by in `FILE_RULES`, `NET_V4_RULES`,
+    /// `NET_V6_RULES` and `UNIX_RULES` (their `task_id` field). A reload writes the new rules
+    /// under a fresh id, then switches this one value, so a hook sees either the old rule set or
+    /// the new one, never a mix.
+    pub rules_id: u32,
 }
 
 /// Data part of a `FILE_RULES` LPM key: the task id, then the path bytes.

@@ -118,7 +118,7 @@ pub fn judge_v4(who: &Caller, ip: [u8; 4], port: u16, target: &mut Target) -> Op
     let key = Key::new(
         32 + 32,
         NetV4Data {
-            task_id: who.task_id,
+            task_id: who.rules,
             addr: ip,
         },
     );
@@ -151,7 +151,7 @@ pub fn judge_v6(who: &Caller, ip: [u8; 16], port: u16, target: &mut Target) -> O
     let key = Key::new(
         32 + 128,
         NetV6Data {
-            task_id: who.task_id,
+            task_id: who.rules,
             addr: ip,
         },
     );
@@ -197,7 +197,7 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
         avail as u32
     };
     let mut key = UnixRuleKey {
-        task_id: who.task_id,
+        task_id: who.rules,
         len: 0,
         path: [0; UNIX_PATH_MAX],
     };

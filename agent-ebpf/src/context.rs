@@ -11,6 +11,8 @@ pub struct Caller {
     pub task_id: u32,
     /// `TAG_*` bits of the process's tag.
     pub flags: u32,
+    /// The id the task's current rules are keyed by (`TaskConfig::rules_id`).
+    pub rules: u32,
     /// A `Mode` code.
     pub mode: u32,
     /// Set when the hook must deny whatever the rules say (unknown task, offsets missing).
@@ -23,9 +25,9 @@ pub fn caller() -> Option<Caller> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the value is copied out at once; a concurrent delete cannot free it under us.
     let tag: TaskTag = unsafe { *TAGS.get(&tgid)? };
-    let (mode, forced_miss) = match unsafe { TASKS.get(&tag.task_id) } {
-        Some(cfg) => (cfg.mode, None),
-        None => (Mode::Enforce as u32, Some(Reason::UnknownTask)),
+    let (mode, rules, forced_miss) = match unsafe { TASKS.get(&tag.task_id) } {
+        Some(cfg) => (cfg.mode, cfg.rules_id, None),
+        None => (Mode::Enforce as u32, 0, Some(Reason::UnknownTask)),
     };
     let forced_miss = if offsets().valid == 0 {
         Some(Reason::NotReady)
@@ -35,6 +37,7 @@ pub fn caller() -> Option<Caller> {
     Some(Caller {
         task_id: tag.task_id,
         flags: tag.flags,
+        rules,
         mode,
         forced_miss,
     })

@@ -221,7 +221,7 @@ pub fn judge_resolved(
     // SAFETY: the scratch starts with an LPM key header laid out as `Key<FileRuleData>`.
     let flags = unsafe {
         (*scratch).prefix_len = 32 + 8 * key_bytes;
-        (*scratch).task_id = who.task_id;
+        (*scratch).task_id = who.rules;
         let key = &*(scratch as *const Key<FileRuleData>);
         FILE_RULES.get(key).copied().unwrap_or(0)
     };

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use agent::{
-    cli::{Cli, Command, PolicyCommand, doctor, policy_check, run, status},
+    cli::{Cli, Command, PolicyCommand, doctor, policy_check, policy_mode, run, status},
     daemon::{self, DaemonConfig},
 };
 use clap::Parser;
@@ -63,6 +63,15 @@ fn main() -> ExitCode {
             }
             ExitCode::from(doctor::verdict(&probe.backends()) as u8)
         }
+        Command::Policy {
+            command: PolicyCommand::Mode { task, mode, socket },
+        } => match policy_mode::set(&socket, &task, mode) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e, e.exit_code()),
+        },
         Command::Status { socket, json } => match status::fetch(&socket) {
             Ok(s) if json => {
                 println!("{s}");

@@ -58,6 +58,8 @@ pub struct Launch<'a> {
     pub socket: Option<&'a Path>,
     /// Extra environment variables for the daemon.
     pub env: &'a [(&'a str, &'a str)],
+    /// A policy directory prepared by the test (then `policies` is ignored).
+    pub policy_dir: Option<&'a Path>,
 }
 
 /// A running `corral daemon`; SIGTERM, then SIGKILL, when dropped.
@@ -130,10 +132,15 @@ impl Daemon {
     /// Starts a daemon with the options of `launch`; reports how it failed instead of panicking.
     pub fn try_launch(launch: &Launch) -> Result<Self, StartFailure> {
         let dir = Scratch::new("daemon");
-        let policy_dir = dir.mkdir("policies");
-        for (name, yaml) in launch.policies {
-            let _ = dir.file(&format!("policies/{name}"), yaml);
-        }
+        let policy_dir = if let Some(prepared) = launch.policy_dir {
+            prepared.display().to_string()
+        } else {
+            let policy_dir = dir.mkdir("policies");
+            for (name, yaml) in launch.policies {
+                let _ = dir.file(&format!("policies/{name}"), yaml);
+            }
+            policy_dir
+        };
         let socket = launch
             .socket
             .map_or_else(|| dir.path().join("corral.sock"), Path::to_path_buf);
@@ -189,6 +196,12 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// The policy directory the daemon watches (when the test did not bring its own).
+    #[must_use]
+    pub fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
     }
 
     /// The daemon's scratch directory (policies, events file, stderr).

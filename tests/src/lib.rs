@@ -15,6 +15,7 @@ pub mod interp;
 pub mod network;
 pub mod policy;
 pub mod process;
+pub mod reload;
 pub mod runtime;
 pub mod scratch;
 pub mod selectors;

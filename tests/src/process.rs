@@ -270,3 +270,42 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+/// A confined command started now and collected later (unlike `Background`, it does not wait
+/// for a first line: a looping or delayed probe prints only when done).
+pub struct Later {
+    child: Child,
+    argv: Vec<String>,
+}
+
+impl Later {
+    /// Starts `cmd` (stdin from /dev/null, output captured).
+    #[must_use]
+    pub fn start(mut cmd: Command) -> Self {
+        let argv = argv_of(&cmd);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("expected to start `{}`: {e}", argv.join(" ")));
+        Self { child, argv }
+    }
+
+    /// Waits for it to finish; panics if it cannot be waited for.
+    #[must_use]
+    pub fn wait(self) -> RunOutput {
+        let pid = self.child.id();
+        let out = self
+            .child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("expected `{}` to finish: {e}", self.argv.join(" ")));
+        RunOutput {
+            argv: self.argv,
+            pid,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use corral_tests::daemon::Launch;
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid};
+use corral_tests::process::Later;
+use corral_tests::reload::churn;
 use corral_tests::selectors::{TestCgroup, selected_probe};
 use corral_tests::{
     Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
@@ -1706,5 +1708,54 @@ fn cgroup_selector_confines_a_process_that_enters_the_cgroup() {
             "/process/tgid",
             json!(out.pid),
         ),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// policies that change while agents run (BPF LSM)
+
+#[test]
+fn reload_under_load_never_gives_a_wrong_open_decision() {
+    let scratch = Scratch::new("vm-reload");
+    let always = scratch.file("always.txt", "a\n");
+    let never = scratch.file("never.txt", "n\n");
+    let only_v1 = scratch.file("v1.txt", "1\n");
+    let only_v2 = scratch.file("v2.txt", "2\n");
+    let version = |extra: &str| {
+        Policy::probe_only("vm-churn")
+            .read(&always)
+            .read(extra)
+            .yaml()
+    };
+    let (v1, v2) = (version(&only_v1), version(&only_v2));
+    let d = Daemon::start(&[("vm-churn.yaml", &v1)]);
+    let before = d.status()["policy"]["generation"].as_u64().unwrap_or(0);
+    let looper = Later::start(d.run_command(
+        "vm-churn",
+        &[&probe(), "loop", "8000", "open", &always, &never],
+    ));
+    churn(
+        &d.policies(),
+        "vm-churn.yaml",
+        [&v2, &v1],
+        150,
+        std::time::Duration::from_millis(40),
+    );
+    let out = looper.wait();
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected zero wrong decisions while the policy was rewritten 150 times\n{}",
+        out.describe()
+    );
+    let after = d.status()["policy"]["generation"].as_u64().unwrap_or(0);
+    assert!(
+        after >= before + 5,
+        "expected the rewrites to reach the kernel many times (generation {before} -> {after})"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.expect_ok(&d.run("vm-churn", &[&probe(), "open", &only_v1, "r"]));
+    d.expect_errno(
+        &d.run("vm-churn", &[&probe(), "open", &only_v2, "r"]),
+        "EPERM",
     );
 }

@@ -3,6 +3,7 @@
 mod client;
 pub mod doctor;
 pub mod policy_check;
+pub mod policy_mode;
 pub mod run;
 pub mod status;
 
@@ -84,6 +85,17 @@ pub enum PolicyCommand {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Switch a loaded task between enforce and audit, for its running processes too (until its
+    /// policy file changes). Root only.
+    Mode {
+        /// The task's name.
+        task: String,
+        #[arg(value_enum)]
+        mode: crate::daemon::protocol::ModeName,
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
 }
 

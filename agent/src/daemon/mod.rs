@@ -2,10 +2,12 @@
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
 pub mod protocol;
+mod reload;
 mod selectors;
 mod server;
 mod sink;
 mod state;
+mod tasks;
 
 use std::{
     collections::HashMap,
@@ -57,6 +59,8 @@ pub enum DaemonError {
     Events { source: std::io::Error },
     #[error("cannot start the async runtime: {source}")]
     Runtime { source: std::io::Error },
+    #[error(transparent)]
+    Watch(#[from] reload::WatchError),
 }
 
 impl DaemonError {
@@ -73,49 +77,54 @@ impl DaemonError {
 
 /// Runs the daemon to completion.
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
-    let policies = policy::load_policy_dir(&config.policies)?;
-    let mut compiled: Vec<(String, u32, CompiledTask)> = Vec::with_capacity(policies.len());
-    let landlock: HashMap<String, crate::landlock::LandlockSpec> = policies
+    // Everything that can be wrong with the configuration is found before the kernel is touched.
+    let policies = policy::load_policy_dir_files(&config.policies)?;
+    let trial: Vec<CompiledTask> = policies
         .iter()
-        .map(|p| (p.name.to_string(), crate::landlock::spec_for(p)))
-        .collect();
-    for (index, p) in policies.iter().enumerate() {
-        let task_id = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        compiled.push((p.name.to_string(), task_id, compile::compile(task_id, p)?));
-    }
-    let tasks: Vec<CompiledTask> = compiled.iter().map(|(_, _, t)| t.clone()).collect();
-    compile::check_capacity(&tasks)?;
+        .map(|(_, p)| compile::compile(0, p))
+        .collect::<Result<_, _>>()?;
+    compile::check_capacity(&trial)?;
     let sink = Sink::open(&config.events)?;
 
     let probe = loader::probe(&config.btf, config.landlock_abi);
     let loaded = loader::load(&config.btf, &probe)?;
     let loader::Loaded {
         ebpf,
-        mut maps,
-        mut selectors,
+        maps,
+        selectors,
         events: ring,
         backends,
         attached,
     } = loaded;
-    for (_, task_id, task) in &compiled {
-        maps.install_task(*task_id, task)
-            .map_err(LoaderError::from)?;
-    }
-    // Rules first, then selectors: a process never joins a task whose rules are not in place.
-    let ids: Vec<u32> = compiled.iter().map(|(_, id, _)| *id).collect();
-    let selected_cgroups =
-        selectors::install(&mut selectors, &policies, &ids).map_err(LoaderError::from)?;
-    if !selected_cgroups.is_empty() {
-        let root = loader::cgroup2_root().map_err(LoaderError::from)?;
-        let adopted = selectors::adopt_cgroup_members(&mut maps, &root, &selected_cgroups);
-        tracing::info!(adopted, "processes already in selected cgroups confined");
-    }
-    report_backends(&probe, backends, &compiled);
-    let state = Arc::new(Mutex::new(State::new(
-        maps, &compiled, backends, attached, landlock,
-    )));
+    let cgroup_root = match loader::cgroup2_root() {
+        Ok(root) => Some(root),
+        Err(e) => {
+            tracing::warn!("cgroup selectors cannot adopt running processes: {e:#}");
+            None
+        }
+    };
+    let modes: Vec<(String, agent_common::Mode)> = policies
+        .iter()
+        .map(|(_, p)| (p.name.to_string(), p.mode))
+        .collect();
+    let mut state = State::new(
+        maps,
+        selectors,
+        backends,
+        attached,
+        config.policies.clone(),
+        cgroup_root,
+    );
+    // Rules first, then selectors (inside `load`): a process never joins a task whose rules are
+    // not in place.
+    state.load(policies).map_err(|e| match e {
+        tasks::ApplyError::Compile(e) => DaemonError::Compile(e),
+        tasks::ApplyError::Rules(e) => DaemonError::Loader(LoaderError::from(e)),
+    })?;
+    report_backends(&probe, backends, &modes);
+    let state = Arc::new(Mutex::new(state));
     tracing::info!(
-        tasks = compiled.len(),
+        tasks = modes.len(),
         policies = %config.policies.display(),
         "programs attached, policies loaded"
     );
@@ -133,7 +142,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
 fn report_backends(
     probe: &loader::Probe,
     backends: loader::Backends,
-    tasks: &[(String, u32, CompiledTask)],
+    tasks: &[(String, agent_common::Mode)],
 ) {
     for (op, backend) in backends.by_op() {
         if let Some(b) = backend {
@@ -147,10 +156,10 @@ fn report_backends(
         return;
     }
     tracing::warn!(why = %probe.summary(), "some operations cannot be enforced here");
-    for (name, _, task) in tasks {
+    for (name, mode) in tasks {
         tracing::warn!(
             task = %name,
-            mode = task.mode.as_str(),
+            mode = mode.as_str(),
             unenforced = %unenforced.join(","),
             "task cannot be fully enforced on this host: `corral run` refuses it unless the policy is in audit mode or --accept-unenforced is given"
         );
@@ -172,10 +181,12 @@ async fn serve(
         })?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| DaemonError::Runtime { source })?;
+    let (policy_tx, policy_rx) = tokio::sync::mpsc::unbounded_channel();
     tracing::info!(socket = %config.socket.display(), "ready");
     let result = tokio::select! {
         r = server::accept_loop(listener, Arc::clone(&state)) => r,
-        r = pump_events(ring, Arc::clone(&state), sink) => r,
+        r = pump_events(ring, Arc::clone(&state), sink, policy_rx) => r,
+        r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
@@ -189,15 +200,29 @@ async fn pump_events(
     mut ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
     state: Arc<Mutex<State>>,
     mut sink: Sink,
+    mut policy_events: tokio::sync::mpsc::UnboundedReceiver<state::PolicyEvent>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
     loop {
-        let mut guard = ring
-            .readable_mut()
-            .await
-            .map_err(|source| DaemonError::Events { source })?;
+        let readable = tokio::select! {
+            r = ring.readable_mut() => r,
+            Some(ev) = policy_events.recv() => {
+                let line = state::TimedPolicyEvent { time: clock.now_rfc3339(), event: ev };
+                if let Err(e) = sink.write(&line) {
+                    tracing::error!("{e:#}");
+                }
+                continue;
+            }
+        };
+        let mut guard = readable.map_err(|source| DaemonError::Events { source })?;
         let rb = guard.get_inner_mut();
-        while let Some(item) = rb.next() {
+        let mut drained = true;
+        for _ in 0..EVENTS_PER_TURN {
+            let Some(item) = rb.next() else {
+                drained = true;
+                break;
+            };
+            drained = false;
             let record = events::parse_record(&item);
             drop(item);
             let json = record.and_then(|ev| {
@@ -218,6 +243,16 @@ async fn pump_events(
                 Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
             }
         }
-        guard.clear_ready();
+        if drained {
+            guard.clear_ready();
+        } else {
+            // A flood of events must not starve the control socket or policy reloads: the
+            // readiness is kept, and the rest is read after the other tasks had a turn.
+            drop(guard);
+            tokio::task::yield_now().await;
+        }
     }
 }
+
+/// Ring buffer records handled before the event pump lets the daemon's other tasks run.
+const EVENTS_PER_TURN: usize = 256;

@@ -17,6 +17,26 @@ pub enum Request {
     },
     /// Report hooks, tasks and counters.
     Status,
+    /// Switch a task between `enforce` and `audit` for its running processes (root only, from
+    /// outside any task).
+    SetMode { task: String, mode: ModeName },
+}
+
+/// A task mode on the wire.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeName {
+    Enforce,
+    Audit,
+}
+
+impl From<ModeName> for agent_common::Mode {
+    fn from(m: ModeName) -> Self {
+        match m {
+            ModeName::Enforce => Self::Enforce,
+            ModeName::Audit => Self::Audit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -32,6 +52,8 @@ pub enum Refusal {
     Unenforceable,
     /// The daemon failed to carry it out.
     Internal,
+    /// The caller may not ask for this (not root, or confined).
+    NotPermitted,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,6 +70,10 @@ pub enum Response {
     },
     Status {
         status: serde_json::Value,
+    },
+    ModeSet {
+        task: String,
+        mode: String,
     },
     Refused {
         refusal: Refusal,

@@ -1,16 +1,16 @@
 //! Installing the policies' selectors, and adopting the processes already in selected cgroups.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     fs, io,
     path::{Path, PathBuf},
 };
 
-use agent_common::TAG_SELECTED;
+use agent_common::{InodeKey, TAG_SELECTED};
 
 use crate::{
-    compile::{cgroup_entries, executable_key},
-    loader::{RuleMaps, RulesError, SelectorMaps},
+    compile::executable_key,
+    loader::RuleMaps,
     policy::{CgroupPath, TaskPolicy},
 };
 
@@ -18,48 +18,36 @@ use crate::{
 /// previous one missed (processes forked meanwhile by a parent not yet tagged).
 const ADOPT_PASSES: usize = 8;
 
-/// Writes every selector of `policies` (task ids in `ids`, same order). An executable that
-/// cannot be resolved now (not installed yet) is reported and skipped, never a silent no-op.
-/// Returns the cgroup selectors, for `adopt_cgroup_members`.
-pub fn install(
-    maps: &mut SelectorMaps,
-    policies: &[TaskPolicy],
-    ids: &[u32],
-) -> Result<Vec<(CgroupPath, u32)>, RulesError> {
-    let mut cgroups = Vec::new();
-    for (policy, &task_id) in policies.iter().zip(ids) {
-        let task = policy.name.to_string();
+/// The identity of every selected executable, for the task that selects it. An executable that
+/// cannot be resolved now (not installed yet) is reported and left out, never a silent no-op.
+#[must_use]
+pub fn resolve_executables(policies: &[(&TaskPolicy, u32)]) -> HashMap<InodeKey, u32> {
+    let mut keys = HashMap::new();
+    for (policy, task_id) in policies {
         for exe in &policy.select_executables {
             match executable_key(Path::new(exe.as_str())) {
                 Ok(key) => {
-                    maps.select_executable(key, task_id)?;
-                    tracing::info!(task, executable = %exe, "selector active: an exec of this file joins the task");
+                    keys.insert(key, *task_id);
                 }
                 Err(e) => tracing::warn!(
-                    task,
+                    task = %policy.name,
                     executable = %exe,
                     error = %e,
-                    "selector INACTIVE: the executable cannot be resolved (install it, then restart the daemon)"
+                    "selector INACTIVE: the executable cannot be resolved (it is retried at every reload and every {} s)",
+                    super::reload::RESCAN_EVERY.as_secs()
                 ),
             }
         }
-        for cgroup in &policy.select_cgroups {
-            for entry in cgroup_entries(task_id, cgroup) {
-                maps.select_cgroup(&entry)?;
-            }
-            tracing::info!(task, cgroup = %cgroup, "selector active: processes in this cgroup and below join the task");
-            cgroups.push((cgroup.clone(), task_id));
-        }
     }
-    Ok(cgroups)
+    keys
 }
 
 /// Tags the processes that were already in a selected cgroup (or below it) when the selectors
 /// were installed; those arriving later are tagged by the kernel. Returns how many were tagged.
-pub fn adopt_cgroup_members(
+pub fn adopt_cgroup_members<'a>(
     maps: &mut RuleMaps,
     cgroup_root: &Path,
-    cgroups: &[(CgroupPath, u32)],
+    cgroups: impl IntoIterator<Item = (&'a CgroupPath, u32)>,
 ) -> usize {
     let mut adopted = 0;
     for (cgroup, task_id) in cgroups {
@@ -80,7 +68,7 @@ pub fn adopt_cgroup_members(
             }
             for pid in new {
                 // An already tagged process keeps its task; a vanished one needs nothing.
-                if maps.tag(pid, *task_id, TAG_SELECTED).is_ok() {
+                if maps.tag(pid, task_id, TAG_SELECTED).is_ok() {
                     adopted += 1;
                     tracing::info!(pid, cgroup = %cgroup, task_id, "process in a selected cgroup confined");
                 }

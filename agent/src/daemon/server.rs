@@ -17,6 +17,7 @@ use tokio::{
 use super::{
     DaemonError, State,
     protocol::{Refusal, Request, Response},
+    state::Peer,
 };
 
 /// Binds the socket, replacing a stale one but never a live daemon's.
@@ -64,11 +65,12 @@ pub async fn accept_loop(
 }
 
 async fn handle(stream: UnixStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let peer_pid = stream
-        .peer_cred()
-        .ok()
-        .and_then(|c| c.pid())
-        .and_then(|p| u32::try_from(p).ok());
+    let peer = stream.peer_cred().ok().and_then(|c| {
+        Some(Peer {
+            pid: u32::try_from(c.pid()?).ok().filter(|p| *p > 0)?,
+            uid: c.uid(),
+        })
+    });
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
@@ -77,14 +79,14 @@ async fn handle(stream: UnixStream, state: Arc<Mutex<State>>) -> std::io::Result
             refusal: Refusal::BadRequest,
             message: format!("bad request: {e}"),
         },
-        Ok(request) => respond(request, peer_pid, &state),
+        Ok(request) => respond(request, peer, &state),
     };
     let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
     out.push(b'\n');
     write.write_all(&out).await
 }
 
-fn respond(request: Request, peer_pid: Option<u32>, state: &Mutex<State>) -> Response {
+fn respond(request: Request, peer: Option<Peer>, state: &Mutex<State>) -> Response {
     let Ok(mut state) = state.lock() else {
         return Response::Refused {
             refusal: Refusal::Internal,
@@ -93,11 +95,18 @@ fn respond(request: Request, peer_pid: Option<u32>, state: &Mutex<State>) -> Res
     };
     match request {
         Request::Status => state.status(),
+        Request::SetMode { task, mode } => match peer {
+            Some(peer) => state.set_mode(peer, &task, mode.into()),
+            _ => Response::Refused {
+                refusal: Refusal::BadRequest,
+                message: "cannot identify the calling process (no peer credentials)".to_owned(),
+            },
+        },
         Request::Tag {
             task,
             accept_unenforced,
-        } => match peer_pid {
-            Some(pid) if pid > 0 => state.tag(pid, &task, accept_unenforced),
+        } => match peer {
+            Some(peer) => state.tag(peer.pid, &task, accept_unenforced),
             _ => Response::Refused {
                 refusal: Refusal::BadRequest,
                 message: "cannot identify the calling process (no peer credentials)".to_owned(),

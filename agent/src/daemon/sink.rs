@@ -6,8 +6,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::events::JsonEvent;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("cannot open event file {}: {source}", path.display())]
@@ -43,7 +41,7 @@ impl Sink {
     }
 
     /// Writes one event as one line.
-    pub fn write(&mut self, event: &JsonEvent) -> Result<(), SinkError> {
+    pub fn write<T: serde::Serialize>(&mut self, event: &T) -> Result<(), SinkError> {
         let mut line = serde_json::to_vec(event).map_err(|e| SinkError::Write {
             target: self.name(),
             source: io::Error::other(e),

@@ -1,78 +1,232 @@
-//! What the daemon knows at run time: the maps, and the tasks by name and id.
+//! What the daemon knows at run time: the maps, the loaded tasks, and how policy changes reach
+//! the kernel.
 
-use std::collections::HashMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
 
 use serde_json::json;
 
 use agent_common::{Mode, TAG_LANDLOCK};
 
+use super::{
+    protocol::{Refusal, Response},
+    selectors,
+    tasks::{ApplyError, Change, TaskTable},
+};
 use crate::{
-    compile::CompiledTask,
-    daemon::protocol::{Refusal, Response},
-    landlock::LandlockSpec,
-    loader::{Backends, HookSpec, RuleMaps},
+    loader::{Backends, HookSpec, RuleMaps, SelectorMaps},
+    policy::{self, TaskPolicy},
 };
 
-struct TaskInfo {
-    id: u32,
-    mode: Mode,
-    /// What `corral run` applies where exec/open are enforced by Landlock.
-    landlock: LandlockSpec,
+/// Reload bookkeeping, for `corral status` and metrics.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ReloadStats {
+    /// Reloads whose every file was valid and applied.
+    pub applied: u64,
+    /// Reloads with at least one problem (an invalid file kept its last good version, or the
+    /// whole set was refused).
+    pub rejected: u64,
+    /// The problems of the last reload, one line each (`file:line:column: message`).
+    pub problems: Vec<String>,
+}
+
+/// A daemon event about policies, written to the event sinks next to decisions.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PolicyEvent {
+    /// A policy file (or the set) was refused; the last good version keeps enforcing.
+    PolicyRejected { error: String },
+    /// A new policy generation reached the kernel.
+    PolicyApplied {
+        generation: u64,
+        added: Vec<String>,
+        changed: Vec<String>,
+        removed: Vec<String>,
+    },
+}
+
+/// A `PolicyEvent` with its time, as one sink line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimedPolicyEvent {
+    pub time: String,
+    #[serde(flatten)]
+    pub event: PolicyEvent,
 }
 
 pub struct State {
     maps: RuleMaps,
-    by_name: HashMap<String, TaskInfo>,
-    names: HashMap<u32, String>,
+    selector_maps: SelectorMaps,
+    tasks: TaskTable,
     backends: Backends,
     attached: Vec<HookSpec>,
+    policies: PathBuf,
+    cgroup_root: Option<PathBuf>,
+    reloads: ReloadStats,
 }
 
 impl State {
     #[must_use]
     pub fn new(
         maps: RuleMaps,
-        tasks: &[(String, u32, CompiledTask)],
+        selector_maps: SelectorMaps,
         backends: Backends,
         attached: Vec<HookSpec>,
-        mut landlock: HashMap<String, LandlockSpec>,
+        policies: PathBuf,
+        cgroup_root: Option<PathBuf>,
     ) -> Self {
-        let by_name = tasks
-            .iter()
-            .map(|(name, id, t)| {
-                (
-                    name.clone(),
-                    TaskInfo {
-                        id: *id,
-                        mode: t.mode,
-                        landlock: landlock.remove(name).unwrap_or_else(|| LandlockSpec {
-                            task: name.clone(),
-                            exec: Vec::new(),
-                            read: Vec::new(),
-                            write: Vec::new(),
-                            deny: Vec::new(),
-                        }),
-                    },
-                )
-            })
-            .collect();
-        let names = tasks
-            .iter()
-            .map(|(name, id, _)| (*id, name.clone()))
-            .collect();
         Self {
             maps,
-            by_name,
-            names,
+            selector_maps,
+            tasks: TaskTable::default(),
             backends,
             attached,
+            policies,
+            cgroup_root,
+            reloads: ReloadStats::default(),
         }
+    }
+
+    /// Installs the policies read at start (already validated as a whole).
+    pub fn load(&mut self, policies: Vec<(PathBuf, TaskPolicy)>) -> Result<Change, ApplyError> {
+        let change = self
+            .tasks
+            .apply(&mut self.maps, &mut self.selector_maps, policies)?;
+        self.adopt();
+        Ok(change)
+    }
+
+    /// Re-reads the policy directory and applies what changed. A file that does not parse keeps
+    /// its last good version; a set that is invalid as a whole (a task defined twice, ...) is
+    /// refused and everything keeps enforcing as before. Returns the events to report.
+    pub fn reload(&mut self) -> Vec<PolicyEvent> {
+        let mut problems = Vec::new();
+        let set = match policy::policy_files(&self.policies) {
+            Ok(files) => {
+                let last_good = self.tasks.last_good();
+                let mut set = Vec::new();
+                for file in files {
+                    match policy::load_policy_file(&file) {
+                        Ok(p) => set.push((file, p)),
+                        Err(e) => {
+                            let kept = last_good.get(&file).map(|p| p.name.to_string());
+                            problems.push(match &kept {
+                                Some(task) => format!(
+                                    "{e} (task `{task}` keeps its last good version of this file)"
+                                ),
+                                None => format!("{e} (not loaded)"),
+                            });
+                            if let Some(p) = last_good.get(&file) {
+                                set.push((file, p.clone()));
+                            }
+                        }
+                    }
+                }
+                let whole: Vec<String> = policy::set_problems(&set)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if whole.is_empty() {
+                    Some(set)
+                } else {
+                    problems.extend(
+                        whole
+                            .into_iter()
+                            .map(|p| format!("{p} (the whole reload is refused)")),
+                    );
+                    None
+                }
+            }
+            Err(e) => {
+                problems.push(format!("{e} (the whole reload is refused)"));
+                None
+            }
+        };
+        let mut events = Vec::new();
+        if let Some(set) = set {
+            match self
+                .tasks
+                .apply(&mut self.maps, &mut self.selector_maps, set)
+            {
+                Ok(change) if change.is_empty() => {}
+                Ok(change) => {
+                    tracing::info!(
+                        generation = self.tasks.generation,
+                        added = ?change.added,
+                        changed = ?change.changed,
+                        removed = ?change.removed,
+                        "policies reloaded"
+                    );
+                    self.adopt();
+                    events.push(PolicyEvent::PolicyApplied {
+                        generation: self.tasks.generation,
+                        added: change.added,
+                        changed: change.changed,
+                        removed: change.removed,
+                    });
+                }
+                Err(e) => problems.push(format!("{e:#} (the whole reload is refused)")),
+            }
+        }
+        // A periodic rescan finding the same broken file again is not news.
+        let news = !events.is_empty() || problems != self.reloads.problems;
+        if !news {
+            return events;
+        }
+        for p in &problems {
+            tracing::warn!(problem = %p, "policy reload");
+            events.push(PolicyEvent::PolicyRejected { error: p.clone() });
+        }
+        if problems.is_empty() {
+            self.reloads.applied += 1;
+        } else {
+            self.reloads.rejected += 1;
+        }
+        self.reloads.problems = problems;
+        events
+    }
+
+    /// Confines the processes already in selected cgroups.
+    fn adopt(&mut self) {
+        let Some(root) = self.cgroup_root.clone() else {
+            return;
+        };
+        let cgroups: Vec<_> = self
+            .tasks
+            .iter()
+            .flat_map(|t| {
+                t.policy
+                    .select_cgroups
+                    .iter()
+                    .map(move |c| (c.clone(), t.id))
+            })
+            .collect();
+        let adopted = selectors::adopt_cgroup_members(
+            &mut self.maps,
+            &root,
+            cgroups.iter().map(|(c, id)| (c, *id)),
+        );
+        if adopted > 0 {
+            tracing::info!(adopted, "processes already in selected cgroups confined");
+        }
+    }
+
+    /// Deletes replaced rules that no hook can still be using.
+    pub fn sweep(&mut self) {
+        self.tasks.sweep(&mut self.maps);
     }
 
     /// Task names by id, for events.
     #[must_use]
     pub fn task_names(&self) -> &HashMap<u32, String> {
-        &self.names
+        self.tasks.names()
+    }
+
+    /// The policy generation in the kernel (bumped by every change that reached it).
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.tasks.generation
     }
 
     /// What enforces each operation here.
@@ -81,16 +235,68 @@ impl State {
         self.backends
     }
 
+    /// The policies directory.
+    #[must_use]
+    pub fn policies_dir(&self) -> &Path {
+        &self.policies
+    }
+
     /// The executable the kernel recorded for a confined process.
     #[must_use]
     pub fn exe_of(&self, tgid: u32) -> Option<String> {
         self.maps.exe_of(tgid)
     }
 
+    /// Switches `task` between enforce and audit for its running processes, until its policy
+    /// file changes. Only root outside any task may do it.
+    pub fn set_mode(&mut self, peer: Peer, task: &str, mode: Mode) -> Response {
+        if peer.uid != 0 {
+            return Response::Refused {
+                refusal: Refusal::NotPermitted,
+                message: format!(
+                    "only root may change a task's mode (caller uid {})",
+                    peer.uid
+                ),
+            };
+        }
+        match self.maps.tag_of(peer.pid) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Response::Refused {
+                    refusal: Refusal::NotPermitted,
+                    message: "a confined process may not change any task's mode".to_owned(),
+                };
+            }
+            Err(e) => {
+                return Response::Refused {
+                    refusal: Refusal::Internal,
+                    message: format!("{e:#}"),
+                };
+            }
+        }
+        match self.tasks.set_mode(&mut self.maps, task, mode) {
+            Ok(true) => {
+                tracing::info!(task, mode = mode.as_str(), "task mode changed");
+                Response::ModeSet {
+                    task: task.to_owned(),
+                    mode: mode.as_str().to_owned(),
+                }
+            }
+            Ok(false) => Response::Refused {
+                refusal: Refusal::UnknownTask,
+                message: format!("no task named `{task}` is loaded"),
+            },
+            Err(e) => Response::Refused {
+                refusal: Refusal::Internal,
+                message: format!("{e:#}"),
+            },
+        }
+    }
+
     /// Confines process `pid` with `task`, refusing unknown tasks, already confined callers, and
     /// (unless accepted, or the task is in audit mode) tasks this host cannot fully enforce.
     pub fn tag(&mut self, pid: u32, task: &str, accept_unenforced: bool) -> Response {
-        let Some(info) = self.by_name.get(task) else {
+        let Some(info) = self.tasks.get(task) else {
             return Response::Refused {
                 refusal: Refusal::UnknownTask,
                 message: format!("no task named `{task}` is loaded"),
@@ -115,7 +321,8 @@ impl State {
         match self.maps.tag_of(pid) {
             Ok(Some(current)) => {
                 let current = self
-                    .names
+                    .tasks
+                    .names()
                     .get(&current)
                     .map_or_else(|| format!("id {current}"), Clone::clone);
                 return Response::Refused {
@@ -151,7 +358,7 @@ impl State {
         }
     }
 
-    /// Hooks, tasks with their confined process counts, and counters.
+    /// Hooks, tasks with their confined process counts, policy generation, and counters.
     #[must_use]
     pub fn status(&self) -> Response {
         let hooks: Vec<_> = self
@@ -160,19 +367,22 @@ impl State {
             .map(|h| json!({"program": h.program, "kind": h.kind.as_str(), "hook": h.hook, "attached": true}))
             .collect();
         let counts = self.maps.tag_counts().unwrap_or_default();
-        let mut tasks: Vec<_> = self
-            .by_name
+        let tasks: BTreeMap<u32, serde_json::Value> = self
+            .tasks
             .iter()
-            .map(|(name, info)| {
-                json!({
-                    "name": name,
-                    "id": info.id,
-                    "mode": info.mode.as_str(),
-                    "processes": counts.get(&info.id).copied().unwrap_or(0),
-                })
+            .map(|t| {
+                (
+                    t.id,
+                    json!({
+                        "name": t.policy.name.as_str(),
+                        "id": t.id,
+                        "mode": t.mode.as_str(),
+                        "file": t.file.display().to_string(),
+                        "processes": counts.get(&t.id).copied().unwrap_or(0),
+                    }),
+                )
             })
             .collect();
-        tasks.sort_by_key(|t| t["id"].as_u64());
         let counters = match self.maps.counters() {
             Ok(c) => serde_json::to_value(c).unwrap_or_default(),
             Err(e) => json!({"error": format!("{e:#}")}),
@@ -181,9 +391,21 @@ impl State {
             status: json!({
                 "backends": self.backends.to_json(),
                 "hooks": hooks,
-                "tasks": tasks,
+                "tasks": tasks.into_values().collect::<Vec<_>>(),
+                "policy": {
+                    "directory": self.policies.display().to_string(),
+                    "generation": self.tasks.generation,
+                    "reloads": self.reloads,
+                },
                 "counters": counters,
             }),
         }
     }
+}
+
+/// Who is on the other end of the control socket (from its credentials).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub pid: u32,
+    pub uid: u32,
 }

@@ -32,6 +32,12 @@ impl BootClock {
         Self { boot_epoch_ns }
     }
 
+    /// The current wall-clock time, formatted as `rfc3339` does.
+    #[must_use]
+    pub fn now_rfc3339(&self) -> String {
+        humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+    }
+
     /// Formats a boot-time timestamp as `2026-11-26T06:30:00.123456Z`.
     #[must_use]
     pub fn rfc3339(&self, boot_ns: u64) -> String {

@@ -4,8 +4,8 @@ use std::collections::HashMap as StdHashMap;
 
 use agent_common::{
     COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, Decision, EXE_PATH_MAX, ExePath,
-    FileRuleData, NetV4Data, NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag, UnixRuleKey,
-    counter_index, names,
+    FileRuleData, Mode, NetV4Data, NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag,
+    UnixRuleKey, counter_index, names,
 };
 use aya::{
     Ebpf,
@@ -85,13 +85,13 @@ impl RuleMaps {
         Ok((maps, events))
     }
 
-    /// Writes every rule of a task, then its `TASKS` entry: until that last write the task's
-    /// processes (if any) are denied everything, never allowed by a half-written rule set.
-    pub fn install_task(&mut self, task_id: u32, task: &CompiledTask) -> Result<(), RulesError> {
+    /// Writes every rule of a compiled task (compiled with `rules_id`). Nothing reads them until
+    /// `set_task` points a task at `rules_id`.
+    pub fn write_rules(&mut self, rules_id: u32, task: &CompiledTask) -> Result<(), RulesError> {
         let write = |map: &'static str| {
             move |source| RulesError::Write {
                 map,
-                task_id,
+                task_id: rules_id,
                 source,
             }
         };
@@ -115,13 +115,74 @@ impl RuleMaps {
                 .insert(key, 1, 0)
                 .map_err(write(names::UNIX_RULES))?;
         }
+        Ok(())
+    }
+
+    /// Points task `task_id` at the rules written under `rules_id`, in `mode`: one map update,
+    /// so every hook sees the old rule set or the new one, never a mix. Until a task has an
+    /// entry its processes (if any) are denied everything.
+    pub fn set_task(&mut self, task_id: u32, mode: Mode, rules_id: u32) -> Result<(), RulesError> {
         let config = TaskConfig {
-            mode: task.mode as u32,
-            reserved: 0,
+            mode: mode as u32,
+            rules_id,
         };
         self.tasks
             .insert(task_id, config, 0)
-            .map_err(write(names::TASKS))
+            .map_err(|source| RulesError::Write {
+                map: names::TASKS,
+                task_id,
+                source,
+            })
+    }
+
+    /// Removes a task's `TASKS` entry: its processes stay confined and are denied everything.
+    pub fn remove_task(&mut self, task_id: u32) -> Result<(), RulesError> {
+        match self.tasks.remove(&task_id) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(RulesError::Write {
+                map: names::TASKS,
+                task_id,
+                source,
+            }),
+        }
+    }
+
+    /// Deletes rules no task points at any more (entries already gone are fine).
+    pub fn delete_rules(&mut self, rules_id: u32, task: &CompiledTask) -> Result<(), RulesError> {
+        let gone = |map: &'static str| {
+            move |r: Result<(), MapError>| match r {
+                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+                Err(source) => Err(RulesError::Write {
+                    map,
+                    task_id: rules_id,
+                    source,
+                }),
+            }
+        };
+        for e in &task.files {
+            gone(names::FILE_RULES)(self.files.remove(&Key::new(e.prefix_len, e.data)))?;
+        }
+        for e in &task.net_v4 {
+            gone(names::NET_V4_RULES)(self.net_v4.remove(&Key::new(e.prefix_len, e.data)))?;
+        }
+        for e in &task.net_v6 {
+            gone(names::NET_V6_RULES)(self.net_v6.remove(&Key::new(e.prefix_len, e.data)))?;
+        }
+        for key in &task.unix {
+            gone(names::UNIX_RULES)(self.unix.remove(key))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a task's rules under `rules_id`, then its `TASKS` entry.
+    pub fn install_task(
+        &mut self,
+        task_id: u32,
+        rules_id: u32,
+        task: &CompiledTask,
+    ) -> Result<(), RulesError> {
+        self.write_rules(rules_id, task)?;
+        self.set_task(task_id, task.mode, rules_id)
     }
 
     /// The task a process is confined by, if any.

@@ -3,7 +3,7 @@
 use agent_common::{CgroupPathData, InodeKey, names};
 use aya::{
     Ebpf,
-    maps::{HashMap, LpmTrie, MapData, lpm_trie::Key},
+    maps::{HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
 };
 
 use super::rules::{RulesError, take};
@@ -44,5 +44,29 @@ impl SelectorMaps {
                 task_id: entry.task_id,
                 source,
             })
+    }
+
+    /// Stops an exec of the file `key` from joining a task.
+    pub fn unselect_executable(&mut self, key: InodeKey) -> Result<(), RulesError> {
+        match self.executables.remove(&key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(RulesError::Write {
+                map: names::EXEC_SELECTORS,
+                task_id: 0,
+                source,
+            }),
+        }
+    }
+
+    /// Stops processes entering a cgroup covered by `entry` from joining its task.
+    pub fn unselect_cgroup(&mut self, entry: &CgroupEntry) -> Result<(), RulesError> {
+        match self.cgroups.remove(&Key::new(entry.prefix_len, entry.data)) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(RulesError::Write {
+                map: names::CGROUP_SELECTORS,
+                task_id: entry.task_id,
+                source,
+            }),
+        }
     }
 }

@@ -86,7 +86,7 @@ fn is_policy_name(path: &Path) -> bool {
 
 /// The policy files of `dir` (not recursive), sorted by name. Directories named `*.yaml` are
 /// skipped; symlinks are followed.
-fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyDirError> {
+pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyDirError> {
     let read_dir = |io| PolicyDirError::ReadDir {
         dir: dir.to_owned(),
         io,
@@ -106,56 +106,23 @@ fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyDirError> {
 /// Loads every `*.yaml`/`*.yml` file of `dir` (sorted by name, not recursive, hidden files
 /// skipped). Reports every invalid file and every task name defined by two files.
 pub fn load_policy_dir(dir: &Path) -> Result<Vec<TaskPolicy>, PolicyDirError> {
+    Ok(load_policy_dir_files(dir)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
+}
+
+/// As `load_policy_dir`, with the file each policy came from.
+pub fn load_policy_dir_files(dir: &Path) -> Result<Vec<(PathBuf, TaskPolicy)>, PolicyDirError> {
     let mut policies = Vec::new();
     let mut problems = Vec::new();
-    let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut selected_by: BTreeMap<(&'static str, String), (String, PathBuf)> = BTreeMap::new();
     for file in policy_files(dir)? {
         match load_policy_file(&file) {
-            Ok(policy) => {
-                let name = policy.name.to_string();
-                let selectors = policy
-                    .select_executables
-                    .iter()
-                    .map(|e| ("executable", e.to_string()))
-                    .chain(
-                        policy
-                            .select_cgroups
-                            .iter()
-                            .map(|c| ("cgroup", c.to_string())),
-                    );
-                for (kind, selector) in selectors {
-                    match selected_by.get(&(kind, selector.clone())) {
-                        Some((first, first_file)) if *first != name => {
-                            problems.push(PolicyDirProblem::DuplicateSelector {
-                                kind,
-                                selector,
-                                first: first.clone(),
-                                first_file: first_file.clone(),
-                                second: name.clone(),
-                                second_file: file.clone(),
-                            });
-                        }
-                        Some(_) => {}
-                        None => {
-                            selected_by.insert((kind, selector), (name.clone(), file.clone()));
-                        }
-                    }
-                }
-                if let Some(first) = defined_in.get(&name) {
-                    problems.push(PolicyDirProblem::DuplicateTask {
-                        name,
-                        first: first.clone(),
-                        second: file,
-                    });
-                } else {
-                    defined_in.insert(name, file);
-                    policies.push(policy);
-                }
-            }
+            Ok(policy) => policies.push((file, policy)),
             Err(e) => problems.push(e.into()),
         }
     }
+    problems.extend(set_problems(&policies));
     if problems.is_empty() {
         Ok(policies)
     } else {
@@ -164,4 +131,54 @@ pub fn load_policy_dir(dir: &Path) -> Result<Vec<TaskPolicy>, PolicyDirError> {
             problems,
         })
     }
+}
+
+/// What is wrong with a set of valid policies taken together: a task name defined twice, an
+/// executable or cgroup selected by two tasks.
+#[must_use]
+pub fn set_problems(policies: &[(PathBuf, TaskPolicy)]) -> Vec<PolicyDirProblem> {
+    let mut problems = Vec::new();
+    let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut selected_by: BTreeMap<(&'static str, String), (String, PathBuf)> = BTreeMap::new();
+    for (file, policy) in policies {
+        let name = policy.name.to_string();
+        if let Some(first) = defined_in.get(&name) {
+            problems.push(PolicyDirProblem::DuplicateTask {
+                name,
+                first: first.clone(),
+                second: file.clone(),
+            });
+            continue;
+        }
+        defined_in.insert(name.clone(), file.clone());
+        let selectors = policy
+            .select_executables
+            .iter()
+            .map(|e| ("executable", e.to_string()))
+            .chain(
+                policy
+                    .select_cgroups
+                    .iter()
+                    .map(|c| ("cgroup", c.to_string())),
+            );
+        for (kind, selector) in selectors {
+            match selected_by.get(&(kind, selector.clone())) {
+                Some((first, first_file)) if *first != name => {
+                    problems.push(PolicyDirProblem::DuplicateSelector {
+                        kind,
+                        selector,
+                        first: first.clone(),
+                        first_file: first_file.clone(),
+                        second: name.clone(),
+                        second_file: file.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    selected_by.insert((kind, selector), (name.clone(), file.clone()));
+                }
+            }
+        }
+    }
+    problems
 }

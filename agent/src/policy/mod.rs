@@ -19,7 +19,10 @@ use std::{fs, path::Path};
 
 use agent_common::Mode;
 
-pub use dir::{PolicyDirError, PolicyDirProblem, load_policy_dir};
+pub use dir::{
+    PolicyDirError, PolicyDirProblem, load_policy_dir, load_policy_dir_files, policy_files,
+    set_problems,
+};
 pub use document::{API_VERSION, KIND};
 pub use error::PolicyError;
 pub use network::{ConnectRule, PortSpan};

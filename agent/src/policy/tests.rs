@@ -347,16 +347,16 @@ fn directory_errors_are_all_reported_with_duplicates_naming_both_files() {
         lines,
         [
             format!(
+                "{}:4:9: metadata.name: invalid task name \"Bad\": 'B' is not one of [a-z0-9-]",
+                broken.display()
+            ),
+            format!(
                 "task \"coder\" is defined twice: in {} and in {}",
                 first.display(),
                 second.display()
             ),
-            format!(
-                "{}:4:9: metadata.name: invalid task name \"Bad\": 'B' is not one of [a-z0-9-]",
-                broken.display()
-            ),
         ],
-        "every problem should be reported, in file order"
+        "every problem should be reported: invalid files in file order, then what is wrong with the set"
     );
     let text = err.to_string();
     assert!(

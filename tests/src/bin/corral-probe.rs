@@ -12,6 +12,10 @@
 //! corral-probe [OPTS] listen tcp ADDR PORT      (prints "listening PORT", accepts one, exits)
 //! corral-probe [OPTS] listen unix PATH|@NAME    (prints "listening", accepts one, exits)
 //! corral-probe [OPTS] spawn N -- CMD [ARGS...]  (fork chain N deep, the deepest execs CMD)
+//! corral-probe [OPTS] loop MILLIS open ALLOWED DENIED        (for MILLIS: read-open both, again
+//! corral-probe [OPTS] loop MILLIS udp ADDR ALLOWED DENIED    and again; the first must always
+//!                                                            work, the second always fail with
+//!                                                            EPERM/EACCES; fails EPROTO if not)
 //! OPTS: [-D MILLIS] [-C DIR], in this order
 //! ```
 //!
@@ -116,6 +120,7 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
     };
     match cmd.as_bytes() {
         b"open" => Ok(open(&path(0)?, &text(1, "r|w|rw")?)?),
+        b"loop" => loop_op(rest),
         b"reopen" => Ok(reopen(&path(0)?)),
         b"exec" => {
             let command = rest
@@ -359,6 +364,88 @@ fn open(path: &CStr, mode: &str) -> Result<Outcome, Usage> {
         // SAFETY: `fd` was just opened by us.
         unsafe { libc::close(fd) };
     }))
+}
+
+/// A boxed operation of `loop`.
+type Op = Box<dyn Fn() -> Outcome>;
+
+/// `loop MILLIS open ALLOWED DENIED` and `loop MILLIS udp ADDR ALLOWED DENIED`.
+fn loop_op(rest: &[OsString]) -> Result<Outcome, Usage> {
+    let text = |i: usize| -> Result<String, Usage> {
+        rest.get(i)
+            .and_then(|s| s.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Usage("loop MILLIS open A D | loop MILLIS udp ADDR A D".into()))
+    };
+    let cpath = |i: usize| -> Result<CString, Usage> {
+        CString::new(text(i)?).map_err(|_| Usage("path contains a NUL byte".into()))
+    };
+    let millis: u64 = text(0)?
+        .parse()
+        .map_err(|_| Usage("loop needs a duration in milliseconds".into()))?;
+    let (allowed, denied): (Op, Op) = match text(1)?.as_str() {
+        "open" => {
+            let (a, d) = (cpath(2)?, cpath(3)?);
+            (
+                Box::new(move || read_open(&a)),
+                Box::new(move || read_open(&d)),
+            )
+        }
+        "udp" => {
+            let (a, pa) = inet_target(&text(2)?, &text(3)?)?;
+            let (d, pd) = inet_target(&text(2)?, &text(4)?)?;
+            (
+                Box::new(move || connect_inet(libc::SOCK_DGRAM, a, pa)),
+                Box::new(move || connect_inet(libc::SOCK_DGRAM, d, pd)),
+            )
+        }
+        other => return Err(Usage(format!("unknown loop kind {other:?}"))),
+    };
+    Ok(decision_loop(millis, &*allowed, &*denied))
+}
+
+fn read_open(path: &CStr) -> Outcome {
+    // SAFETY: valid C string.
+    let fd = check(
+        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
+        "open",
+    )?;
+    // SAFETY: `fd` was just opened by us.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Repeats an operation that must always be allowed and one that must always be refused for
+/// `millis`; reports the counts on stderr and fails with `EPROTO` if any decision was wrong.
+fn decision_loop(
+    millis: u64,
+    allowed: &dyn Fn() -> Outcome,
+    denied: &dyn Fn() -> Outcome,
+) -> Outcome {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(millis);
+    let (mut rounds, mut wrong_refused, mut wrong_allowed) = (0u64, 0u64, 0u64);
+    while std::time::Instant::now() < end {
+        rounds += 1;
+        if allowed().is_err() {
+            wrong_refused += 1;
+        }
+        let refused = denied().is_err_and(|f| f.errno == libc::EPERM || f.errno == libc::EACCES);
+        if !refused {
+            wrong_allowed += 1;
+        }
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "corral-probe: loop: {rounds} rounds, {wrong_refused} allowed operations refused, {wrong_allowed} refused operations allowed"
+    );
+    if wrong_refused + wrong_allowed == 0 {
+        Ok(())
+    } else {
+        Err(Failure {
+            step: "loop (wrong decisions, see the counts above)",
+            errno: libc::EPROTO,
+        })
+    }
 }
 
 fn reopen(path: &CStr) -> Outcome {

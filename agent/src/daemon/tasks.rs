@@ -1,0 +1,273 @@
+//! The loaded tasks, and how a new set of policies replaces them: at start and at every reload.
+//!
+//! A changed task's rules are written under a fresh rules id, then its one `TASKS` entry is
+//! switched to that id: a hook sees the old rule set or the new one, never a mix, never an empty
+//! set. The old entries are deleted only after `RETIRE_AFTER`, when no hook that read the old id
+//! can still be running. A removed task loses its `TASKS` entry: its processes stay confined and
+//! are denied everything (fail closed), never untagged.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use agent_common::{InodeKey, Mode};
+
+use super::selectors;
+use crate::{
+    compile::{self, CgroupEntry, CompileError, CompiledTask, cgroup_entries},
+    landlock::{self, LandlockSpec},
+    loader::{RuleMaps, RulesError, SelectorMaps},
+    policy::TaskPolicy,
+};
+
+/// How long replaced rules stay in the maps after no task points at them. BPF programs run to
+/// completion within microseconds; this only has to outlast one hook invocation.
+pub const RETIRE_AFTER: Duration = Duration::from_secs(2);
+
+/// One loaded task.
+pub struct LoadedTask {
+    /// Stable for the daemon's life: a task removed and added back keeps its id.
+    pub id: u32,
+    /// Current mode (the policy's, or what `corral policy mode` set since).
+    pub mode: Mode,
+    /// The id its current rules are keyed by.
+    pub rules_id: u32,
+    /// The policy as last loaded from `file`.
+    pub policy: TaskPolicy,
+    pub compiled: CompiledTask,
+    /// What `corral run` applies where exec/open are enforced by Landlock.
+    pub landlock: LandlockSpec,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+}
+
+/// Why a policy set was not applied. Nothing was written to the maps.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+}
+
+/// What an apply changed, by task name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl Change {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The tasks, their ids, and the selectors installed for them.
+#[derive(Default)]
+pub struct TaskTable {
+    tasks: BTreeMap<String, LoadedTask>,
+    names: HashMap<u32, String>,
+    ids: HashMap<String, u32>,
+    next_rules_id: u32,
+    retired: Vec<(Instant, u32, CompiledTask)>,
+    executables: HashMap<InodeKey, u32>,
+    cgroups: Vec<CgroupEntry>,
+    /// Bumped by every apply that changed something.
+    pub generation: u64,
+}
+
+impl TaskTable {
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&LoadedTask> {
+        self.tasks.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &LoadedTask> {
+        self.tasks.values()
+    }
+
+    /// Task names by id, for events (removed tasks keep their names).
+    #[must_use]
+    pub fn names(&self) -> &HashMap<u32, String> {
+        &self.names
+    }
+
+    /// The policy each file last loaded successfully, to keep enforcing when the file breaks.
+    #[must_use]
+    pub fn last_good(&self) -> HashMap<PathBuf, TaskPolicy> {
+        self.tasks
+            .values()
+            .map(|t| (t.file.clone(), t.policy.clone()))
+            .collect()
+    }
+
+    /// Switches a task between enforce and audit in the kernel, keeping its rules.
+    pub fn set_mode(
+        &mut self,
+        maps: &mut RuleMaps,
+        name: &str,
+        mode: Mode,
+    ) -> Result<bool, RulesError> {
+        let Some(task) = self.tasks.get_mut(name) else {
+            return Ok(false);
+        };
+        maps.set_task(task.id, mode, task.rules_id)?;
+        task.mode = mode;
+        Ok(true)
+    }
+
+    fn id_for(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.ids.len() + 1).unwrap_or(u32::MAX);
+        self.ids.insert(name.to_owned(), id);
+        self.names.insert(id, name.to_owned());
+        id
+    }
+
+    /// Replaces the loaded tasks by `policies` (file, policy). Compiles and checks capacity
+    /// first: on error nothing was written and the old tasks keep enforcing.
+    pub fn apply(
+        &mut self,
+        maps: &mut RuleMaps,
+        selector_maps: &mut SelectorMaps,
+        policies: Vec<(PathBuf, TaskPolicy)>,
+    ) -> Result<Change, ApplyError> {
+        let mut change = Change::default();
+        let mut staged: Vec<(PathBuf, TaskPolicy, u32, CompiledTask)> = Vec::new();
+        let mut keep: Vec<(String, PathBuf)> = Vec::new();
+        for (file, policy) in policies {
+            let name = policy.name.to_string();
+            match self.tasks.get(&name) {
+                Some(t) if t.policy == policy => keep.push((name, file)),
+                existing => {
+                    if existing.is_some() {
+                        change.changed.push(name.clone());
+                    } else {
+                        change.added.push(name.clone());
+                    }
+                    self.next_rules_id += 1;
+                    let rules_id = self.next_rules_id;
+                    let compiled = compile::compile(rules_id, &policy)?;
+                    staged.push((file, policy, rules_id, compiled));
+                }
+            }
+        }
+        let wanted: Vec<&str> = keep
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(staged.iter().map(|(_, p, _, _)| p.name.as_str()))
+            .collect();
+        change.removed = self
+            .tasks
+            .keys()
+            .filter(|n| !wanted.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        // Old and new entries coexist until the old ones are retired: both must fit.
+        let mut in_maps: Vec<CompiledTask> =
+            self.tasks.values().map(|t| t.compiled.clone()).collect();
+        in_maps.extend(self.retired.iter().map(|(_, _, c)| c.clone()));
+        in_maps.extend(staged.iter().map(|(_, _, _, c)| c.clone()));
+        compile::check_capacity(&in_maps)?;
+
+        for (name, file) in keep {
+            if let Some(t) = self.tasks.get_mut(&name) {
+                t.file = file;
+            }
+        }
+        for (file, policy, rules_id, compiled) in staged {
+            let name = policy.name.to_string();
+            let id = self.id_for(&name);
+            maps.write_rules(rules_id, &compiled)?;
+            maps.set_task(id, policy.mode, rules_id)?;
+            let task = LoadedTask {
+                id,
+                mode: policy.mode,
+                rules_id,
+                landlock: landlock::spec_for(&policy),
+                policy,
+                compiled,
+                file,
+            };
+            if let Some(old) = self.tasks.insert(name, task) {
+                self.retired
+                    .push((Instant::now(), old.rules_id, old.compiled));
+            }
+        }
+        for name in &change.removed {
+            if let Some(old) = self.tasks.remove(name) {
+                maps.remove_task(old.id)?;
+                self.retired
+                    .push((Instant::now(), old.rules_id, old.compiled));
+            }
+        }
+        self.sync_selectors(selector_maps)?;
+        if !change.is_empty() {
+            self.generation += 1;
+        }
+        Ok(change)
+    }
+
+    /// Makes the selector maps say what the loaded policies say: new and changed entries first,
+    /// stale ones last, so no selector is missing in between.
+    fn sync_selectors(&mut self, maps: &mut SelectorMaps) -> Result<(), RulesError> {
+        let policies: Vec<(&TaskPolicy, u32)> =
+            self.tasks.values().map(|t| (&t.policy, t.id)).collect();
+        let executables = selectors::resolve_executables(&policies);
+        let cgroups: Vec<CgroupEntry> = policies
+            .iter()
+            .flat_map(|(p, id)| {
+                p.select_cgroups
+                    .iter()
+                    .flat_map(move |c| cgroup_entries(*id, c))
+            })
+            .collect();
+        for (key, task_id) in &executables {
+            if self.executables.get(key) != Some(task_id) {
+                maps.select_executable(*key, *task_id)?;
+            }
+        }
+        for entry in &cgroups {
+            if !self.cgroups.contains(entry) {
+                maps.select_cgroup(entry)?;
+            }
+        }
+        for key in self.executables.keys() {
+            if !executables.contains_key(key) {
+                maps.unselect_executable(*key)?;
+            }
+        }
+        for entry in &self.cgroups {
+            if !cgroups
+                .iter()
+                .any(|e| e.prefix_len == entry.prefix_len && e.data == entry.data)
+            {
+                maps.unselect_cgroup(entry)?;
+            }
+        }
+        self.executables = executables;
+        self.cgroups = cgroups;
+        Ok(())
+    }
+
+    /// Deletes the rules retired more than `RETIRE_AFTER` ago.
+    pub fn sweep(&mut self, maps: &mut RuleMaps) {
+        let now = Instant::now();
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|(at, _, _)| now.duration_since(*at) >= RETIRE_AFTER);
+        self.retired = kept;
+        for (_, rules_id, compiled) in due {
+            if let Err(e) = maps.delete_rules(rules_id, &compiled) {
+                tracing::warn!(rules_id, "cannot delete replaced rules: {e:#}");
+            }
+        }
+    }
+}

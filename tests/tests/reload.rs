@@ -1,0 +1,325 @@
+//! Policies that change while agents run, natively on this host (cgroup `sock_addr` programs
+//! judge connects for real here): atomic reload under load, invalid edits, removal, `ConfigMap`
+//! symlink swaps, and the live mode switch.
+//!
+//! Needs root, `$CORRAL_BIN`, `$CORRAL_PROBE` and `$CORRAL_POLICIES`. Run with `cargo xtask test`.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use corral_tests::daemon::{ACCEPT_UNENFORCED, Launch};
+use corral_tests::process::Later;
+use corral_tests::reload::{ConfigMapDir, churn, replace_file};
+use corral_tests::{Daemon, EVENT_TIMEOUT, Policy, RunOutput, Scratch, Value, env, json, process};
+
+/// UDP ports: always allowed, never allowed, and one that only version 1 / version 2 allows.
+const ALWAYS: u16 = 41_001;
+const NEVER: u16 = 41_002;
+const ONLY_V1: u16 = 41_003;
+const ONLY_V2: u16 = 41_004;
+
+fn version(task: &str, extra: u16) -> Policy {
+    Policy::probe_only(task).connect("127.0.0.1/32", &[&ALWAYS.to_string(), &extra.to_string()])
+}
+
+fn policy_value(d: &Daemon, key: &str) -> Value {
+    d.status()["policy"][key].clone()
+}
+
+fn generation(d: &Daemon) -> u64 {
+    policy_value(d, "generation")
+        .as_u64()
+        .unwrap_or_else(|| panic!("expected status.policy.generation, got {}", d.status()))
+}
+
+/// Waits until the daemon's policy generation passes `past`.
+fn wait_generation(d: &Daemon, past: u64) -> u64 {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let g = generation(d);
+        if g > past {
+            return g;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected a reload (generation past {past}) within {EVENT_TIMEOUT:?}; status: {}\nstderr:\n{}",
+            d.status(),
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `corral run --accept-unenforced --task TASK -- argv...`, started now, collected later.
+fn later(d: &Daemon, task: &str, argv: &[&str]) -> Later {
+    Later::start(d.run_command_with(task, &[ACCEPT_UNENFORCED], argv))
+}
+
+/// `corral run --accept-unenforced --task TASK -- $CORRAL_PROBE udp connect 127.0.0.1 PORT`.
+fn udp(d: &Daemon, task: &str, port: u16) -> RunOutput {
+    d.run_accepting_unenforced(
+        task,
+        &[
+            &env::probe(),
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &port.to_string(),
+        ],
+    )
+}
+
+#[test]
+fn reload_under_load_never_gives_a_wrong_decision() {
+    let v1 = version("churn", ONLY_V1).yaml();
+    let v2 = version("churn", ONLY_V2).yaml();
+    let d = Daemon::start(&[("churn.yaml", &v1)]);
+    let before = generation(&d);
+    // A confined process judges an always-allowed and a never-allowed connect, again and again,
+    // while the policy flips between two versions that both allow the first and refuse the
+    // second.
+    let looper = later(
+        &d,
+        "churn",
+        &[
+            &env::probe(),
+            "loop",
+            "6000",
+            "udp",
+            "127.0.0.1",
+            &ALWAYS.to_string(),
+            &NEVER.to_string(),
+        ],
+    );
+    churn(
+        &d.policies(),
+        "churn.yaml",
+        [&v2, &v1],
+        200,
+        Duration::from_millis(25),
+    );
+    let out = looper.wait();
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected zero wrong decisions while the policy was rewritten 200 times\n{}",
+        out.describe()
+    );
+    let after = generation(&d);
+    assert!(
+        after >= before + 10,
+        "expected the rewrites to reach the kernel many times (generation {before} -> {after})"
+    );
+    // The last version written (v1) is what the kernel enforces now.
+    std::thread::sleep(Duration::from_millis(500));
+    d.expect_ok(&udp(&d, "churn", ONLY_V1));
+    d.expect_errno(&udp(&d, "churn", ONLY_V2), "EPERM");
+}
+
+#[test]
+fn an_invalid_edit_keeps_the_last_good_policy_and_is_reported() {
+    let good = version("edit", ONLY_V1).yaml();
+    let d = Daemon::start(&[("edit.yaml", &good)]);
+    let g = generation(&d);
+    let broken = good.replace("apiVersion", "apiVersoin");
+    replace_file(&d.policies(), "edit.yaml", &broken);
+    let ev = d.wait_events(|e| e["kind"] == "policy_rejected", EVENT_TIMEOUT);
+    let error = ev[0]["error"].as_str().unwrap_or_default().to_owned();
+    let file = d.policies().join("edit.yaml").display().to_string();
+    assert!(
+        error.starts_with(&format!("{file}:1:1: ")) && error.contains("apiVersoin"),
+        "expected the rejection to name {file}:1:1 and the bad field, got {error:?}"
+    );
+    assert_eq!(
+        generation(&d),
+        g,
+        "an invalid edit must not change what the kernel enforces"
+    );
+    assert!(
+        policy_value(&d, "reloads")["rejected"].as_u64() >= Some(1),
+        "expected the rejected reload to be counted, got {}",
+        d.status()["policy"]
+    );
+    d.expect_ok(&udp(&d, "edit", ONLY_V1));
+    d.expect_errno(&udp(&d, "edit", NEVER), "EPERM");
+
+    // Fixing the file applies it.
+    replace_file(&d.policies(), "edit.yaml", &version("edit", ONLY_V2).yaml());
+    let _ = wait_generation(&d, g);
+    d.expect_ok(&udp(&d, "edit", ONLY_V2));
+    d.expect_errno(&udp(&d, "edit", ONLY_V1), "EPERM");
+}
+
+#[test]
+fn removing_a_policy_denies_its_running_processes_everything() {
+    let d = Daemon::start(&[("gone.yaml", &version("gone", ONLY_V1).yaml())]);
+    let g = generation(&d);
+    // Confined now, acting later: after its policy is gone.
+    let late = later(
+        &d,
+        "gone",
+        &[
+            &env::probe(),
+            "-D",
+            "2500",
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &ALWAYS.to_string(),
+        ],
+    );
+    std::fs::remove_file(d.policies().join("gone.yaml"))
+        .unwrap_or_else(|e| panic!("expected to remove the policy: {e}"));
+    let _ = wait_generation(&d, g);
+    let out = late.wait();
+    assert_eq!(
+        out.first_line(),
+        "err EPERM 1",
+        "expected a process of a removed task to be refused even what its policy allowed (fail closed)\n{}",
+        out.describe()
+    );
+    let _ = d.wait_events(
+        |e| e["reason"] == "unknown_task" && e["process"]["tgid"] == json!(out.pid),
+        EVENT_TIMEOUT,
+    );
+    let status = d.status();
+    assert!(
+        status["tasks"].as_array().is_some_and(Vec::is_empty),
+        "expected no task left, got {}",
+        status["tasks"]
+    );
+}
+
+#[test]
+fn a_configmap_symlink_swap_reloads() {
+    let scratch = Scratch::new("configmap");
+    let dir = Path::new(scratch.path()).join("policies");
+    std::fs::create_dir(&dir)
+        .unwrap_or_else(|e| panic!("expected to create {}: {e}", dir.display()));
+    let v1 = version("cm", ONLY_V1).yaml();
+    let v2 = version("cm", ONLY_V2).yaml();
+    let mut cm = ConfigMapDir::new(&dir, &[("cm.yaml", &v1)]);
+    let d = Daemon::launch(&Launch {
+        policy_dir: Some(&dir),
+        ..Launch::default()
+    });
+    d.expect_ok(&udp(&d, "cm", ONLY_V1));
+    let g = generation(&d);
+    cm.publish(&[("cm.yaml", &v2)]);
+    let _ = wait_generation(&d, g);
+    d.expect_ok(&udp(&d, "cm", ONLY_V2));
+    d.expect_errno(&udp(&d, "cm", ONLY_V1), "EPERM");
+}
+
+#[test]
+fn the_mode_switch_reaches_running_processes() {
+    let d = Daemon::start(&[("sw.yaml", &version("sw", ONLY_V1).yaml())]);
+    let corral = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env::corral_bin());
+        cmd.args(["policy", "mode"])
+            .args(args)
+            .args(["--socket", &d.socket_str()]);
+        process::run(cmd)
+    };
+    // Running before the switch, acting after it.
+    let waiting = later(
+        &d,
+        "sw",
+        &[
+            &env::probe(),
+            "-D",
+            "1500",
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &NEVER.to_string(),
+        ],
+    );
+    let out = corral(&["sw", "audit"]);
+    assert!(
+        out.code == Some(0) && out.stdout.contains("task sw is now in audit mode"),
+        "expected `corral policy mode sw audit` to succeed\n{}",
+        out.describe()
+    );
+    let audited = waiting.wait();
+    d.expect_ok(&audited);
+    let _ = d.wait_events(
+        |e| e["decision"] == "audited" && e["process"]["tgid"] == json!(audited.pid),
+        EVENT_TIMEOUT,
+    );
+    let out = corral(&["sw", "enforce"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "expected the switch back to work\n{}",
+        out.describe()
+    );
+    d.expect_errno(&udp(&d, "sw", NEVER), "EPERM");
+    let unknown = corral(&["nope", "audit"]);
+    assert_eq!(
+        unknown.code,
+        Some(77),
+        "expected an unknown task to be refused with 77\n{}",
+        unknown.describe()
+    );
+    assert!(
+        unknown.stderr.starts_with("corral: ") && unknown.stderr.contains("nope"),
+        "expected one line naming the task\n{}",
+        unknown.describe()
+    );
+}
+
+#[test]
+fn only_root_outside_any_task_may_switch_modes() {
+    let d = Daemon::start(&[("sw.yaml", &version("sw", ONLY_V1).yaml())]);
+    // Only root may switch modes.
+    let mut as_nobody = std::process::Command::new(env::corral_bin());
+    as_nobody
+        .args(["policy", "mode", "sw", "audit", "--socket", &d.socket_str()])
+        .uid(65_534);
+    let nobody = process::run(as_nobody);
+    assert!(
+        nobody.code == Some(77) && nobody.stderr.contains("only root"),
+        "expected a non-root caller to be refused with 77\n{}",
+        nobody.describe()
+    );
+    // A confined process (even root) may not switch its own task to audit.
+    let corral_bin = env::corral_bin().display().to_string();
+    let pol = version("sw-self", ONLY_V1)
+        .exec(&corral_bin)
+        .read(&corral_bin)
+        .read("/usr/lib/")
+        .read("/etc/");
+    replace_file(&d.policies(), "sw-self.yaml", &pol.yaml());
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !d.status()["tasks"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["name"] == "sw-self"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "expected task sw-self to be loaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let confined = d.run_accepting_unenforced(
+        "sw-self",
+        &[
+            &corral_bin,
+            "policy",
+            "mode",
+            "sw-self",
+            "audit",
+            "--socket",
+            &d.socket_str(),
+        ],
+    );
+    assert!(
+        confined.code == Some(77)
+            && confined
+                .stderr
+                .contains("a confined process may not change"),
+        "expected a confined process to be refused the mode switch with 77\n{}",
+        confined.describe()
+    );
+}
