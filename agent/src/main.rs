@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use agent::{
-    cli::{Cli, Command, PolicyCommand, doctor, policy_check, policy_mode, run, status},
+    cli::{Cli, Command, PolicyCommand, doctor, policy_check, policy_mode, run, status, unload},
     daemon::{self, DaemonConfig},
 };
 use clap::Parser;
@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             socket,
             events,
             btf,
+            pin_dir,
         } => {
             init_tracing();
             let config = DaemonConfig {
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
                 events,
                 btf,
                 landlock_abi: agent::landlock::abi_version(),
+                pin_dir,
             };
             match daemon::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +73,17 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e, e.exit_code()),
+        },
+        Command::Unload { pin_dir, socket } => match unload::unload(&pin_dir, &socket) {
+            Ok(removed) => {
+                println!(
+                    "removed {} pinned object(s) from {}: nothing is enforced any more",
+                    removed.len(),
+                    pin_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e, 69),
         },
         Command::Status { socket, json } => match status::fetch(&socket) {
             Ok(s) if json => {

@@ -60,6 +60,9 @@ pub struct Launch<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// A policy directory prepared by the test (then `policies` is ignored).
     pub policy_dir: Option<&'a Path>,
+    /// A pin directory shared with another daemon of the test (a restart); the test removes it.
+    /// Default: one of this daemon's own, removed (`corral unload`) when it is dropped.
+    pub pin_dir: Option<&'a Path>,
 }
 
 /// A running `corral daemon`; SIGTERM, then SIGKILL, when dropped.
@@ -69,6 +72,9 @@ pub struct Daemon {
     events: PathBuf,
     stderr: PathBuf,
     dir: Scratch,
+    pin_dir: PathBuf,
+    /// Whether dropping the daemon removes its pins.
+    owns_pins: bool,
 }
 
 impl Daemon {
@@ -145,6 +151,9 @@ impl Daemon {
             .socket
             .map_or_else(|| dir.path().join("corral.sock"), Path::to_path_buf);
         let events = dir.path().join("events.jsonl");
+        let pin_dir = launch
+            .pin_dir
+            .map_or_else(|| own_pin_dir(&dir), Path::to_path_buf);
         let stderr = dir.path().join("daemon.stderr");
         let stdout = dir.path().join("daemon.stdout");
         let mut cmd = Command::new(env::corral_bin());
@@ -155,6 +164,8 @@ impl Daemon {
             .arg(&socket)
             .arg("--events")
             .arg(&events)
+            .arg("--pin-dir")
+            .arg(&pin_dir)
             .envs(launch.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(create(&stdout))
@@ -168,6 +179,8 @@ impl Daemon {
             events,
             stderr,
             dir,
+            pin_dir,
+            owns_pins: launch.pin_dir.is_none(),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -196,6 +209,20 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// Stops the daemon like `kill -9` would: no clean-up of its own.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The pin directory.
+    #[must_use]
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
     }
 
     /// The policy directory the daemon watches (when the test did not bring its own).
@@ -465,6 +492,9 @@ impl Drop for Daemon {
             None => None,
         };
         self.stop();
+        if self.owns_pins {
+            unload(&self.pin_dir, &self.socket);
+        }
         if let Some(code) = exited_early {
             assert!(
                 std::thread::panicking(),
@@ -475,6 +505,58 @@ impl Drop for Daemon {
     }
 }
 
+/// A pin directory on bpffs named after the daemon's scratch directory.
+fn own_pin_dir(scratch: &Scratch) -> PathBuf {
+    let name = scratch
+        .path()
+        .file_name()
+        .map_or_else(|| "daemon".to_owned(), |n| n.to_string_lossy().into_owned());
+    PathBuf::from("/sys/fs/bpf").join(name)
+}
+
+/// `corral unload --pin-dir DIR --socket SOCK`: detaches what a stopped daemon left pinned.
+/// Failures are reported, not raised (this also runs while a failed test unwinds).
+pub fn unload(pin_dir: &Path, socket: &Path) {
+    let out = process::run({
+        let mut cmd = Command::new(env::corral_bin());
+        cmd.arg("unload")
+            .arg("--pin-dir")
+            .arg(pin_dir)
+            .arg("--socket")
+            .arg(socket);
+        cmd
+    });
+    if out.code != Some(0) {
+        eprintln!(
+            "warning: could not unload {}\n{}",
+            pin_dir.display(),
+            out.describe()
+        );
+    }
+}
+
 fn create(path: &Path) -> File {
     File::create(path).unwrap_or_else(|e| panic!("expected to create {}: {e}", path.display()))
+}
+
+/// A pin directory shared by the daemons of one test (a restart), unloaded when dropped.
+pub struct SharedPins {
+    pub dir: PathBuf,
+}
+
+impl SharedPins {
+    #[must_use]
+    pub fn new(label: &str) -> Self {
+        let dir = PathBuf::from(format!(
+            "/sys/fs/bpf/corral-tests-{}-{label}",
+            std::process::id()
+        ));
+        Self { dir }
+    }
+}
+
+impl Drop for SharedPins {
+    fn drop(&mut self) {
+        unload(&self.dir, Path::new("/nonexistent/corral.sock"));
+    }
 }

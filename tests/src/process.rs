@@ -292,6 +292,12 @@ impl Later {
         Self { child, argv }
     }
 
+    /// Its pid.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for it to finish; panics if it cannot be waited for.
     #[must_use]
     pub fn wait(self) -> RunOutput {

@@ -8,9 +8,9 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use corral_tests::daemon::{ACCEPT_UNENFORCED, Launch};
+use corral_tests::daemon::{ACCEPT_UNENFORCED, Launch, SharedPins};
 use corral_tests::process::Later;
-use corral_tests::reload::{ConfigMapDir, churn, replace_file};
+use corral_tests::reload::{ConfigMapDir, replace_file};
 use corral_tests::{Daemon, EVENT_TIMEOUT, Policy, RunOutput, Scratch, Value, env, json, process};
 
 /// UDP ports: always allowed, never allowed, and one that only version 1 / version 2 allows.
@@ -70,6 +70,9 @@ fn udp(d: &Daemon, task: &str, port: u16) -> RunOutput {
     )
 }
 
+/// Policy switches under the looping process (each one waited for until the kernel has it).
+const FLIPS: u64 = 60;
+
 #[test]
 fn reload_under_load_never_gives_a_wrong_decision() {
     let v1 = version("churn", ONLY_V1).yaml();
@@ -85,33 +88,36 @@ fn reload_under_load_never_gives_a_wrong_decision() {
         &[
             &env::probe(),
             "loop",
-            "6000",
+            "12000",
             "udp",
             "127.0.0.1",
             &ALWAYS.to_string(),
             &NEVER.to_string(),
         ],
     );
-    churn(
-        &d.policies(),
-        "churn.yaml",
-        [&v2, &v1],
-        200,
-        Duration::from_millis(25),
-    );
+    // Each version is written, then the test waits until the kernel has it: every flip is a
+    // real switch of the rule set under the looping process.
+    let mut seen = before;
+    for i in 0..FLIPS {
+        replace_file(
+            &d.policies(),
+            "churn.yaml",
+            if i % 2 == 0 { &v2 } else { &v1 },
+        );
+        seen = wait_generation(&d, seen);
+    }
     let out = looper.wait();
     assert!(
         out.code == Some(0) && out.first_line() == "ok",
-        "expected zero wrong decisions while the policy was rewritten 200 times\n{}",
+        "expected zero wrong decisions while the policy was switched {FLIPS} times\n{}",
         out.describe()
     );
     let after = generation(&d);
     assert!(
-        after >= before + 10,
-        "expected the rewrites to reach the kernel many times (generation {before} -> {after})"
+        after >= before + FLIPS,
+        "expected every switch to reach the kernel (generation {before} -> {after})"
     );
     // The last version written (v1) is what the kernel enforces now.
-    std::thread::sleep(Duration::from_millis(500));
     d.expect_ok(&udp(&d, "churn", ONLY_V1));
     d.expect_errno(&udp(&d, "churn", ONLY_V2), "EPERM");
 }
@@ -321,5 +327,136 @@ fn only_root_outside_any_task_may_switch_modes() {
                 .contains("a confined process may not change"),
         "expected a confined process to be refused the mode switch with 77\n{}",
         confined.describe()
+    );
+}
+
+#[test]
+fn a_killed_daemon_leaves_enforcement_running_and_a_restarted_one_adopts_it() {
+    let pins = SharedPins::new("restart");
+    let yaml = version("restart", ONLY_V1).yaml();
+    let files = [("restart.yaml", yaml.as_str())];
+    let launch = Launch {
+        policies: &files,
+        pin_dir: Some(&pins.dir),
+        ..Launch::default()
+    };
+    let mut first = Daemon::launch(&launch);
+    // Judges an allowed and a refused connect again and again, across the kill and the restart.
+    let looper = later(
+        &first,
+        "restart",
+        &[
+            &env::probe(),
+            "loop",
+            "20000",
+            "udp",
+            "127.0.0.1",
+            &ALWAYS.to_string(),
+            &NEVER.to_string(),
+        ],
+    );
+    // Confined now, acting at 2.5 s: while no daemon runs.
+    let orphan = later(
+        &first,
+        "restart",
+        &[
+            &env::probe(),
+            "-D",
+            "2500",
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &NEVER.to_string(),
+        ],
+    );
+    wait_processes(&first, "restart", 2);
+    first.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = Daemon::launch(&launch);
+    let status = second.status();
+    let task = status["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "restart").cloned())
+        .unwrap_or_else(|| panic!("expected task restart after the restart, got {status}"));
+    assert!(
+        task["processes"].as_u64() >= Some(1),
+        "expected the new daemon to adopt the confined loop process, got {task}; counters {}; loop pid {} alive: {}; stderr:\n{}",
+        status["counters"],
+        looper.pid(),
+        std::path::Path::new(&format!("/proc/{}", looper.pid())).exists(),
+        second.stderr()
+    );
+    let out = looper.wait();
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected zero wrong decisions across a kill -9 and a restart of the daemon\n{}",
+        out.describe()
+    );
+    let orphan = orphan.wait();
+    assert_eq!(
+        orphan.first_line(),
+        "err EPERM 1",
+        "expected a refusal while no daemon ran\n{}",
+        orphan.describe()
+    );
+    // Refusals made while no daemon runs are queued in the kernel and reach the next daemon
+    // (the loop above floods the queue; this one is alone).
+    let mut second = second;
+    let queued = later(
+        &second,
+        "restart",
+        &[
+            &env::probe(),
+            "-D",
+            "1000",
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &NEVER.to_string(),
+        ],
+    );
+    wait_processes(&second, "restart", 1);
+    second.kill();
+    let queued = queued.wait();
+    second.expect_errno(&queued, "EPERM");
+    let third = Daemon::launch(&launch);
+    let _ = third.wait_events(
+        |e| e["process"]["tgid"] == json!(queued.pid) && e["decision"] == "denied",
+        EVENT_TIMEOUT,
+    );
+    expect_unload_refused_while_alive(&third, &pins);
+}
+
+/// Waits until `task` has `n` confined processes.
+fn wait_processes(d: &Daemon, task: &str, n: u64) {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let st = d.status();
+        let count = st["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == task))
+            .and_then(|t| t["processes"].as_u64())
+            .unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} processes in task {task}, got {count}: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn expect_unload_refused_while_alive(d: &Daemon, pins: &SharedPins) {
+    let mut cmd = std::process::Command::new(env::corral_bin());
+    cmd.args(["unload", "--pin-dir"])
+        .arg(&pins.dir)
+        .args(["--socket", &d.socket_str()]);
+    let out = process::run(cmd);
+    assert!(
+        out.code == Some(69) && out.stderr.contains("is running"),
+        "expected `corral unload` to refuse while the daemon runs\n{}",
+        out.describe()
     );
 }

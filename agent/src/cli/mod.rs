@@ -6,12 +6,16 @@ pub mod policy_check;
 pub mod policy_mode;
 pub mod run;
 pub mod status;
+pub mod unload;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{daemon::protocol::DEFAULT_SOCKET, loader::VMLINUX_BTF};
+use crate::{
+    daemon::protocol::DEFAULT_SOCKET,
+    loader::{DEFAULT_PIN_DIR, VMLINUX_BTF},
+};
 
 /// Keeps AI agents inside the scope of their task, enforced in the kernel.
 #[derive(Debug, Parser)]
@@ -37,6 +41,19 @@ pub enum Command {
         /// Kernel BTF to read struct offsets from.
         #[arg(long, default_value = VMLINUX_BTF, hide = true)]
         btf: PathBuf,
+        /// Where programs and maps are pinned (on bpffs) so enforcement outlives the daemon.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
+    /// Remove everything a daemon pinned: programs detach, every confined process is released.
+    /// Refused while a daemon answers on the socket.
+    Unload {
+        /// The pin directory to remove.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// The daemon's control socket (checked to be dead).
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
     /// Run a command confined by a task: the daemon tags this process, then it execs CMD.
     Run {

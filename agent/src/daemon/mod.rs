@@ -36,6 +36,8 @@ pub struct DaemonConfig {
     pub btf: PathBuf,
     /// The Landlock ABI this kernel offers (`corral run` applies it where BPF LSM is missing).
     pub landlock_abi: Option<u32>,
+    /// Where maps and links are pinned (on bpffs), to outlive the daemon.
+    pub pin_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub enum DaemonError {
     Runtime { source: std::io::Error },
     #[error(transparent)]
     Watch(#[from] reload::WatchError),
+    #[error(transparent)]
+    Tasks(#[from] tasks::ApplyError),
 }
 
 impl DaemonError {
@@ -68,8 +72,13 @@ impl DaemonError {
     #[must_use]
     pub const fn exit_code(&self) -> u8 {
         match self {
-            Self::Policy(_) | Self::Compile(_) | Self::Sink(_) => 64,
-            Self::Loader(_) => 69,
+            Self::Policy(_)
+            | Self::Compile(_)
+            | Self::Sink(_)
+            | Self::Tasks(tasks::ApplyError::Compile(_) | tasks::ApplyError::IdCollision { .. }) => {
+                64
+            }
+            Self::Loader(_) | Self::Tasks(tasks::ApplyError::Rules(_)) => 69,
             _ => 1,
         }
     }
@@ -87,9 +96,12 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let sink = Sink::open(&config.events)?;
 
     let probe = loader::probe(&config.btf, config.landlock_abi);
-    let loaded = loader::load(&config.btf, &probe)?;
+    let pins = loader::PinDir::new(&config.pin_dir);
+    let loaded = loader::load(&config.btf, &probe, &pins)?;
     let loader::Loaded {
         ebpf,
+        links,
+        adopted: _,
         maps,
         selectors,
         events: ring,
@@ -117,10 +129,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     );
     // Rules first, then selectors (inside `load`): a process never joins a task whose rules are
     // not in place.
-    state.load(policies).map_err(|e| match e {
-        tasks::ApplyError::Compile(e) => DaemonError::Compile(e),
-        tasks::ApplyError::Rules(e) => DaemonError::Loader(LoaderError::from(e)),
-    })?;
+    state.load(policies)?;
     report_backends(&probe, backends, &modes);
     let state = Arc::new(Mutex::new(state));
     tracing::info!(
@@ -134,6 +143,9 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .build()
         .map_err(|source| DaemonError::Runtime { source })?;
     let result = runtime.block_on(serve(config, state, ring, sink));
+    // The links are pinned: the programs keep enforcing after the daemon exits, until the next
+    // daemon replaces them or `corral unload` removes them.
+    drop(links);
     drop(ebpf);
     result
 }
@@ -191,7 +203,10 @@ async fn serve(
         _ = term.recv() => Ok(()),
     };
     let _ = std::fs::remove_file(&config.socket);
-    tracing::info!("stopping: programs detach as the daemon exits");
+    tracing::info!(
+        pin_dir = %config.pin_dir.display(),
+        "stopping: the pinned programs keep enforcing the last policy (`corral unload` removes them)"
+    );
     result
 }
 
@@ -246,11 +261,12 @@ async fn pump_events(
         if drained {
             guard.clear_ready();
         } else {
-            // A flood of events must not starve the control socket or policy reloads: the
-            // readiness is kept, and the rest is read after the other tasks had a turn.
+            // The readiness is kept: the rest is read on the next turn.
             drop(guard);
-            tokio::task::yield_now().await;
         }
+        // A steady stream of events keeps the ring readable, so awaiting it never suspends:
+        // yield after every batch, or the control socket and policy reloads would starve.
+        tokio::task::yield_now().await;
     }
 }
 

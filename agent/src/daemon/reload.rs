@@ -66,7 +66,7 @@ pub async fn watch(
         tokio::select! {
             ev = stream.next() => {
                 match ev {
-                    Some(Ok(_)) => {}
+                    Some(Ok(e)) => tracing::debug!(name = ?e.name, "policy directory changed"),
                     Some(Err(e)) => tracing::warn!("policy directory watch: {e}"),
                     None => return Ok(()),
                 }
@@ -89,6 +89,7 @@ fn reload(state: &Mutex<State>, events: &mpsc::UnboundedSender<PolicyEvent>) {
     let Ok(mut s) = state.lock() else {
         return;
     };
+    tracing::debug!("rescanning the policy directory");
     for ev in s.reload() {
         let _ = events.send(ev);
     }

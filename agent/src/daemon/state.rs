@@ -90,6 +90,7 @@ impl State {
 
     /// Installs the policies read at start (already validated as a whole).
     pub fn load(&mut self, policies: Vec<(PathBuf, TaskPolicy)>) -> Result<Change, ApplyError> {
+        self.tasks.adopt(&self.maps, &self.selector_maps)?;
         let change = self
             .tasks
             .apply(&mut self.maps, &mut self.selector_maps, policies)?;
@@ -366,7 +367,10 @@ impl State {
             .iter()
             .map(|h| json!({"program": h.program, "kind": h.kind.as_str(), "hook": h.hook, "attached": true}))
             .collect();
-        let counts = self.maps.tag_counts().unwrap_or_default();
+        let counts = self.maps.tag_counts().unwrap_or_else(|e| {
+            tracing::warn!("cannot count confined processes: {e:#}");
+            HashMap::new()
+        });
         let tasks: BTreeMap<u32, serde_json::Value> = self
             .tasks
             .iter()
@@ -392,6 +396,8 @@ impl State {
                 "backends": self.backends.to_json(),
                 "hooks": hooks,
                 "tasks": tasks.into_values().collect::<Vec<_>>(),
+                "confined_processes": counts.values().sum::<usize>(),
+                "confined_by_task_id": counts.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<String, usize>>(),
                 "policy": {
                     "directory": self.policies.display().to_string(),
                     "generation": self.tasks.generation,

@@ -50,6 +50,24 @@ pub enum ApplyError {
     Compile(#[from] CompileError),
     #[error(transparent)]
     Rules(#[from] RulesError),
+    #[error("tasks `{first}` and `{second}` hash to the same task id {id}; rename one of them")]
+    IdCollision {
+        first: String,
+        second: String,
+        id: u32,
+    },
+}
+
+/// A task's id: a hash of its name, so a restarted daemon gives every task the id the processes
+/// it adopts are tagged with. FNV-1a, 31 bits, never 0.
+#[must_use]
+pub fn task_id_of(name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h & 0x7fff_ffff).max(1)
 }
 
 /// What an apply changed, by task name.
@@ -72,9 +90,13 @@ impl Change {
 pub struct TaskTable {
     tasks: BTreeMap<String, LoadedTask>,
     names: HashMap<u32, String>,
-    ids: HashMap<String, u32>,
     next_rules_id: u32,
     retired: Vec<(Instant, u32, CompiledTask)>,
+    /// `TASKS` entries an earlier daemon left: removed unless a loaded task has the id.
+    foreign_tasks: Vec<u32>,
+    /// When set, rule entries of no current or retired rules id are deleted at `sweep` once
+    /// `RETIRE_AFTER` has passed (an earlier daemon's rules).
+    purge_after: Option<Instant>,
     executables: HashMap<InodeKey, u32>,
     cgroups: Vec<CgroupEntry>,
     /// Bumped by every apply that changed something.
@@ -122,13 +144,33 @@ impl TaskTable {
     }
 
     fn id_for(&mut self, name: &str) -> u32 {
-        if let Some(id) = self.ids.get(name) {
-            return *id;
-        }
-        let id = u32::try_from(self.ids.len() + 1).unwrap_or(u32::MAX);
-        self.ids.insert(name.to_owned(), id);
+        let id = task_id_of(name);
         self.names.insert(id, name.to_owned());
         id
+    }
+
+    /// Takes over the pinned state of an earlier daemon: rules ids continue above its ones, its
+    /// tasks are replaced (or removed) by the first `apply`, its selectors reconciled, and its
+    /// rules deleted once nothing can use them.
+    pub fn adopt(
+        &mut self,
+        maps: &RuleMaps,
+        selector_maps: &SelectorMaps,
+    ) -> Result<(), RulesError> {
+        let tasks = maps.task_entries()?;
+        let top = maps
+            .rules_ids()?
+            .into_iter()
+            .chain(tasks.values().copied())
+            .max()
+            .unwrap_or(0);
+        self.next_rules_id = self.next_rules_id.max(top);
+        self.foreign_tasks = tasks.into_keys().collect();
+        let (executables, cgroups) = selector_maps.installed()?;
+        self.executables = executables;
+        self.cgroups = cgroups;
+        self.purge_after = Some(Instant::now() + RETIRE_AFTER);
+        Ok(())
     }
 
     /// Replaces the loaded tasks by `policies` (file, policy). Compiles and checks capacity
@@ -176,6 +218,17 @@ impl TaskTable {
         in_maps.extend(self.retired.iter().map(|(_, _, c)| c.clone()));
         in_maps.extend(staged.iter().map(|(_, _, _, c)| c.clone()));
         compile::check_capacity(&in_maps)?;
+        let mut by_id: HashMap<u32, &str> = HashMap::new();
+        for name in &wanted {
+            let id = task_id_of(name);
+            if let Some(first) = by_id.insert(id, name) {
+                return Err(ApplyError::IdCollision {
+                    first: first.to_owned(),
+                    second: (*name).to_owned(),
+                    id,
+                });
+            }
+        }
 
         for (name, file) in keep {
             if let Some(t) = self.tasks.get_mut(&name) {
@@ -206,6 +259,11 @@ impl TaskTable {
                 maps.remove_task(old.id)?;
                 self.retired
                     .push((Instant::now(), old.rules_id, old.compiled));
+            }
+        }
+        for id in std::mem::take(&mut self.foreign_tasks) {
+            if !self.tasks.values().any(|t| t.id == id) {
+                maps.remove_task(id)?;
             }
         }
         self.sync_selectors(selector_maps)?;
@@ -257,9 +315,23 @@ impl TaskTable {
         Ok(())
     }
 
-    /// Deletes the rules retired more than `RETIRE_AFTER` ago.
+    /// Deletes the rules retired more than `RETIRE_AFTER` ago (and, once, an earlier daemon's).
     pub fn sweep(&mut self, maps: &mut RuleMaps) {
         let now = Instant::now();
+        if self.purge_after.is_some_and(|at| now >= at) {
+            self.purge_after = None;
+            let keep: std::collections::HashSet<u32> = self
+                .tasks
+                .values()
+                .map(|t| t.rules_id)
+                .chain(self.retired.iter().map(|(_, id, _)| *id))
+                .collect();
+            match maps.purge_rules_except(&keep) {
+                Ok(n) if n > 0 => tracing::info!(entries = n, "deleted an earlier daemon's rules"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot delete an earlier daemon's rules: {e:#}"),
+            }
+        }
         let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
             .into_iter()
             .partition(|(at, _, _)| now.duration_since(*at) >= RETIRE_AFTER);

@@ -7,6 +7,7 @@ mod cgroup;
 #[cfg(test)]
 mod layout_tests;
 mod offsets;
+mod pins;
 mod preflight;
 mod probe;
 mod rules;
@@ -17,12 +18,13 @@ use std::path::{Path, PathBuf};
 use agent_common::{KernelOffsets, names};
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Lsm, ProgramError},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Lsm, ProgramError, links::FdLink},
 };
 
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
+pub use pins::{DEFAULT_PIN_DIR, PinDir, PinError};
 pub use preflight::{PreflightError, active_lsms};
 pub use probe::{Finding, Probe, probe};
 pub use rules::{Counters, RuleMaps, RulesError};
@@ -198,12 +200,23 @@ pub enum LoaderError {
     NoBackend { reasons: String },
     #[error(transparent)]
     Rules(#[from] RulesError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error("cannot take the link of program `{program}`: {reason}")]
+    Link {
+        program: &'static str,
+        reason: String,
+    },
 }
 
 /// The loaded object with its programs attached. Dropping it detaches them.
 pub struct Loaded {
-    /// Owns the programs and their links: keep it alive as long as enforcement must last.
+    /// Owns the programs.
     pub ebpf: Ebpf,
+    /// The pinned links: enforcement outlives the daemon until `corral unload`.
+    pub links: Vec<aya::programs::links::PinnedLink>,
+    /// Whether maps of an earlier daemon were found and reused.
+    pub adopted: bool,
     pub maps: RuleMaps,
     pub selectors: SelectorMaps,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
@@ -221,18 +234,31 @@ fn parse_btf(btf_path: &Path) -> Result<Btf, LoaderError> {
     })
 }
 
-/// Loads the object with `offsets` as its read-only configuration (no program loaded yet).
-fn load_object(btf: &Btf, offsets: &KernelOffsets) -> Result<Ebpf, LoaderError> {
-    EbpfLoader::new()
+/// Loads the object with `offsets` as its read-only configuration (no program loaded yet). With
+/// `pins`, the maps an earlier daemon pinned there are reused and new ones are pinned.
+fn load_object(
+    btf: &Btf,
+    offsets: &KernelOffsets,
+    pins: Option<&PinDir>,
+) -> Result<Ebpf, LoaderError> {
+    let paths: Vec<(&str, PathBuf)> = pins
+        .map(|p| PinDir::pinned_maps().map(|m| (m, p.map(m))).collect())
+        .unwrap_or_default();
+    let mut loader = EbpfLoader::new();
+    loader
         .btf(Some(btf))
-        .override_global(names::OFFSETS, offsets, true)
+        .override_global(names::OFFSETS, offsets, true);
+    for (name, path) in &paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader
         .load(EBPF_OBJECT)
         .map_err(|source| LoaderError::Object { source })
 }
 
 /// Loads and attaches the programs of the backends `probe` found, or explains why nothing can
 /// confine processes here.
-pub fn load(btf_path: &Path, probe: &Probe) -> Result<Loaded, LoaderError> {
+pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, LoaderError> {
     let backends = probe.backends();
     if !probe.caps.tp_btf {
         return Err(LoaderError::NoBackend {
@@ -243,7 +269,8 @@ pub fn load(btf_path: &Path, probe: &Probe) -> Result<Loaded, LoaderError> {
     offsets.lsm_connect = u32::from(probe.caps.lsm);
     offsets.kill_observer = u32::from(!probe.caps.lsm);
     let btf = parse_btf(btf_path)?;
-    let mut ebpf = load_object(&btf, &offsets)?;
+    let adopted = pins.prepare()?;
+    let mut ebpf = load_object(&btf, &offsets, Some(pins))?;
     let mut plan: Vec<HookSpec> = TAGGING_HOOKS.to_vec();
     if probe.caps.lsm {
         plan.extend(LSM_HOOKS);
@@ -256,13 +283,33 @@ pub fn load(btf_path: &Path, probe: &Probe) -> Result<Loaded, LoaderError> {
     } else {
         None
     };
+    // New programs first, old ones (an earlier daemon's) detached after: no gap.
+    let mut new_links = Vec::with_capacity(plan.len());
     for spec in &plan {
-        attach(&mut ebpf, &btf, *spec, cgroup_root.as_deref())?;
+        new_links.push((
+            spec.program,
+            attach(&mut ebpf, &btf, *spec, cgroup_root.as_deref())?,
+        ));
     }
+    let old_links = pins.take_old_links();
+    let mut links = Vec::with_capacity(new_links.len());
+    for (program, link) in new_links {
+        links.push(pins.pin_link(program, link)?);
+    }
+    if adopted || !old_links.is_empty() {
+        tracing::info!(
+            pin_dir = %pins.path().display(),
+            replaced_links = old_links.len(),
+            "adopted the pinned state of an earlier daemon"
+        );
+    }
+    drop(old_links);
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
     let selectors = SelectorMaps::take(&mut ebpf)?;
     Ok(Loaded {
         ebpf,
+        links,
+        adopted,
         maps,
         selectors,
         events,
@@ -276,7 +323,7 @@ fn attach(
     btf: &Btf,
     spec: HookSpec,
     cgroup_root: Option<&Path>,
-) -> Result<(), LoaderError> {
+) -> Result<FdLink, LoaderError> {
     let HookSpec {
         program,
         kind,
@@ -309,16 +356,24 @@ fn attach(
         kind: kind_str,
         source,
     };
-    match kind {
+    let link_err = |e: &dyn std::fmt::Display| LoaderError::Link {
+        program,
+        reason: e.to_string(),
+    };
+    let link = match kind {
         HookKind::Lsm => {
             let p: &mut Lsm = prog.try_into().map_err(type_err)?;
             p.load(hook, btf).map_err(load_err)?;
-            p.attach().map_err(attach_err)?;
+            let id = p.attach().map_err(attach_err)?;
+            let link = p.take_link(id).map_err(|e| link_err(&e))?;
+            FdLink::from(link)
         }
         HookKind::BtfTracepoint => {
             let p: &mut BtfTracePoint = prog.try_into().map_err(type_err)?;
             p.load(hook, btf).map_err(load_err)?;
-            p.attach().map_err(attach_err)?;
+            let id = p.attach().map_err(attach_err)?;
+            let link = p.take_link(id).map_err(|e| link_err(&e))?;
+            FdLink::from(link)
         }
         HookKind::CgroupSockAddr => {
             let root = cgroup_root.ok_or(LoaderError::NoCgroupRoot { program })?;
@@ -329,11 +384,14 @@ fn attach(
             // cgroup links always behave as multi-attach: other tools' programs keep running,
             // and a program attached lower in the tree runs in addition to ours, never instead.
             // The link API refuses the explicit ALLOW_MULTI flag, hence `Single`.
-            p.attach(&cgroup, CgroupAttachMode::Single)
+            let id = p
+                .attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(attach_err)?;
+            let link = p.take_link(id).map_err(|e| link_err(&e))?;
+            FdLink::try_from(link).map_err(|e| link_err(&e))?
         }
-    }
-    Ok(())
+    };
+    Ok(link)
 }
 
 fn is_eperm(err: &ProgramError) -> bool {

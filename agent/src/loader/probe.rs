@@ -138,7 +138,7 @@ fn probe_ebpf(
         .map_err(|e| e.to_string())
         .and_then(|off| {
             let btf = parse_btf(btf_path).map_err(|e| e.to_string())?;
-            let ebpf = load_object(&btf, &off).map_err(|e| e.to_string())?;
+            let ebpf = load_object(&btf, &off, None).map_err(|e| e.to_string())?;
             Ok((btf, ebpf))
         });
     let (btf, mut ebpf) = match prepared {
@@ -167,6 +167,8 @@ fn probe_ebpf(
         ),
         None,
     )
+    // The trivial program detaches when its link is dropped, here.
+    .map(drop)
     .map_err(|e| e.to_string());
     caps.tp_btf = tp.is_ok();
     out.push(match tp {
@@ -195,7 +197,7 @@ fn probe_ebpf(
                 HookKind::CgroupSockAddr,
                 "connect4",
             );
-            attach(&mut ebpf, &btf, spec, Some(&root)).map_err(|e| e.to_string())?;
+            drop(attach(&mut ebpf, &btf, spec, Some(&root)).map_err(|e| e.to_string())?);
             Ok(root)
         });
     caps.sock_addr = sock.is_ok();
@@ -241,6 +243,7 @@ fn probe_lsm(
             hook(names::PROG_PROBE_LSM, HookKind::Lsm, "file_open"),
             None,
         )
+        .map(drop)
         .map_err(|e| {
             (
                 match e {

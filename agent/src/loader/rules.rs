@@ -174,6 +174,81 @@ impl RuleMaps {
         Ok(())
     }
 
+    /// The `TASKS` entries an earlier daemon left in pinned maps: task id → rules id.
+    pub fn task_entries(&self) -> Result<StdHashMap<u32, u32>, RulesError> {
+        let mut out = StdHashMap::new();
+        for entry in &self.tasks {
+            let (id, cfg) = entry.map_err(|source| RulesError::Read {
+                map: names::TASKS,
+                source,
+            })?;
+            out.insert(id, cfg.rules_id);
+        }
+        Ok(out)
+    }
+
+    /// The rules ids present in the rule maps (an earlier daemon's included).
+    pub fn rules_ids(&self) -> Result<std::collections::HashSet<u32>, RulesError> {
+        let read = |map: &'static str| move |source| RulesError::Read { map, source };
+        let mut ids = std::collections::HashSet::new();
+        for k in self.files.keys() {
+            ids.insert(k.map_err(read(names::FILE_RULES))?.data().task_id);
+        }
+        for k in self.net_v4.keys() {
+            ids.insert(k.map_err(read(names::NET_V4_RULES))?.data().task_id);
+        }
+        for k in self.net_v6.keys() {
+            ids.insert(k.map_err(read(names::NET_V6_RULES))?.data().task_id);
+        }
+        for k in self.unix.keys() {
+            ids.insert(k.map_err(read(names::UNIX_RULES))?.task_id);
+        }
+        Ok(ids)
+    }
+
+    /// Deletes every rule entry whose rules id is not in `keep` (an earlier daemon's leftovers).
+    /// Returns how many were deleted.
+    pub fn purge_rules_except(
+        &mut self,
+        keep: &std::collections::HashSet<u32>,
+    ) -> Result<usize, RulesError> {
+        let read = |map: &'static str| move |source| RulesError::Read { map, source };
+        let files: Vec<_> = self
+            .files
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(names::FILE_RULES))?;
+        let v4: Vec<_> = self
+            .net_v4
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(names::NET_V4_RULES))?;
+        let v6: Vec<_> = self
+            .net_v6
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(names::NET_V6_RULES))?;
+        let unix: Vec<_> = self
+            .unix
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(names::UNIX_RULES))?;
+        let mut deleted = 0;
+        for k in files.iter().filter(|k| !keep.contains(&k.data().task_id)) {
+            deleted += usize::from(self.files.remove(k).is_ok());
+        }
+        for k in v4.iter().filter(|k| !keep.contains(&k.data().task_id)) {
+            deleted += usize::from(self.net_v4.remove(k).is_ok());
+        }
+        for k in v6.iter().filter(|k| !keep.contains(&k.data().task_id)) {
+            deleted += usize::from(self.net_v6.remove(k).is_ok());
+        }
+        for k in unix.iter().filter(|k| !keep.contains(&k.task_id)) {
+            deleted += usize::from(self.unix.remove(k).is_ok());
+        }
+        Ok(deleted)
+    }
+
     /// Writes a task's rules under `rules_id`, then its `TASKS` entry.
     pub fn install_task(
         &mut self,
@@ -209,13 +284,19 @@ impl RuleMaps {
 
     /// Tagged processes per task id.
     pub fn tag_counts(&self) -> Result<StdHashMap<u32, usize>, RulesError> {
+        let read = |source| RulesError::Read {
+            map: names::TAGS,
+            source,
+        };
         let mut counts = StdHashMap::new();
-        for entry in &self.tags {
-            let (_, tag) = entry.map_err(|source| RulesError::Read {
-                map: names::TAGS,
-                source,
-            })?;
-            *counts.entry(tag.task_id).or_default() += 1;
+        let tgids: Vec<u32> = self.tags.keys().collect::<Result<_, _>>().map_err(read)?;
+        for tgid in tgids {
+            match self.tags.get(&tgid, 0) {
+                Ok(tag) => *counts.entry(tag.task_id).or_default() += 1,
+                // The process exited while we counted.
+                Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(read(e)),
+            }
         }
         Ok(counts)
     }

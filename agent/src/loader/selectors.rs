@@ -1,5 +1,7 @@
 //! The selector maps: executables and cgroups whose processes join a task.
 
+use std::collections::HashMap as StdHashMap;
+
 use agent_common::{CgroupPathData, InodeKey, names};
 use aya::{
     Ebpf,
@@ -22,6 +24,26 @@ impl SelectorMaps {
             executables: take(ebpf, names::EXEC_SELECTORS)?,
             cgroups: take(ebpf, names::CGROUP_SELECTORS)?,
         })
+    }
+
+    /// What the maps hold now (an earlier daemon's entries included).
+    pub fn installed(&self) -> Result<(StdHashMap<InodeKey, u32>, Vec<CgroupEntry>), RulesError> {
+        let read = |map: &'static str| move |source| RulesError::Read { map, source };
+        let mut executables = StdHashMap::new();
+        for entry in &self.executables {
+            let (k, v) = entry.map_err(read(names::EXEC_SELECTORS))?;
+            executables.insert(k, v);
+        }
+        let mut cgroups = Vec::new();
+        for entry in &self.cgroups {
+            let (k, v) = entry.map_err(read(names::CGROUP_SELECTORS))?;
+            cgroups.push(CgroupEntry {
+                prefix_len: k.prefix_len(),
+                data: k.data(),
+                task_id: v,
+            });
+        }
+        Ok((executables, cgroups))
     }
 
     /// Makes an exec of the file `key` join `task_id`.
