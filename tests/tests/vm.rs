@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use corral_tests::daemon::Launch;
+use corral_tests::daemon::{Launch, SharedPins};
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid};
 use corral_tests::process::Later;
 use corral_tests::reload::replace_file;
@@ -1772,5 +1772,47 @@ fn reload_under_load_never_gives_a_wrong_open_decision() {
     d.expect_errno(
         &d.run("vm-churn", &[&probe(), "open", &only_v2, "r"]),
         "EPERM",
+    );
+}
+
+#[test]
+fn a_killed_daemon_leaves_the_lsm_enforcing_and_a_restarted_one_adopts_it() {
+    let pins = SharedPins::new("vm-restart");
+    let scratch = Scratch::new("vm-restart");
+    let always = scratch.file("always.txt", "a\n");
+    let never = scratch.file("never.txt", "n\n");
+    let yaml = Policy::probe_only("vm-restart").read(&always).yaml();
+    let files = [("vm-restart.yaml", yaml.as_str())];
+    let launch = Launch {
+        policies: &files,
+        pin_dir: Some(&pins.dir),
+        ..Launch::default()
+    };
+    let mut first = Daemon::launch(&launch);
+    let looper = Later::start(first.run_command(
+        "vm-restart",
+        &[&probe(), "loop", "45000", "open", &always, &never],
+    ));
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while first.status()["confined_processes"].as_u64() < Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected the loop to be confined"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    first.kill();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let second = Daemon::launch(&launch);
+    assert!(
+        second.status()["confined_processes"].as_u64() >= Some(1),
+        "expected the restarted daemon to adopt the confined loop, got {}",
+        second.status()
+    );
+    let out = looper.wait();
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected zero wrong decisions across a kill -9 and a restart of the daemon\n{}",
+        out.describe()
     );
 }
