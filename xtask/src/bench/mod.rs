@@ -17,15 +17,19 @@ mod stats;
 mod vm;
 mod workload;
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
 
 use crate::kernels::Kernel;
+use crate::libtest::Counts;
+use crate::suite::Suite;
 use crate::{binaries, cargo, paths, setup};
 
 #[derive(clap::Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line flags
 pub struct Args {
     /// Smoke mode: every cell a few times, native rows only, checks that the output parses;
     /// writes target/xtask/BENCHMARKS-quick.md, not BENCHMARKS.md.
@@ -62,16 +66,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    fn quick(rounds: Option<usize>) -> Self {
+        Self {
+            quick: true,
+            rounds: rounds.unwrap_or(2),
+            ms: 5,
+            flood_ms: 300,
+            macro_files: 300,
+            macro_rounds: 1,
+        }
+    }
+
     fn new(args: &Args) -> Self {
         if args.quick {
-            Self {
-                quick: true,
-                rounds: args.rounds.unwrap_or(2),
-                ms: 5,
-                flood_ms: 300,
-                macro_files: 300,
-                macro_rounds: 1,
-            }
+            Self::quick(args.rounds)
         } else {
             Self {
                 quick: false,
@@ -113,6 +121,37 @@ pub fn run(args: &Args) -> Result<bool> {
         vec![args.kernel]
     };
     let images = setup::run(&kernels)?;
+    let (corral, bench) = build()?;
+    let out = paths::xtask_out()?;
+    let mut records = native(&corral, &bench, &plan)?;
+    if let Some(image) = images.first() {
+        records.extend(vm::measure(image, &corral, &bench, &plan, &out)?);
+    }
+    let target = if plan.quick {
+        out.join("BENCHMARKS-quick.md")
+    } else {
+        paths::repo().join("BENCHMARKS.md")
+    };
+    let summary = report(&records, &plan, started.elapsed(), &out, &target)?;
+    println!("{}", std::fs::read_to_string(&target).unwrap_or_default());
+    println!(
+        "bench: {} records, report {}, {:.0} s",
+        records.len(),
+        target.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if summary.missing_cells.is_empty() {
+        Ok(true)
+    } else {
+        bail!(
+            "cells without results: {}",
+            summary.missing_cells.join(", ")
+        )
+    }
+}
+
+/// `corral` and `corral-bench`, release builds.
+fn build() -> Result<(PathBuf, PathBuf)> {
     let corral = binaries::corral()?;
     let built = cargo::build(&[
         "build",
@@ -123,47 +162,67 @@ pub fn run(args: &Args) -> Result<bool> {
         "corral-bench",
     ])?;
     let bench = cargo::executable(&built, "corral-bench", "bin")?.to_path_buf();
-    let out = paths::xtask_out()?;
+    Ok((corral, bench))
+}
 
+/// Every measurement on this host.
+fn native(corral: &Path, bench: &Path, plan: &Plan) -> Result<Vec<Value>> {
     let mut rec = recorder::Recorder::new("native", false);
     let tools = runner::Tools {
-        corral: corral.clone(),
-        bench: bench.clone(),
+        corral: corral.to_path_buf(),
+        bench: bench.to_path_buf(),
         work: std::env::temp_dir().join("corral-bench"),
     };
-    runner::measure_all(&tools, &plan, &mut rec)?;
-    let mut records = rec.records;
-    if let Some(image) = images.first() {
-        records.extend(vm::measure(image, &corral, &bench, &plan, &out)?);
-    }
+    runner::measure_all(&tools, plan, &mut rec)?;
+    Ok(rec.records)
+}
+
+/// Writes the raw records (`out/bench.jsonl`) and the report to `target`.
+fn report(
+    records: &[Value],
+    plan: &Plan,
+    elapsed: Duration,
+    out: &Path,
+    target: &Path,
+) -> Result<stats::Summary> {
     let raw = out.join("bench.jsonl");
     let lines: Vec<String> = records.iter().map(ToString::to_string).collect();
     std::fs::write(&raw, lines.join("\n") + "\n")
         .with_context(|| format!("writing {}", raw.display()))?;
+    let summary = stats::Summary::of(records, plan);
+    let text = report::render(&summary, plan, elapsed);
+    std::fs::write(target, &text).with_context(|| format!("writing {}", target.display()))?;
+    Ok(summary)
+}
 
-    let summary = stats::Summary::of(&records, &plan);
-    let target = if plan.quick {
-        out.join("BENCHMARKS-quick.md")
-    } else {
-        paths::repo().join("BENCHMARKS.md")
-    };
-    let elapsed = started.elapsed();
-    let text = report::render(&summary, &plan, elapsed);
-    std::fs::write(&target, &text).with_context(|| format!("writing {}", target.display()))?;
-    println!("{text}");
-    println!(
-        "bench: {} records ({}), report {}, {:.0} s",
-        records.len(),
-        raw.display(),
-        target.display(),
-        elapsed.as_secs_f64()
-    );
-    if summary.missing_cells.is_empty() {
-        Ok(true)
-    } else {
-        bail!(
-            "cells without results: {}",
-            summary.missing_cells.join(", ")
-        )
-    }
+/// `cargo xtask bench --quick` natively, as a step of `cargo xtask test`: passes if every cell
+/// ran and its output parsed (one "test" per cell).
+pub fn smoke_suite(out: &Path) -> Suite {
+    let started = Instant::now();
+    let log = out.join("BENCHMARKS-quick.md");
+    let plan = Plan::quick(None);
+    let result = build().and_then(|(corral, bench)| native(&corral, &bench, &plan));
+    let (counts, problems) =
+        match result.and_then(|records| report(&records, &plan, started.elapsed(), out, &log)) {
+            Ok(summary) => {
+                let cells = (stats::LOOPS.len() * configs::ROUND.len()) as u64;
+                let missing = summary.missing_cells.len() as u64;
+                let counts = Counts {
+                    passed: cells - missing,
+                    failed: missing,
+                    results: 1,
+                };
+                let problems = if missing == 0 {
+                    Vec::new()
+                } else {
+                    vec![format!(
+                        "cells without results: {}",
+                        summary.missing_cells.join(", ")
+                    )]
+                };
+                (counts, problems)
+            }
+            Err(e) => (Counts::default(), vec![format!("{e:#}")]),
+        };
+    Suite::judge("bench --quick", counts, started.elapsed(), &problems, &log)
 }

@@ -67,6 +67,7 @@ pub fn run(opts: &LoopOptions) -> Result<(), String> {
             continue;
         }
         let m = measure(op, budget);
+        #[allow(clippy::cast_precision_loss)] // nanoseconds and counts far below 2^52
         let ns = m.elapsed.as_nanos() as f64 / m.ops as f64;
         let errno = m.last_errno.map(errno_name);
         println!(
@@ -185,7 +186,7 @@ impl Socket {
         if rc < 0 { Err(last_errno()) } else { Ok(()) }
     }
 
-    /// Close with a reset, so that no TIME_WAIT sockets pile up over thousands of connects.
+    /// Close with a reset, so that no `TIME_WAIT` sockets pile up over thousands of connects.
     fn reset_on_close(&self) {
         let linger = libc::linger {
             l_onoff: 1,

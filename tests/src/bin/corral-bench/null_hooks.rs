@@ -18,7 +18,7 @@ const PROG_TYPE_LSM: u32 = 29;
 const ATTACH_TRACE_RAW_TP: u32 = 23;
 const ATTACH_LSM_MAC: u32 = 27;
 
-/// The prefix of `union bpf_attr` for BPF_PROG_LOAD, up to `attach_btf_id` (kernel ABI).
+/// The prefix of `union bpf_attr` for `BPF_PROG_LOAD`, up to `attach_btf_id` (kernel ABI).
 #[repr(C)]
 #[derive(Default)]
 struct ProgLoad {
@@ -80,12 +80,11 @@ fn cgroup2_root() -> Result<String, String> {
         .map_err(|e| format!("/proc/self/mounts: {e}"))?;
     mounts
         .lines()
-        .filter_map(|l| {
+        .find_map(|l| {
             let mut f = l.split_whitespace();
             let (_, dir, kind) = (f.next(), f.next()?, f.next()?);
             (kind == "cgroup2").then(|| dir.to_owned())
         })
-        .next()
         .ok_or_else(|| "no cgroup2 mount in /proc/self/mounts".to_owned())
 }
 

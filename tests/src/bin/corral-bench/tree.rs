@@ -57,7 +57,7 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
     fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).map_err(|e| err(&binary, e))
 }
 
-/// An x86-64 ELF executable: one PT_LOAD segment, code `xor edi,edi; mov eax,60; syscall`.
+/// An x86-64 ELF executable: one `PT_LOAD` segment, code `xor edi,edi; mov eax,60; syscall`.
 fn tiny_elf() -> Vec<u8> {
     const BASE: u64 = 0x40_0000;
     const CODE: [u8; 9] = [0x31, 0xff, 0xb8, 0x3c, 0, 0, 0, 0x0f, 0x05];
