@@ -14,6 +14,8 @@ mod recorder;
 mod report;
 mod runner;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod vm;
 mod workload;
 
@@ -190,7 +192,8 @@ fn report(
     std::fs::write(&raw, lines.join("\n") + "\n")
         .with_context(|| format!("writing {}", raw.display()))?;
     let summary = stats::Summary::of(records, plan);
-    let text = report::render(&summary, plan, elapsed);
+    let previous = std::fs::read_to_string(target).ok();
+    let text = report::render(&summary, plan, elapsed, previous.as_deref());
     std::fs::write(target, &text).with_context(|| format!("writing {}", target.display()))?;
     Ok(summary)
 }

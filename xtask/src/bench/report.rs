@@ -31,7 +31,9 @@ const METHOD: &str = "\
   attaches on that kernel (`agent::loader::all_hooks`), through raw `bpf(2)` calls; LSM hooks
   are skipped where the kernel refuses them, as the daemon does.
 - **BPF statistics**: a separate pass with `kernel.bpf_stats_enabled=1`, one run of the loops
-  per configuration; `run_time_ns / run_cnt` per program over that run.
+  per configuration; `run_time_ns / run_cnt` per program over that run. Program names are the
+  kernel's (15 characters): `corral_socket_c` is `socket_connect` or `socket_create`,
+  `null_*` are C1's programs.
 - **Event throughput**: a process tagged with an audit-mode task that allows nothing floods one
   operation (opens where BPF LSM judges them, UDP connects where only the cgroup backend
   reports events); events/s = lines that reached the sink / time from the flood's start to the
@@ -56,7 +58,12 @@ fn configs_legend() -> String {
     text
 }
 
-pub fn render(summary: &Summary, plan: &Plan, elapsed: Duration) -> String {
+/// The heading of the hand-written section that regeneration keeps.
+pub const NOTES_HEADING: &str = "## Notes";
+
+/// The report; `previous` (the file being replaced) gives back its hand-written notes section
+/// (from [`NOTES_HEADING`] to the end), which stays last.
+pub fn render(summary: &Summary, plan: &Plan, elapsed: Duration, previous: Option<&str>) -> String {
     let mut md = String::from("# Benchmarks\n\n");
     let _ = writeln!(
         md,
@@ -82,6 +89,11 @@ pub fn render(summary: &Summary, plan: &Plan, elapsed: Duration) -> String {
         );
     }
     md.push_str(METHOD);
+    if let Some(prev) = previous
+        && let Some(at) = prev.find(&format!("\n{NOTES_HEADING}\n"))
+    {
+        md.push_str(&prev[at..]);
+    }
     md
 }
 
@@ -266,7 +278,7 @@ fn macro_table(md: &mut String, s: &EnvSummary) {
     let cpu: f64 = s.daemon_cpu_s.iter().sum::<f64>() / s.daemon_cpu_s.len().max(1) as f64;
     let _ = writeln!(
         md,
-        "\nDaemon CPU per round (C2 + C3 runs): {cpu:.2} s on average; daemon peak RSS over the whole run: {:.1} MiB.\n",
+        "\nDaemon CPU per round (C2 + C3 runs): {cpu:.3} s on average; daemon peak RSS over the whole run: {:.1} MiB.\n",
         s.peak_rss_kib as f64 / 1024.0
     );
 }

@@ -14,8 +14,8 @@ use crate::kernels::Image;
 use crate::{paths, supervise, vm};
 
 const EXIT_MARKER: &str = "CORRAL_VM_EXIT=";
-/// The whole VM part must fit in the bench's 15 minutes.
-const TIMEOUT: Duration = Duration::from_secs(600);
+/// The VM part took about 580 s on the 2-core CI host; the whole bench must stay under 15 min.
+const TIMEOUT: Duration = Duration::from_secs(720);
 
 pub fn measure(
     image: &Image,

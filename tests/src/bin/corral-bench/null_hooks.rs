@@ -116,8 +116,11 @@ fn attach(spec: HookSpec, btf: &Btf, cgroup: Option<&OwnedFd>) -> Result<Vec<Own
     // r0 = verdict; exit
     let insns: [u64; 2] = [0xb7 | (u64::from(verdict) << 32), 0x95];
     let license = c"GPL";
+    // `null_<hook>`, cut to the kernel's 15 characters, so BPF statistics can tell them apart.
     let mut name = [0u8; 16];
-    name[..11].copy_from_slice(b"corral_null");
+    let full = format!("null_{}", spec.hook);
+    let len = full.len().min(15);
+    name[..len].copy_from_slice(&full.as_bytes()[..len]);
     let load = ProgLoad {
         prog_type,
         insn_cnt: 2,
