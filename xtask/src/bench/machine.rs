@@ -7,7 +7,7 @@ fn read(path: &str) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
-/// `{"kind":"env", kernel, cpu, cores, memory_kib, lsm, landlock_abi?, other_programs}`;
+/// `{"kind":"env", kernel, cpu, cores, memory_kib, lsm, loadavg, other_programs}`;
 /// `other_programs` are BPF programs already loaded before the run (other tools, other daemons
 /// on a shared host): they run in every configuration, C0 included.
 pub fn describe(other_programs: &[String]) -> Value {
@@ -28,6 +28,8 @@ pub fn describe(other_programs: &[String]) -> Value {
         "cores": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         "memory_kib": memory,
         "lsm": read("/sys/kernel/security/lsm"),
+        // Load from other work on a shared machine inflates and spreads every number.
+        "loadavg": read("/proc/loadavg"),
         "other_programs": other_programs,
     })
 }

@@ -102,11 +102,12 @@ fn env_section(md: &mut String, s: &EnvSummary) {
     let _ = writeln!(md, "## Environment `{}`\n", s.env);
     let _ = writeln!(
         md,
-        "- kernel {}, CPU {}, {} cores, {} MiB\n- active LSMs: {}\n- daemon backends: {}\n- C1 null programs attached: {} ({} LSM hooks refused by this kernel)\n- BPF programs loaded by others before the run (they run in every configuration, C0 included): {}\n",
+        "- kernel {}, CPU {}, {} cores, {} MiB, load average at the start: {}\n- active LSMs: {}\n- daemon backends: {}\n- C1 null programs attached: {} ({} LSM hooks refused by this kernel)\n- BPF programs loaded by others before the run (they run in every configuration, C0 included): {}\n",
         m["kernel"].as_str().unwrap_or("?"),
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],
         m["memory_kib"].as_u64().unwrap_or(0) / 1024,
+        m["loadavg"].as_str().unwrap_or("?"),
         m["lsm"].as_str().unwrap_or("?"),
         s.backends,
         s.null_hooks["attached"].as_array().map_or(0, Vec::len),
