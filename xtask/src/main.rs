@@ -1,6 +1,7 @@
 //! `cargo xtask`: installs what Corral's builds and kernel tests need, and runs those tests,
 //! natively and inside qemu VMs booting Debian's stock kernels (the only place BPF LSM loads).
 mod apt;
+mod bench;
 mod binaries;
 mod bpf_linker;
 mod cargo;
@@ -47,6 +48,8 @@ enum Task {
         #[arg(long, value_enum, default_value_t = Kernel::V6_1)]
         kernel: Kernel,
     },
+    /// Measure Corral's cost (issue 7) and regenerate BENCHMARKS.md.
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -57,6 +60,7 @@ fn main() {
         Task::Test(args) => test::run(&args),
         Task::Run { args } => run::daemon(&args).map(|()| true),
         Task::VmShell { kernel } => vm::shell(kernel).map(|()| true),
+        Task::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(true) => {}

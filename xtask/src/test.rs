@@ -74,6 +74,7 @@ pub fn run(args: &Args) -> Result<bool> {
 
     let binaries = binaries::build()?;
     let mut suites = vec![native_suite(&binaries, &args.libtest, &out)?];
+    suites.push(crate::bench::smoke_suite(&out));
     suites.extend(vm_suites(&binaries, &images, &args.libtest, &out)?);
 
     println!();

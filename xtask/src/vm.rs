@@ -18,7 +18,7 @@ const DEFAULT_TIMEOUT_SECS: u64 = 900;
 const EXIT_MARKER: &str = "CORRAL_VM_EXIT=";
 const LSM_MARKER: &str = "CORRAL_VM_LSM=";
 
-fn qemu(vmlinuz: &Path, initrd: &Path, append: &str) -> Command {
+pub fn qemu(vmlinuz: &Path, initrd: &Path, append: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "1"])
         .arg("-kernel")

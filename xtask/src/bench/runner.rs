@@ -1,0 +1,312 @@
+//! Runs every measurement in the current environment (the host, or inside a VM as its /init):
+//! the interleaved micro rounds, then the BPF statistics pass, then the workloads.
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::configs::{self, Config, PolicyPaths, ROUND};
+use super::daemon::{Daemon, Events};
+use super::recorder::Recorder;
+use super::{Plan, machine, workload};
+
+/// The unprivileged user the loops drop to (`nobody`).
+const LOOPS_UID: &str = "65534";
+
+/// The binaries and the scratch directory of one environment.
+pub struct Tools {
+    pub corral: PathBuf,
+    pub bench: PathBuf,
+    /// Scratch directory (recreated).
+    pub work: PathBuf,
+}
+
+impl Tools {
+    pub fn tree(&self) -> PathBuf {
+        self.work.join("tree")
+    }
+
+    pub fn policies(&self) -> PathBuf {
+        self.work.join("policies")
+    }
+
+    pub fn macro_dir(&self) -> PathBuf {
+        self.work.join("macro")
+    }
+}
+
+/// Everything, in order; the records carry `env`.
+pub fn measure_all(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    let _ = std::fs::remove_dir_all(&tools.work);
+    std::fs::create_dir_all(&tools.work)
+        .with_context(|| format!("creating {}", tools.work.display()))?;
+    let before = program_stats(&tools.bench)?;
+    let others: Vec<String> = before.values().map(|p| p.name.clone()).collect();
+    rec.push(machine::describe(&others));
+    let tree = tools.tree();
+    run_ok(Command::new(&tools.bench).arg("prepare").arg(&tree))?;
+    configs::write_policies(
+        &tools.policies(),
+        &PolicyPaths {
+            bench: &tools.bench,
+            tree: &tree,
+            macro_dir: &tools.macro_dir(),
+        },
+    )?;
+    micro_rounds(tools, plan, rec)?;
+    bpf_stats_pass(tools, plan, rec)?;
+    workload::throughput(tools, plan, rec)?;
+    workload::macro_runs(tools, plan, rec)?;
+    Ok(())
+}
+
+/// `plan.rounds` rounds of [`ROUND`], one daemon per round for the configurations needing one.
+fn micro_rounds(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    for round in 0..plan.rounds {
+        println!("bench {}: round {}/{}", rec.env, round + 1, plan.rounds);
+        let mut daemon: Option<Daemon> = None;
+        for config in ROUND {
+            if config.needs_daemon() && daemon.is_none() {
+                let started = Daemon::start(
+                    &tools.corral,
+                    &tools.policies(),
+                    &tools.work,
+                    &Events::File(&tools.work.join("events.json")),
+                )?;
+                if round == 0 {
+                    let status = started.status()?;
+                    rec.push(json!({"kind": "backends", "backends": status["backends"]}));
+                }
+                daemon = Some(started);
+            }
+            let null = if config == Config::C1 {
+                Some(NullHooks::attach(&tools.bench, rec, round == 0)?)
+            } else {
+                None
+            };
+            for mut result in cell(tools, plan, config, daemon.as_ref(), None)? {
+                result["round"] = json!(round);
+                rec.push(result);
+            }
+            if let Some(null) = null {
+                null.detach()?;
+            }
+        }
+        if let Some(daemon) = daemon {
+            daemon.stop()?;
+        }
+    }
+    Ok(())
+}
+
+/// One run of the loops binary under `config`: its JSON lines as `micro` records.
+pub fn cell(
+    tools: &Tools,
+    plan: &Plan,
+    config: Config,
+    daemon: Option<&Daemon>,
+    only: Option<&str>,
+) -> Result<Vec<Value>> {
+    let mut cmd = match (config.task(), daemon) {
+        (Some(task), Some(daemon)) => {
+            let mut cmd = daemon.run_prefix(task);
+            cmd.arg(&tools.bench);
+            cmd
+        }
+        (Some(task), None) => bail!("{} needs the daemon (task {task})", config.label()),
+        (None, _) => Command::new(&tools.bench),
+    };
+    cmd.arg("loops")
+        .arg(tools.tree())
+        .args(["--ms", &plan.ms.to_string(), "--user", LOOPS_UID]);
+    if let Some(only) = only {
+        cmd.args(["--only", only]);
+    }
+    match config {
+        Config::R1 => {
+            cmd.arg("--landlock").arg(
+                tools
+                    .policies()
+                    .join(format!("{}.yaml", configs::TASK_ALLOW)),
+            );
+        }
+        Config::R2 => {
+            cmd.arg("--seccomp");
+        }
+        _ => {}
+    }
+    let stdout = run_ok(&mut cmd)?;
+    stdout
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line)
+                .with_context(|| format!("corral-bench printed a non-JSON line: {line:?}"))?;
+            if record["ns_per_op"].as_f64().is_none() {
+                bail!("corral-bench line without ns_per_op: {line}");
+            }
+            record["kind"] = json!("micro");
+            record["config"] = json!(config.label());
+            Ok(record)
+        })
+        .collect()
+}
+
+/// Runs `cmd`, fails with its stderr unless it exits 0, returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> Result<String> {
+    let line = crate::command::describe(cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {line}"))?;
+    if !out.status.success() {
+        bail!(
+            "`{line}` exited {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8(out.stdout).with_context(|| format!("`{line}` printed non-UTF-8"))
+}
+
+/// C1's programs, held by a `corral-bench null-hooks` child until its stdin closes.
+struct NullHooks(Child);
+
+impl NullHooks {
+    fn attach(bench: &Path, rec: &mut Recorder, report: bool) -> Result<Self> {
+        let mut child = Command::new(bench)
+            .arg("null-hooks")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting corral-bench null-hooks")?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("null-hooks stdout not piped")?;
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("reading null-hooks' ready line")?;
+        let ready: Value = serde_json::from_str(&line)
+            .with_context(|| format!("null-hooks did not get ready: {line:?}"))?;
+        if report {
+            rec.push(json!({"kind": "null_hooks", "attached": ready["attached"],
+                            "refused": ready["refused"].as_array().map_or(0, Vec::len)}));
+        }
+        Ok(Self(child))
+    }
+
+    fn detach(mut self) -> Result<()> {
+        if let Some(mut stdin) = self.0.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let status = self.0.wait().context("waiting for null-hooks")?;
+        if !status.success() {
+            bail!("corral-bench null-hooks exited {status}");
+        }
+        Ok(())
+    }
+}
+
+/// One loaded program's counters.
+pub struct ProgramStats {
+    pub name: String,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+}
+
+/// Every loaded BPF program, by id.
+pub fn program_stats(bench: &Path) -> Result<BTreeMap<u64, ProgramStats>> {
+    let out = run_ok(Command::new(bench).arg("bpf-stats"))?;
+    out.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("bpf-stats printed {line:?}"))?;
+            let num = |k: &str| v[k].as_u64().with_context(|| format!("bpf-stats: no {k}"));
+            Ok((
+                num("id")?,
+                ProgramStats {
+                    name: v["name"].as_str().unwrap_or_default().to_owned(),
+                    run_cnt: num("run_cnt")?,
+                    run_time_ns: num("run_time_ns")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// With `kernel.bpf_stats_enabled=1`: the run count and time each of our programs accrued
+/// during one run of the loops under C1, C2, C3, C4 and C5 (separate pass: the statistics cost
+/// time themselves). Ours = the programs that appeared while the null programs or the daemon
+/// started (other tools may load programs meanwhile).
+fn bpf_stats_pass(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    let previous = std::fs::read_to_string(BPF_STATS_SYSCTL)
+        .with_context(|| format!("reading {BPF_STATS_SYSCTL}"))?;
+    std::fs::write(BPF_STATS_SYSCTL, "1")
+        .with_context(|| format!("writing 1 to {BPF_STATS_SYSCTL}"))?;
+    let result = (|| -> Result<()> {
+        let before = program_stats(&tools.bench)?;
+        let null = NullHooks::attach(&tools.bench, rec, false)?;
+        let ours = new_ids(&before, &program_stats(&tools.bench)?);
+        stats_of_cell(tools, plan, Config::C1, None, &ours, rec)?;
+        null.detach()?;
+        let before = program_stats(&tools.bench)?;
+        let daemon = Daemon::start(
+            &tools.corral,
+            &tools.policies(),
+            &tools.work,
+            &Events::File(&tools.work.join("events-stats.json")),
+        )?;
+        let ours = new_ids(&before, &program_stats(&tools.bench)?);
+        for config in [Config::C2, Config::C3, Config::C4, Config::C5] {
+            stats_of_cell(tools, plan, config, Some(&daemon), &ours, rec)?;
+        }
+        daemon.stop()
+    })();
+    std::fs::write(BPF_STATS_SYSCTL, previous.trim())
+        .with_context(|| format!("restoring {BPF_STATS_SYSCTL}"))?;
+    result
+}
+
+fn new_ids(
+    before: &BTreeMap<u64, ProgramStats>,
+    after: &BTreeMap<u64, ProgramStats>,
+) -> BTreeSet<u64> {
+    after
+        .keys()
+        .filter(|id| !before.contains_key(id))
+        .copied()
+        .collect()
+}
+
+fn stats_of_cell(
+    tools: &Tools,
+    plan: &Plan,
+    config: Config,
+    daemon: Option<&Daemon>,
+    ours: &BTreeSet<u64>,
+    rec: &mut Recorder,
+) -> Result<()> {
+    let before = program_stats(&tools.bench)?;
+    cell(tools, plan, config, daemon, None)?;
+    let after = program_stats(&tools.bench)?;
+    for (id, stats) in &after {
+        if !ours.contains(id) {
+            continue;
+        }
+        let (cnt0, time0) = before
+            .get(id)
+            .map_or((0, 0), |b| (b.run_cnt, b.run_time_ns));
+        let runs = stats.run_cnt.saturating_sub(cnt0);
+        if runs == 0 {
+            continue;
+        }
+        rec.push(json!({
+            "kind": "bpf_stats", "config": config.label(), "program": stats.name,
+            "run_cnt": runs, "run_time_ns": stats.run_time_ns.saturating_sub(time0),
+        }));
+    }
+    Ok(())
+}

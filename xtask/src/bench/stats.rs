@@ -1,0 +1,321 @@
+//! Medians, extremes and ratios of the records, per environment, and the issue's targets.
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Plan;
+use super::configs::{Config, ROUND};
+
+/// The loops in table order.
+pub const LOOPS: [&str; 9] = [
+    "getpid",
+    "open_close_depth1",
+    "open_close_depth4",
+    "open_close_depth12",
+    "open_missing",
+    "udp_connect",
+    "tcp_connect",
+    "fork_exec",
+    "fork_exit",
+];
+
+/// Several runs of one cell.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub runs: usize,
+    /// Operations that failed (refused, or ENOENT for `open_missing`), and how.
+    pub failed: u64,
+    pub ops: u64,
+    pub errno: Option<String>,
+}
+
+impl Cell {
+    pub(super) fn of(values: &[f64]) -> Option<Self> {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => sorted[n / 2],
+            _ => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+        };
+        Some(Self {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+            runs: n,
+            failed: 0,
+            ops: 0,
+            errno: None,
+        })
+    }
+}
+
+/// One issue target, judged on one environment's rows.
+pub struct Target {
+    pub what: String,
+    pub goal: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+/// Everything measured in one environment.
+pub struct EnvSummary {
+    pub env: String,
+    pub machine: Value,
+    pub backends: Value,
+    pub null_hooks: Value,
+    /// loop → config label → cell.
+    pub micro: BTreeMap<String, BTreeMap<&'static str, Cell>>,
+    /// (config, program, runs, ns per run).
+    pub bpf: Vec<(String, String, u64, f64)>,
+    pub throughput: Vec<Value>,
+    /// config → wall seconds.
+    pub macro_wall: BTreeMap<String, Cell>,
+    pub daemon_cpu_s: Vec<f64>,
+    pub peak_rss_kib: u64,
+    pub targets: Vec<Target>,
+}
+
+pub struct Summary {
+    pub envs: Vec<EnvSummary>,
+    /// `env/config/loop` cells with fewer runs than rounds.
+    pub missing_cells: Vec<String>,
+}
+
+fn of_kind<'a>(
+    records: &'a [Value],
+    env: &'a str,
+    kind: &'a str,
+) -> impl Iterator<Item = &'a Value> {
+    records
+        .iter()
+        .filter(move |r| r["env"] == env && r["kind"] == kind)
+}
+
+impl Summary {
+    pub fn of(records: &[Value], plan: &Plan) -> Self {
+        let mut envs: Vec<String> = Vec::new();
+        for r in records {
+            if let Some(env) = r["env"].as_str()
+                && !envs.iter().any(|e| e == env)
+            {
+                envs.push(env.to_owned());
+            }
+        }
+        let mut missing_cells = Vec::new();
+        let envs = envs
+            .iter()
+            .map(|env| {
+                let s = summarize_env(records, env);
+                for name in LOOPS {
+                    for config in ROUND {
+                        let runs = s
+                            .micro
+                            .get(name)
+                            .and_then(|m| m.get(config.label()))
+                            .map_or(0, |c| c.runs);
+                        if runs < plan.rounds {
+                            missing_cells
+                                .push(format!("{env}/{}/{name} ({runs} runs)", config.label()));
+                        }
+                    }
+                }
+                s
+            })
+            .collect();
+        Self {
+            envs,
+            missing_cells,
+        }
+    }
+}
+
+fn summarize_env(records: &[Value], env: &str) -> EnvSummary {
+    let first = |kind| {
+        of_kind(records, env, kind)
+            .next()
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut micro: BTreeMap<String, BTreeMap<&'static str, Cell>> = BTreeMap::new();
+    for name in LOOPS {
+        for config in ROUND {
+            let runs: Vec<&Value> = of_kind(records, env, "micro")
+                .filter(|r| r["loop"] == name && r["config"] == config.label())
+                .collect();
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r["ns_per_op"].as_f64())
+                .collect();
+            if let Some(mut cell) = Cell::of(&values) {
+                cell.failed = runs.iter().filter_map(|r| r["failed"].as_u64()).sum();
+                cell.ops = runs.iter().filter_map(|r| r["ops"].as_u64()).sum();
+                cell.errno = runs
+                    .iter()
+                    .find_map(|r| r["errno"].as_str().map(str::to_owned));
+                micro
+                    .entry(name.to_owned())
+                    .or_default()
+                    .insert(config.label(), cell);
+            }
+        }
+    }
+    let bpf = of_kind(records, env, "bpf_stats")
+        .filter_map(|r| {
+            let runs = r["run_cnt"].as_u64()?;
+            let ns = r["run_time_ns"].as_u64()? as f64 / runs as f64;
+            Some((
+                r["config"].as_str()?.to_owned(),
+                r["program"].as_str()?.to_owned(),
+                runs,
+                ns,
+            ))
+        })
+        .collect();
+    let mut macro_wall = BTreeMap::new();
+    for config in ["C0", "C2", "C3"] {
+        let values: Vec<f64> = of_kind(records, env, "macro")
+            .filter(|r| r["config"] == config)
+            .filter_map(|r| r["seconds"].as_f64())
+            .collect();
+        if let Some(cell) = Cell::of(&values) {
+            macro_wall.insert(config.to_owned(), cell);
+        }
+    }
+    let throughput: Vec<Value> = of_kind(records, env, "throughput").cloned().collect();
+    let daemon_cpu_s = of_kind(records, env, "macro_daemon")
+        .filter_map(|r| r["daemon_cpu_s"].as_f64())
+        .collect();
+    let peak_rss_kib = of_kind(records, env, "macro_daemon")
+        .chain(throughput.iter())
+        .filter_map(|r| r["daemon_peak_rss_kib"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let mut s = EnvSummary {
+        env: env.to_owned(),
+        machine: first("env"),
+        backends: first("backends")["backends"].clone(),
+        null_hooks: first("null_hooks"),
+        micro,
+        bpf,
+        throughput,
+        macro_wall,
+        daemon_cpu_s,
+        peak_rss_kib,
+        targets: Vec::new(),
+    };
+    s.targets = targets(&s);
+    s
+}
+
+impl EnvSummary {
+    pub fn median(&self, name: &str, config: Config) -> Option<f64> {
+        self.micro.get(name)?.get(config.label()).map(|c| c.median)
+    }
+
+    fn ratio(&self, name: &str, config: Config) -> Option<f64> {
+        Some(self.median(name, config)? / self.median(name, Config::C0)?)
+    }
+}
+
+fn ratio_target(
+    s: &EnvSummary,
+    what: &str,
+    name: &str,
+    config: Config,
+    limit: f64,
+) -> Option<Target> {
+    let r = s.ratio(name, config)?;
+    Some(Target {
+        what: format!("{what} ({name}, {})", config.label()),
+        goal: format!("≤ {limit:.2} × C0"),
+        measured: format!("{r:.3} ({:+.1} % vs the target)", (r / limit - 1.0) * 100.0),
+        met: r <= limit,
+    })
+}
+
+fn targets(s: &EnvSummary) -> Vec<Target> {
+    let mut t = Vec::new();
+    for name in [
+        "open_close_depth1",
+        "open_close_depth4",
+        "open_close_depth12",
+    ] {
+        if let (Some(c2), Some(c1)) = (s.median(name, Config::C2), s.median(name, Config::C1)) {
+            t.push(Target {
+                what: format!("untagged open+close ({name}, C2)"),
+                goal: "≤ C1 + 15 ns".to_owned(),
+                measured: format!("C2 − C1 = {:+.0} ns", c2 - c1),
+                met: c2 - c1 <= 15.0,
+            });
+        }
+        t.extend(ratio_target(
+            s,
+            "tagged allowed open+close",
+            name,
+            Config::C3,
+            1.10,
+        ));
+        if let (Some(c3), Some(r1)) = (s.median(name, Config::C3), s.median(name, Config::R1)) {
+            t.push(Target {
+                what: format!("tagged allowed open+close vs Landlock ({name})"),
+                goal: "C3 ≤ R1".to_owned(),
+                measured: format!("C3 / R1 = {:.3}", c3 / r1),
+                met: c3 <= r1,
+            });
+        }
+    }
+    for name in ["udp_connect", "tcp_connect"] {
+        t.extend(ratio_target(
+            s,
+            "tagged allowed connect",
+            name,
+            Config::C3,
+            1.02,
+        ));
+    }
+    t.extend(ratio_target(
+        s,
+        "tagged fork+exec",
+        "fork_exec",
+        Config::C3,
+        1.03,
+    ));
+    if let (Some(c3), Some(c0)) = (s.macro_wall.get("C3"), s.macro_wall.get("C0")) {
+        let r = c3.median / c0.median;
+        t.push(Target {
+            what: "macro workload wall time, tagged (C3)".to_owned(),
+            goal: "≤ 1.02 × C0".to_owned(),
+            measured: format!("{r:.3} ({:+.1} % vs the target)", (r / 1.02 - 1.0) * 100.0),
+            met: r <= 1.02,
+        });
+    }
+    if let Some(flood) = s.throughput.iter().find(|r| r["subscriber"] == "file") {
+        let rate = flood["events_per_s"].as_f64().unwrap_or(0.0);
+        let unaccounted = flood["unaccounted"].as_i64().unwrap_or(i64::MAX);
+        t.push(Target {
+            what: "events to the JSON file sink".to_owned(),
+            goal: "≥ 500000 events/s, 0 unaccounted".to_owned(),
+            measured: format!(
+                "{rate:.0} events/s ({:.1} % of the target), {} dropped (counted), {unaccounted} unaccounted",
+                rate / 5000.0,
+                flood["dropped"]
+            ),
+            met: rate >= 500_000.0 && unaccounted == 0,
+        });
+    }
+    if s.peak_rss_kib > 0 {
+        let mib = s.peak_rss_kib as f64 / 1024.0;
+        t.push(Target {
+            what: "daemon peak RSS".to_owned(),
+            goal: "≤ 30 MiB".to_owned(),
+            measured: format!("{mib:.1} MiB"),
+            met: mib <= 30.0,
+        });
+    }
+    t
+}

@@ -1,0 +1,260 @@
+//! Event throughput (an audit-mode flood to the JSON sink, then to a slow subscriber) and the
+//! macro workload (`tar x` of a few thousand files + `find`, without daemon, untagged, tagged).
+use std::fs;
+use std::io::Read as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::Plan;
+use super::configs::{Config, TASK_MACRO};
+use super::daemon::{Daemon, Events};
+use super::recorder::Recorder;
+use super::runner::{Tools, cell, run_ok};
+
+/// How long delivery may lag behind the flood before the rest counts as not delivered.
+const SETTLE_LIMIT: Duration = Duration::from_secs(20);
+/// Delivery is over when no event arrived for this long.
+const QUIET: Duration = Duration::from_millis(700);
+
+/// Counts newline-terminated events as they arrive, with the instant of the last one.
+struct Arrivals {
+    lines: Arc<AtomicU64>,
+    started: Instant,
+    last_ns: Arc<AtomicU64>,
+}
+
+impl Arrivals {
+    fn new() -> Self {
+        Self {
+            lines: Arc::new(AtomicU64::new(0)),
+            started: Instant::now(),
+            last_ns: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    #[allow(clippy::naive_bytecount)] // a few KiB at a time; no crate for this
+    fn count(&self, chunk: &[u8]) {
+        let n = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        if n > 0 {
+            self.lines.fetch_add(n, Ordering::Relaxed);
+            self.last_ns
+                .store(self.started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn clone_handle(&self) -> Self {
+        Self {
+            lines: Arc::clone(&self.lines),
+            started: self.started,
+            last_ns: Arc::clone(&self.last_ns),
+        }
+    }
+
+    /// Polls `more` (which feeds `count`) until nothing arrived for [`QUIET`].
+    fn settle(&self, mut more: impl FnMut() -> Result<()>) -> Result<()> {
+        let limit = Instant::now() + SETTLE_LIMIT;
+        loop {
+            more()?;
+            let last = Duration::from_nanos(self.last_ns.load(Ordering::Relaxed));
+            let now = self.started.elapsed();
+            if now.saturating_sub(last) > QUIET || Instant::now() > limit {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn counter(status: &Value, path: &[&str]) -> u64 {
+    path.iter()
+        .fold(status, |v, k| &v[*k])
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// The flood's loop: opens where the LSM judges them (events), else UDP connects (the cgroup
+/// backend reports them; Landlock refusals are not events).
+fn flood_loop(status: &Value) -> (&'static str, &'static str) {
+    if status["backends"]["open"] == "lsm" {
+        ("open_close_depth1", "open")
+    } else {
+        ("udp_connect", "connect")
+    }
+}
+
+pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    for subscriber in ["file", "slow_pipe"] {
+        println!("bench {}: event flood, {subscriber} subscriber", rec.env);
+        let events = tools.work.join("flood.json");
+        let _ = fs::remove_file(&events);
+        let mut daemon = if subscriber == "file" {
+            Daemon::start(
+                &tools.corral,
+                &tools.policies(),
+                &tools.work,
+                &Events::File(&events),
+            )?
+        } else {
+            Daemon::start(&tools.corral, &tools.policies(), &tools.work, &Events::Pipe)?
+        };
+        let arrivals = Arrivals::new();
+        if let Some(mut pipe) = daemon.take_stdout() {
+            // A subscriber that reads 4 KiB per millisecond (about 10k events/s).
+            let seen = arrivals.clone_handle();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.count(&buf[..n]);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+        }
+        let status0 = daemon.status()?;
+        let (loop_name, op) = flood_loop(&status0);
+        let cpu0 = daemon.cpu_seconds()?;
+        let flood_plan = Plan {
+            ms: plan.flood_ms,
+            ..*plan
+        };
+        let started = arrivals.started.elapsed();
+        let result = cell(
+            tools,
+            &flood_plan,
+            Config::C4,
+            Some(&daemon),
+            Some(loop_name),
+        )?;
+        let ops = result
+            .first()
+            .and_then(|r| r["ops"].as_u64())
+            .context("the flood printed no result")?;
+        let mut offset = 0u64;
+        arrivals.settle(|| {
+            if subscriber == "file" {
+                let data = fs::read(&events).unwrap_or_default();
+                let new = data.get(offset as usize..).unwrap_or_default();
+                arrivals.count(new);
+                offset = data.len() as u64;
+            }
+            Ok(())
+        })?;
+        let status1 = daemon.status()?;
+        let delivered = arrivals.lines.load(Ordering::Relaxed);
+        let span =
+            Duration::from_nanos(arrivals.last_ns.load(Ordering::Relaxed)).saturating_sub(started);
+        let audited = counter(&status1, &["counters", op, "audited"])
+            - counter(&status0, &["counters", op, "audited"]);
+        let dropped = counter(&status1, &["counters", "events_dropped"])
+            - counter(&status0, &["counters", "events_dropped"]);
+        rec.push(json!({
+            "kind": "throughput", "subscriber": subscriber, "op": op, "loop": loop_name,
+            "ops": ops, "audited": audited, "delivered": delivered, "dropped": dropped,
+            "unaccounted": audited as i64 - delivered as i64 - dropped as i64,
+            "seconds": span.as_secs_f64(),
+            "events_per_s": delivered as f64 / span.as_secs_f64().max(1e-9),
+            "daemon_cpu_s": daemon.cpu_seconds()? - cpu0,
+            "daemon_peak_rss_kib": daemon.peak_rss_kib()?,
+        }));
+        daemon.stop()?;
+    }
+    Ok(())
+}
+
+/// `files` small files in `dir/src` (100 per directory), archived as `dir/src.tar`.
+fn prepare_macro(dir: &Path, files: usize) -> Result<()> {
+    let src = dir.join("src");
+    for i in 0..files {
+        let sub = src.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        }
+        let file = sub.join(format!("f{i:05}.txt"));
+        fs::write(&file, format!("{i}\n").repeat(64))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    run_ok(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(dir.join("src.tar"))
+            .arg("-C")
+            .arg(dir)
+            .arg("src"),
+    )?;
+    fs::remove_dir_all(&src).with_context(|| format!("removing {}", src.display()))
+}
+
+/// The workload: extract the archive, then list and count what was extracted.
+fn workload(dir: &Path, prefix: Option<Command>) -> Command {
+    let script = "rm -rf out && mkdir out && tar -xf src.tar -C out && find out -type f | wc -l";
+    let mut cmd = match prefix {
+        Some(mut prefix) => {
+            prefix.arg("/bin/sh");
+            prefix
+        }
+        None => Command::new("/bin/sh"),
+    };
+    cmd.args(["-c", script]).current_dir(dir);
+    cmd
+}
+
+fn timed(mut cmd: Command, files: usize) -> Result<f64> {
+    let started = Instant::now();
+    let out = run_ok(&mut cmd)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if out.trim() != files.to_string() {
+        bail!(
+            "the macro workload extracted {} files, expected {files}",
+            out.trim()
+        );
+    }
+    Ok(seconds)
+}
+
+/// Rounds of C0 (no daemon), C2 (daemon, untagged), C3 (tagged `bench-macro`).
+pub fn macro_runs(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    let dir = tools.macro_dir();
+    prepare_macro(&dir, plan.macro_files)?;
+    for round in 0..plan.macro_rounds {
+        println!(
+            "bench {}: macro round {}/{}",
+            rec.env,
+            round + 1,
+            plan.macro_rounds
+        );
+        let c0 = timed(workload(&dir, None), plan.macro_files)?;
+        let events = tools.work.join("macro-events.json");
+        let daemon = Daemon::start(
+            &tools.corral,
+            &tools.policies(),
+            &tools.work,
+            &Events::File(&events),
+        )?;
+        let cpu0 = daemon.cpu_seconds()?;
+        let c2 = timed(workload(&dir, None), plan.macro_files)?;
+        let c3 = timed(
+            workload(&dir, Some(daemon.run_prefix(TASK_MACRO))),
+            plan.macro_files,
+        )?;
+        let refused = fs::read_to_string(&events).map_or(0, |e| e.lines().count());
+        for (config, seconds) in [("C0", c0), ("C2", c2), ("C3", c3)] {
+            rec.push(json!({"kind": "macro", "round": round, "config": config,
+                            "seconds": seconds, "files": plan.macro_files}));
+        }
+        rec.push(
+            json!({"kind": "macro_daemon", "round": round, "events": refused,
+                        "daemon_cpu_s": daemon.cpu_seconds()? - cpu0,
+                        "daemon_peak_rss_kib": daemon.peak_rss_kib()?}),
+        );
+        daemon.stop()?;
+    }
+    Ok(())
+}
