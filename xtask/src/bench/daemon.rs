@@ -14,6 +14,8 @@ pub struct Daemon {
     child: Child,
     pub socket: PathBuf,
     corral: PathBuf,
+    /// The daemon's own pin directory: what it pins outlives it, so it is unloaded on stop.
+    pin_dir: PathBuf,
 }
 
 /// Where the daemon writes its events.
@@ -34,12 +36,19 @@ impl Daemon {
             .append(true)
             .open(&log)
             .with_context(|| format!("opening {}", log.display()))?;
+        let pin_dir = PathBuf::from(format!(
+            "/sys/fs/bpf/corral-bench-{}-{}",
+            std::process::id(),
+            started_daemons()
+        ));
         let mut cmd = Command::new(corral);
         cmd.arg("daemon")
             .arg("--policies")
             .arg(policies)
             .arg("--socket")
             .arg(&socket)
+            .arg("--pin-dir")
+            .arg(&pin_dir)
             .stdin(Stdio::null())
             .stderr(log_file);
         match events {
@@ -74,6 +83,7 @@ impl Daemon {
             child,
             socket,
             corral: corral.to_path_buf(),
+            pin_dir,
         })
     }
 
@@ -154,6 +164,44 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.unload()
+    }
+
+    /// `corral unload`: detaches what the (stopped) daemon left pinned.
+    fn unload(&self) -> Result<()> {
+        let out = Command::new(&self.corral)
+            .args(["unload", "--pin-dir"])
+            .arg(&self.pin_dir)
+            .arg("--socket")
+            .arg(&self.socket)
+            .output()
+            .context("running corral unload")?;
+        if !out.status.success() {
+            bail!(
+                "corral unload {} failed: {}",
+                self.pin_dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
         Ok(())
     }
+}
+
+impl Drop for Daemon {
+    /// A bench that failed half-way still leaves nothing attached.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if self.pin_dir.exists() {
+            let _ = self.unload();
+        }
+    }
+}
+
+/// A counter that makes each daemon's pin directory unique within this run.
+fn started_daemons() -> u32 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
