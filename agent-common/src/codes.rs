@@ -142,6 +142,8 @@ code_enum! {
         NotReady = 8 => "not_ready",
         /// Confined processes may never do this (tampering with the kernel or other processes).
         Forbidden = 9 => "forbidden",
+        /// The process's task instance outlived its `--ttl`: everything is denied.
+        InstanceExpired = 10 => "instance_expired",
     }
 }
 

@@ -46,6 +46,11 @@ pub struct Event {
     pub backend: u32,
     /// ptrace, signal: the target process (tgid).
     pub target_pid: u32,
+    /// The task instance of the caller (`TaskTag::instance`; 0 for processes that joined
+    /// through a selector).
+    pub instance: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
     /// `current->comm`, NUL padded.
     pub comm: [u8; COMM_LEN],
     /// Connect: destination address, network byte order (IPv4 in the first 4 bytes; an
@@ -58,5 +63,5 @@ pub struct Event {
 /// Size of one ring-buffer record.
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
 
-const _: () = assert!(EVENT_SIZE == 8 + 18 * 4 + COMM_LEN + 16 + PATH_MAX);
+const _: () = assert!(EVENT_SIZE == 8 + 20 * 4 + COMM_LEN + 16 + PATH_MAX);
 const _: () = assert!(EVENT_SIZE.is_multiple_of(8));

@@ -13,8 +13,8 @@ mod maps;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
 pub use event::{COMM_LEN, EVENT_SIZE, Event};
 pub use maps::{
-    CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, InodeKey,
-    TAG_LANDLOCK, TAG_SELECTED,
+    CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX,
+    InodeKey, InstanceInfo, TAG_LANDLOCK, TAG_SELECTED,
 };
 pub use maps::{
     CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED,
@@ -53,6 +53,9 @@ pub mod names {
     pub const EXEC_SELECTORS: &str = "EXEC_SELECTORS";
     /// `LpmTrie<CgroupPathData, u32 task id>`: cgroup v2 paths whose processes join a task.
     pub const CGROUP_SELECTORS: &str = "CGROUP_SELECTORS";
+    /// `HashMap<u32 instance, InstanceInfo>`: task instances (`corral run`), their parent and
+    /// expiry.
+    pub const INSTANCES: &str = "INSTANCES";
     pub const PROG_SCHED_EXEC: &str = "corral_sched_exec";
     pub const PROG_CGROUP_ATTACH: &str = "corral_cgroup_attach";
     pub const PROG_KILL_EXEC: &str = "corral_kill_exec";

@@ -37,7 +37,28 @@ pub struct TaskTag {
     pub task_id: u32,
     /// `TAG_*` bits: how the process joined and what else confines it. Inherited at fork.
     pub flags: u32,
+    /// The task instance (one per `corral run`, a key of `INSTANCES`); 0 for processes that
+    /// joined through a selector. Inherited at fork.
+    pub instance: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
 }
+
+/// Value of `INSTANCES` (key: u32 instance): one `corral run` of a task.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// `CLOCK_BOOTTIME` nanoseconds after which the instance's processes are denied everything
+    /// (`--ttl`); 0 for no expiry.
+    pub expires_ns: u64,
+    /// Its task.
+    pub task_id: u32,
+    /// The instance that started it (`corral run` from inside another task); 0 for none.
+    pub parent: u32,
+}
+
+/// Bound of `INSTANCES`.
+pub const INSTANCES_MAX: u32 = 65_536;
 
 /// `TaskTag::flags`: `corral run` applied the task's Landlock ruleset before it exec'd the agent,
 /// so Landlock refuses exec and open (the after-the-fact kill observer leaves such processes alone
@@ -306,7 +327,8 @@ pub const fn counter_index(op: u32, decision: u32) -> u32 {
     (op & 15) * 4 + (decision & 3)
 }
 
-const _: () = assert!(core::mem::size_of::<TaskTag>() == 8);
+const _: () = assert!(core::mem::size_of::<TaskTag>() == 16);
+const _: () = assert!(core::mem::size_of::<InstanceInfo>() == 16);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CgroupPathData>() == CGROUP_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<TaskConfig>() == 8);
@@ -326,6 +348,7 @@ mod pod {
     // SAFETY: all of these are `#[repr(C)]`, `Copy`, made only of integers and integer arrays,
     // with no implicit padding (checked by the size asserts above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::TaskTag {}
+    unsafe impl aya::Pod for super::InstanceInfo {}
     unsafe impl aya::Pod for super::InodeKey {}
     unsafe impl aya::Pod for super::CgroupPathData {}
     unsafe impl aya::Pod for super::TaskConfig {}

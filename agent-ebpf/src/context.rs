@@ -1,9 +1,9 @@
 //! Who is calling: the tag look-up that starts every hook, and the task's mode.
 
 use agent_common::{Mode, Reason, TaskTag};
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
 
-use crate::maps::{TAGS, TASKS, offsets};
+use crate::maps::{INSTANCES, TAGS, TASKS, offsets};
 
 /// The confinement of the calling process: its task and the task's mode.
 #[derive(Clone, Copy)]
@@ -13,6 +13,8 @@ pub struct Caller {
     pub flags: u32,
     /// The id the task's current rules are keyed by (`TaskConfig::rules_id`).
     pub rules: u32,
+    /// The task instance (`TaskTag::instance`).
+    pub instance: u32,
     /// A `Mode` code.
     pub mode: u32,
     /// Set when the hook must deny whatever the rules say (unknown task, offsets missing).
@@ -31,6 +33,8 @@ pub fn caller() -> Option<Caller> {
     };
     let forced_miss = if offsets().valid == 0 {
         Some(Reason::NotReady)
+    } else if expired(tag.instance) {
+        Some(Reason::InstanceExpired)
     } else {
         forced_miss
     };
@@ -38,7 +42,22 @@ pub fn caller() -> Option<Caller> {
         task_id: tag.task_id,
         flags: tag.flags,
         rules,
+        instance: tag.instance,
         mode,
         forced_miss,
     })
+}
+
+/// Whether `instance` has an expiry that has passed.
+#[inline(always)]
+fn expired(instance: u32) -> bool {
+    if instance == 0 {
+        return false;
+    }
+    // SAFETY: copied out at once.
+    match unsafe { INSTANCES.get(&instance) } {
+        // SAFETY: reads the boot clock.
+        Some(info) => info.expires_ns != 0 && unsafe { bpf_ktime_get_boot_ns() } > info.expires_ns,
+        None => false,
+    }
 }

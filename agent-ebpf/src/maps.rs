@@ -1,6 +1,8 @@
 //! Every map of the object: key, value, bound, and why it exists.
 
-use agent_common::{CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, InodeKey};
+use agent_common::{
+    CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX, InodeKey, InstanceInfo,
+};
 use agent_common::{
     CONNECT_SEEN_MAX, COUNTER_SLOTS, ConnectSeen, EVENTS_RING_BYTES, EXES_MAX, ExePath,
     FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
@@ -145,6 +147,12 @@ pub static EXEC_SELECTORS: HashMap<InodeKey, u32> =
 #[map(name = "CGROUP_SELECTORS")]
 pub static CGROUP_SELECTORS: LpmTrie<CgroupPathData, u32> =
     LpmTrie::with_max_entries(CGROUP_SELECTORS_MAX, 0);
+
+/// Key: instance (u32). Value: `InstanceInfo`. Bound: `INSTANCES_MAX`. Why: a `corral run`'s
+/// expiry (`--ttl`), checked by every hook for the instance's processes, and its parent for
+/// events. Written by the daemon only.
+#[map(name = "INSTANCES")]
+pub static INSTANCES: HashMap<u32, InstanceInfo> = HashMap::with_max_entries(INSTANCES_MAX, 0);
 
 /// Adds one to a counter slot.
 #[inline(always)]

@@ -146,6 +146,8 @@ fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Ta
         (*ev).reason = reason as u32;
         (*ev).backend = target.backend;
         (*ev).target_pid = target.target_pid;
+        (*ev).instance = caller.instance;
+        (*ev).reserved = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).addr = target.addr;
         let dst = (&raw mut (*ev).path).cast::<core::ffi::c_void>();

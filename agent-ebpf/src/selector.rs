@@ -151,6 +151,8 @@ fn join(tgid: u32, task_id: u32) {
     let tag = TaskTag {
         task_id,
         flags: TAG_SELECTED,
+        instance: 0,
+        reserved: 0,
     };
     let _ = TAGS.insert(&tgid, &tag, u64::from(BPF_NOEXIST));
 }

@@ -37,9 +37,10 @@ fn main() -> ExitCode {
             task,
             socket,
             accept_unenforced,
+            ttl,
             command,
         } => {
-            let e = run::run(&socket, &task, accept_unenforced, &command);
+            let e = run::run(&socket, &task, accept_unenforced, ttl, &command);
             fail(&e, e.exit_code())
         }
         Command::Policy {

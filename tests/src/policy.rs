@@ -25,6 +25,7 @@ pub struct Policy {
     unix: Vec<String>,
     select_executables: Vec<String>,
     select_cgroups: Vec<String>,
+    subtasks: Vec<String>,
 }
 
 impl Policy {
@@ -42,6 +43,7 @@ impl Policy {
             unix: Vec::new(),
             select_executables: Vec::new(),
             select_cgroups: Vec::new(),
+            subtasks: Vec::new(),
         }
     }
 
@@ -144,6 +146,13 @@ impl Policy {
         self
     }
 
+    /// Adds a `subtasks` entry: a task this one may hand to a child with `corral run`.
+    #[must_use]
+    pub fn subtask(mut self, name: &str) -> Self {
+        push_unique(&mut self.subtasks, name);
+        self
+    }
+
     /// `<name>.yaml`.
     #[must_use]
     pub fn file_name(&self) -> String {
@@ -198,6 +207,9 @@ impl Policy {
             if !self.unix.is_empty() {
                 let _ = writeln!(y, "    unix: {}", list(&self.unix));
             }
+        }
+        if !self.subtasks.is_empty() {
+            let _ = writeln!(y, "  subtasks: {}", list(&self.subtasks));
         }
         if !(self.select_executables.is_empty() && self.select_cgroups.is_empty()) {
             y.push_str("  selector:\n");

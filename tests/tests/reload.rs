@@ -460,3 +460,138 @@ fn expect_unload_refused_while_alive(d: &Daemon, pins: &SharedPins) {
         out.describe()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// sub-tasks (narrowing only) and task instances
+
+/// An orchestrator that may run `corral run` (and the probe), and hand `summary` to children.
+fn orchestrator() -> Policy {
+    let corral = env::corral_bin().display().to_string();
+    version("orchestrator", ONLY_V1)
+        .exec(&corral)
+        .read(&corral)
+        .read("/usr/lib/")
+        .read("/etc/")
+        .subtask("summary")
+}
+
+/// Narrower than the orchestrator: only the always-allowed port.
+fn summary() -> Policy {
+    Policy::probe_only("summary").connect("127.0.0.1/32", &[&ALWAYS.to_string()])
+}
+
+/// `corral run --task PARENT -- corral run --task CHILD -- probe connect udp 127.0.0.1 PORT`.
+fn nested(d: &Daemon, parent: &str, child: &str, port: u16) -> RunOutput {
+    let corral = env::corral_bin().display().to_string();
+    d.run_accepting_unenforced(
+        parent,
+        &[
+            &corral,
+            "run",
+            "--task",
+            child,
+            "--socket",
+            &d.socket_str(),
+            ACCEPT_UNENFORCED,
+            "--",
+            &env::probe(),
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &port.to_string(),
+        ],
+    )
+}
+
+#[test]
+fn a_subtask_is_narrower_and_events_name_the_chain() {
+    let d = Daemon::with(&[&orchestrator(), &summary()]);
+    // The orchestrator itself may reach ONLY_V1; its summary child may not.
+    d.expect_ok(&udp(&d, "orchestrator", ONLY_V1));
+    d.expect_ok(&nested(&d, "orchestrator", "summary", ALWAYS));
+    let refused = nested(&d, "orchestrator", "summary", ONLY_V1);
+    d.expect_errno(&refused, "EPERM");
+    let ev = d.wait_events(
+        |e| {
+            e["process"]["tgid"] == json!(refused.pid)
+                && e["decision"] == "denied"
+                && e["op"] == "connect"
+        },
+        EVENT_TIMEOUT,
+    );
+    let ev = &ev[0];
+    assert!(
+        ev["task"] == "summary"
+            && ev["parent_tasks"] == json!(["orchestrator"])
+            && ev["instance"].as_str().is_some_and(|u| u.len() == 36),
+        "expected the event to name task summary, parent_tasks [orchestrator] and an instance UUID, got {ev}"
+    );
+}
+
+#[test]
+fn a_transition_not_listed_in_subtasks_is_refused() {
+    let other = Policy::probe_only("other").connect("127.0.0.1/32", &[&ALWAYS.to_string()]);
+    let d = Daemon::with(&[&orchestrator(), &summary(), &other]);
+    let out = nested(&d, "orchestrator", "other", ALWAYS);
+    assert!(
+        out.code == Some(77) && out.stderr.contains("may not hand `other`"),
+        "expected the inner corral run to be refused with 77 (other is not a sub-task of orchestrator)\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_subtask_wider_than_its_parent_is_refused_at_load() {
+    let wide = Policy::probe_only("summary").connect("127.0.0.1/32", &[&NEVER.to_string()]);
+    let files = [
+        ("orchestrator.yaml", orchestrator().yaml()),
+        ("summary.yaml", wide.yaml()),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, y)| (*n, y.as_str())).collect();
+    let Err(failure) = Daemon::try_start(&refs) else {
+        panic!("expected the daemon to refuse a sub-task wider than its parent");
+    };
+    assert!(
+        failure.code == Some(64)
+            && failure
+                .stderr
+                .contains("sub-task \"summary\" of task \"orchestrator\"")
+            && failure.stderr.contains("is wider than its parent"),
+        "expected exit 64 naming the sub-task and why, got {failure:?}"
+    );
+}
+
+#[test]
+fn an_instance_expires_after_its_ttl() {
+    let d = Daemon::start(&[("ttl.yaml", &version("ttl", ONLY_V1).yaml())]);
+    let late = Later::start(d.run_command_with(
+        "ttl",
+        &[ACCEPT_UNENFORCED, "--ttl", "2s"],
+        &[
+            &env::probe(),
+            "-D",
+            "3500",
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &ALWAYS.to_string(),
+        ],
+    ));
+    let out = late.wait();
+    assert_eq!(
+        out.first_line(),
+        "err EPERM 1",
+        "expected an allowed connect to be refused once the instance's 2 s TTL passed\n{}",
+        out.describe()
+    );
+    let _ = d.wait_events(
+        |e| e["process"]["tgid"] == json!(out.pid) && e["reason"] == "instance_expired",
+        EVENT_TIMEOUT,
+    );
+    let _ = d.wait_events(
+        |e| e["kind"] == "instance_expired" && e["task"] == "ttl",
+        EVENT_TIMEOUT,
+    );
+    // A fresh instance of the same task is not expired.
+    d.expect_ok(&udp(&d, "ttl", ALWAYS));
+}

@@ -67,6 +67,10 @@ pub enum Command {
         /// doctor`); those operations are then neither refused nor reported.
         #[arg(long)]
         accept_unenforced: bool,
+        /// Lifetime of this task instance (`30m`, `2h`, `90s`): afterwards its processes are
+        /// denied everything.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
         /// The command and its arguments.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
@@ -141,6 +145,7 @@ mod tests {
             socket,
             command,
             accept_unenforced,
+            ttl,
         } = cli.command
         else {
             panic!("expected the run subcommand");
@@ -152,6 +157,13 @@ mod tests {
             !accept_unenforced,
             "accepting unenforced operations must be explicit"
         );
+        assert_eq!(ttl, None, "no expiry unless asked");
+        let with_ttl = parse(&["run", "--task", "t", "--ttl", "30m", "--", "true"])
+            .unwrap_or_else(|e| panic!("expected --ttl 30m to parse: {e}"));
+        let Command::Run { ttl, .. } = with_ttl.command else {
+            panic!("expected the run subcommand");
+        };
+        assert_eq!(ttl, Some(std::time::Duration::from_secs(1800)));
     }
 
     #[test]

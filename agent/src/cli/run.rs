@@ -44,20 +44,33 @@ impl RunError {
 /// Asks the daemon to tag this process with `task` and, once acknowledged (and, when the daemon
 /// says so, once Landlock restricts this process), execs `command`. Returns only on failure; CMD
 /// never starts unconfined.
+/// The instance's UUID and task are exported to CMD as `CORRAL_INSTANCE` and `CORRAL_TASK`.
 #[must_use]
-pub fn run(socket: &Path, task: &str, accept_unenforced: bool, command: &[OsString]) -> RunError {
+pub fn run(
+    socket: &Path,
+    task: &str,
+    accept_unenforced: bool,
+    ttl: Option<std::time::Duration>,
+    command: &[OsString],
+) -> RunError {
     let response = match client::call(
         socket,
         &Request::Tag {
             task: task.to_owned(),
             accept_unenforced,
+            ttl_secs: ttl.map(|t| t.as_secs().max(1)),
         },
     ) {
         Ok(r) => r,
         Err(e) => return e.into(),
     };
-    let landlock_spec = match response {
-        Response::Tagged { pid, landlock, .. } if pid == std::process::id() => landlock,
+    let (landlock_spec, instance) = match response {
+        Response::Tagged {
+            pid,
+            landlock,
+            instance,
+            ..
+        } if pid == std::process::id() => (landlock, instance),
         Response::Refused { message, .. } => {
             return RunError::Refused {
                 task: task.to_owned(),
@@ -92,7 +105,11 @@ pub fn run(socket: &Path, task: &str, accept_unenforced: bool, command: &[OsStri
             source: std::io::Error::other("no command given"),
         };
     };
-    let source = Command::new(program).args(args).exec();
+    let source = Command::new(program)
+        .args(args)
+        .env("CORRAL_TASK", task)
+        .env("CORRAL_INSTANCE", instance)
+        .exec();
     RunError::Exec {
         command: program.clone(),
         source,
@@ -126,6 +143,7 @@ mod tests {
             task: "t".to_owned(),
             task_id: 1,
             pid: std::process::id(),
+            instance: "00000000-0000-8000-8000-000000000000".to_owned(),
             landlock: Some(LandlockSpec {
                 task: "t".to_owned(),
                 exec: Vec::new(),
@@ -150,6 +168,7 @@ mod tests {
             &socket,
             "t",
             false,
+            None,
             &["/usr/bin/touch".into(), marker.clone().into_os_string()],
         );
         let _ = daemon.join();

@@ -1,6 +1,7 @@
 //! `corral daemon`: compiles the policies, loads the kernel programs, installs the rules, then
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
+mod instances;
 pub mod protocol;
 mod reload;
 mod selectors;
@@ -94,6 +95,12 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .collect::<Result<_, _>>()?;
     compile::check_capacity(&trial)?;
     let sink = Sink::open(&config.events)?;
+    // Before touching the kernel: a second daemon would take over the pinned programs.
+    if std::os::unix::net::UnixStream::connect(&config.socket).is_ok() {
+        return Err(DaemonError::AlreadyRunning {
+            path: config.socket.clone(),
+        });
+    }
 
     let probe = loader::probe(&config.btf, config.landlock_abi);
     let pins = loader::PinDir::new(&config.pin_dir);
@@ -104,6 +111,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         adopted: _,
         maps,
         selectors,
+        instances,
         events: ring,
         backends,
         attached,
@@ -122,6 +130,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let mut state = State::new(
         maps,
         selectors,
+        instances,
         backends,
         attached,
         config.policies.clone(),
@@ -241,13 +250,15 @@ async fn pump_events(
             let record = events::parse_record(&item);
             drop(item);
             let json = record.and_then(|ev| {
-                let Ok(state) = state.lock() else {
+                let Ok(mut state) = state.lock() else {
                     return events::to_json(&ev, &HashMap::new(), &clock, events::proc_exe);
                 };
                 // The kernel's record of the exec comes first: by now the pid may be reused.
-                events::to_json(&ev, state.task_names(), &clock, |tgid| {
+                let mut json = events::to_json(&ev, state.task_names(), &clock, |tgid| {
                     state.exe_of(tgid).or_else(|| events::proc_exe(tgid))
-                })
+                })?;
+                (json.instance, json.parent_tasks) = state.lineage(ev.instance);
+                Ok(json)
             });
             match json {
                 Ok(event) => {

@@ -14,6 +14,9 @@ pub enum Request {
         /// Confine even if this host cannot enforce some of the task's operations.
         #[serde(default)]
         accept_unenforced: bool,
+        /// Seconds after which the instance's processes are denied everything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<u64>,
     },
     /// Report hooks, tasks and counters.
     Status,
@@ -63,6 +66,9 @@ pub enum Response {
         task: String,
         task_id: u32,
         pid: u32,
+        /// The UUID of the task instance this `corral run` created (it names it in events).
+        #[serde(default)]
+        instance: String,
         /// Rules `corral run` must apply to itself with Landlock before it execs the command,
         /// when Landlock (not BPF LSM) enforces exec and open on this host.
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -78,7 +78,9 @@ pub async fn watch(
             _ = rescan.tick() => reload(&state, &events),
             _ = sweep.tick() => {
                 if let Ok(mut s) = state.lock() {
-                    s.sweep();
+                    for ev in s.sweep() {
+                        let _ = events.send(ev);
+                    }
                 }
             }
         }

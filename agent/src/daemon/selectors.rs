@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use agent_common::{InodeKey, TAG_SELECTED};
+use agent_common::{InodeKey, TAG_SELECTED, TaskTag};
 
 use crate::{
     compile::executable_key,
@@ -68,7 +68,13 @@ pub fn adopt_cgroup_members<'a>(
             }
             for pid in new {
                 // An already tagged process keeps its task; a vanished one needs nothing.
-                if maps.tag(pid, task_id, TAG_SELECTED).is_ok() {
+                let tag = TaskTag {
+                    task_id,
+                    flags: TAG_SELECTED,
+                    instance: 0,
+                    reserved: 0,
+                };
+                if maps.tag(pid, tag).is_ok() {
                     adopted += 1;
                     tracing::info!(pid, cgroup = %cgroup, task_id, "process in a selected cgroup confined");
                 }

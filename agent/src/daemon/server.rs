@@ -105,8 +105,14 @@ fn respond(request: Request, peer: Option<Peer>, state: &Mutex<State>) -> Respon
         Request::Tag {
             task,
             accept_unenforced,
+            ttl_secs,
         } => match peer {
-            Some(peer) => state.tag(peer.pid, &task, accept_unenforced),
+            Some(peer) => state.tag(
+                peer.pid,
+                &task,
+                accept_unenforced,
+                ttl_secs.map(std::time::Duration::from_secs),
+            ),
             _ => Response::Refused {
                 refusal: Refusal::BadRequest,
                 message: "cannot identify the calling process (no peer credentials)".to_owned(),

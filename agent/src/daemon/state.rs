@@ -8,15 +8,16 @@ use std::{
 
 use serde_json::json;
 
-use agent_common::{Mode, TAG_LANDLOCK};
+use agent_common::{Mode, TAG_LANDLOCK, TaskTag};
 
 use super::{
+    instances::Instances,
     protocol::{Refusal, Response},
     selectors,
     tasks::{ApplyError, Change, TaskTable},
 };
 use crate::{
-    loader::{Backends, HookSpec, RuleMaps, SelectorMaps},
+    loader::{Backends, HookSpec, InstanceMaps, RuleMaps, SelectorMaps},
     policy::{self, TaskPolicy},
 };
 
@@ -38,6 +39,8 @@ pub struct ReloadStats {
 pub enum PolicyEvent {
     /// A policy file (or the set) was refused; the last good version keeps enforcing.
     PolicyRejected { error: String },
+    /// A task instance outlived its `--ttl`: its processes are denied everything from now on.
+    InstanceExpired { instance: String, task: String },
     /// A new policy generation reached the kernel.
     PolicyApplied {
         generation: u64,
@@ -58,6 +61,7 @@ pub struct TimedPolicyEvent {
 pub struct State {
     maps: RuleMaps,
     selector_maps: SelectorMaps,
+    instances: Instances,
     tasks: TaskTable,
     backends: Backends,
     attached: Vec<HookSpec>,
@@ -71,6 +75,7 @@ impl State {
     pub fn new(
         maps: RuleMaps,
         selector_maps: SelectorMaps,
+        instances: InstanceMaps,
         backends: Backends,
         attached: Vec<HookSpec>,
         policies: PathBuf,
@@ -79,6 +84,7 @@ impl State {
         Self {
             maps,
             selector_maps,
+            instances: Instances::new(instances),
             tasks: TaskTable::default(),
             backends,
             attached,
@@ -213,9 +219,54 @@ impl State {
         }
     }
 
-    /// Deletes replaced rules that no hook can still be using.
-    pub fn sweep(&mut self) {
+    /// Deletes replaced rules that no hook can still be using, forgets instances nothing
+    /// belongs to any more, and returns the expiries to report.
+    pub fn sweep(&mut self) -> Vec<PolicyEvent> {
         self.tasks.sweep(&mut self.maps);
+        let Ok(live) = self.maps.live_instances() else {
+            return Vec::new();
+        };
+        self.instances
+            .sweep(&live)
+            .into_iter()
+            .map(|(id, info)| {
+                let task = self
+                    .tasks
+                    .names()
+                    .get(&info.task_id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("id {}", info.task_id));
+                tracing::warn!(
+                    instance = id,
+                    task,
+                    "task instance expired: its processes are denied everything"
+                );
+                PolicyEvent::InstanceExpired {
+                    instance: self.instances.uuid(id),
+                    task,
+                }
+            })
+            .collect()
+    }
+
+    /// The UUID of `instance` and the task names of its ancestors, nearest first.
+    pub fn lineage(&mut self, instance: u32) -> (Option<String>, Vec<String>) {
+        if instance == 0 {
+            return (None, Vec::new());
+        }
+        let names = self.tasks.names();
+        let parents = self
+            .instances
+            .ancestors(instance)
+            .into_iter()
+            .map(|id| {
+                names
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("id {id}"))
+            })
+            .collect();
+        (Some(self.instances.uuid(instance)), parents)
     }
 
     /// Task names by id, for events.
@@ -294,9 +345,16 @@ impl State {
         }
     }
 
-    /// Confines process `pid` with `task`, refusing unknown tasks, already confined callers, and
-    /// (unless accepted, or the task is in audit mode) tasks this host cannot fully enforce.
-    pub fn tag(&mut self, pid: u32, task: &str, accept_unenforced: bool) -> Response {
+    /// Confines process `pid` with `task` in a new instance (expiring after `ttl`), refusing
+    /// unknown tasks and (unless accepted, or the task is in audit mode) tasks this host cannot
+    /// fully enforce. A confined caller may only move to one of its task's sub-tasks.
+    pub fn tag(
+        &mut self,
+        pid: u32,
+        task: &str,
+        accept_unenforced: bool,
+        ttl: Option<std::time::Duration>,
+    ) -> Response {
         let Some(info) = self.tasks.get(task) else {
             return Response::Refused {
                 refusal: Refusal::UnknownTask,
@@ -307,7 +365,6 @@ impl State {
         // Landlock refuses: in audit mode the kill observer reports instead, and lets it happen.
         let landlock = (self.backends.needs_landlock() && info.mode == Mode::Enforce)
             .then(|| info.landlock.clone());
-        let flags = if landlock.is_some() { TAG_LANDLOCK } else { 0 };
         let unenforced = self.backends.unenforced();
         if !unenforced.is_empty() && info.mode == Mode::Enforce && !accept_unenforced {
             let ops = &unenforced;
@@ -319,35 +376,67 @@ impl State {
                 ),
             };
         }
-        match self.maps.tag_of(pid) {
-            Ok(Some(current)) => {
-                let current = self
-                    .tasks
-                    .names()
-                    .get(&current)
-                    .map_or_else(|| format!("id {current}"), Clone::clone);
-                return Response::Refused {
-                    refusal: Refusal::AlreadyTagged,
-                    message: format!(
-                        "process {pid} is already confined by task `{current}`; a confined process cannot change its task"
-                    ),
-                };
-            }
-            Ok(None) => {}
+        let current = match self.maps.tag_of(pid) {
+            Ok(c) => c,
             Err(e) => {
                 return Response::Refused {
                     refusal: Refusal::Internal,
                     message: format!("{e:#}"),
                 };
             }
-        }
-        match self.maps.tag(pid, task_id, flags) {
+        };
+        let (parent_instance, inherited_flags) = match current {
+            None => (0, 0),
+            Some(cur) => {
+                let cur_name = self
+                    .tasks
+                    .names()
+                    .get(&cur.task_id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("id {}", cur.task_id));
+                let allowed = self
+                    .tasks
+                    .get(&cur_name)
+                    .is_some_and(|t| t.policy.subtasks.iter().any(|s| s.as_str() == task));
+                if !allowed {
+                    return Response::Refused {
+                        refusal: Refusal::AlreadyTagged,
+                        message: format!(
+                            "process {pid} is confined by task `{cur_name}`, which may not hand `{task}` to its children (not in its spec.subtasks)"
+                        ),
+                    };
+                }
+                (cur.instance, cur.flags)
+            }
+        };
+        let (instance, uuid) = match self.instances.create(task_id, parent_instance, ttl) {
+            Ok(i) => i,
+            Err(e) => {
+                return Response::Refused {
+                    refusal: Refusal::Internal,
+                    message: format!("{e:#}"),
+                };
+            }
+        };
+        let tag = TaskTag {
+            task_id,
+            flags: inherited_flags | if landlock.is_some() { TAG_LANDLOCK } else { 0 },
+            instance,
+            reserved: 0,
+        };
+        let written = if current.is_some() {
+            self.maps.hand_over(pid, tag)
+        } else {
+            self.maps.tag(pid, tag)
+        };
+        match written {
             Ok(()) => {
-                tracing::info!(pid, task, task_id, "process confined");
+                tracing::info!(pid, task, task_id, instance = %uuid, parent_instance, "process confined");
                 Response::Tagged {
                     task: task.to_owned(),
                     task_id,
                     pid,
+                    instance: uuid,
                     landlock,
                 }
             }

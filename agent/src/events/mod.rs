@@ -32,6 +32,12 @@ pub struct JsonEvent {
     /// and the process was killed before it returned to user space), `none` (audit mode).
     pub enforcement: &'static str,
     pub task: String,
+    /// The task instance (`corral run`) the process belongs to; `null` for processes that
+    /// joined through a selector. Filled in by the daemon.
+    pub instance: Option<String>,
+    /// The tasks of the instances that started this one, nearest first (`corral run` from
+    /// inside a task: a sub-task). Filled in by the daemon.
+    pub parent_tasks: Vec<String>,
     pub reason: &'static str,
     pub target: Target,
     pub process: Process,
@@ -135,6 +141,8 @@ pub fn to_json(
             _ => "none",
         },
         task,
+        instance: None,
+        parent_tasks: Vec::new(),
         reason: reason.as_str(),
         target: target(op, ev)?,
         process: Process {

@@ -45,7 +45,7 @@ fn open_denied_event_matches_the_contract() {
         v,
         serde_json::json!({
             "time": "2026-11-18T11:06:40.123456Z",
-            "decision": "denied", "mode": "enforce", "op": "open", "backend": "lsm", "enforcement": "refuse",
+            "decision": "denied", "mode": "enforce", "op": "open", "backend": "lsm", "enforcement": "refuse", "instance": null, "parent_tasks": [],
             "task": "repo-coder",
             "reason": "not_allowed",
             "target": {"path": "/etc/shadow", "access": "read"},

@@ -4,6 +4,7 @@
 
 mod backends;
 mod cgroup;
+mod instances;
 #[cfg(test)]
 mod layout_tests;
 mod offsets;
@@ -23,6 +24,7 @@ use aya::{
 
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
+pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use pins::{DEFAULT_PIN_DIR, PinDir, PinError};
 pub use preflight::{PreflightError, active_lsms};
@@ -219,6 +221,7 @@ pub struct Loaded {
     pub adopted: bool,
     pub maps: RuleMaps,
     pub selectors: SelectorMaps,
+    pub instances: InstanceMaps,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
     /// What enforces each operation.
     pub backends: Backends,
@@ -306,7 +309,9 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     drop(old_links);
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
     let selectors = SelectorMaps::take(&mut ebpf)?;
+    let instances = InstanceMaps::take(&mut ebpf)?;
     Ok(Loaded {
+        instances,
         ebpf,
         links,
         adopted,

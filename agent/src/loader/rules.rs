@@ -261,9 +261,9 @@ impl RuleMaps {
     }
 
     /// The task a process is confined by, if any.
-    pub fn tag_of(&self, tgid: u32) -> Result<Option<u32>, RulesError> {
+    pub fn tag_of(&self, tgid: u32) -> Result<Option<TaskTag>, RulesError> {
         match self.tags.get(&tgid, 0) {
-            Ok(tag) => Ok(Some(tag.task_id)),
+            Ok(tag) => Ok(Some(tag)),
             Err(MapError::KeyNotFound) => Ok(None),
             Err(source) => Err(RulesError::Read {
                 map: names::TAGS,
@@ -272,14 +272,42 @@ impl RuleMaps {
         }
     }
 
-    /// Confines a process (and, through the fork hook, everything it starts afterwards) with
-    /// `flags` (`TAG_*`). `BPF_NOEXIST`: an already tagged process is never moved to another task.
-    pub fn tag(&mut self, tgid: u32, task_id: u32, flags: u32) -> Result<(), RulesError> {
+    /// Confines a process (and, through the fork hook, everything it starts afterwards).
+    /// `BPF_NOEXIST`: an already tagged process is never moved to another task this way.
+    pub fn tag(&mut self, tgid: u32, tag: TaskTag) -> Result<(), RulesError> {
         const BPF_NOEXIST: u64 = 1;
-        let tag = TaskTag { task_id, flags };
         self.tags
             .insert(tgid, tag, BPF_NOEXIST)
             .map_err(|source| RulesError::Tag { tgid, source })
+    }
+
+    /// Moves a confined process to a sub-task (`BPF_EXIST`: only if it is still confined).
+    /// Children it already has keep the old tag; the caller is `corral run`, which has none.
+    pub fn hand_over(&mut self, tgid: u32, tag: TaskTag) -> Result<(), RulesError> {
+        const BPF_EXIST: u64 = 2;
+        self.tags
+            .insert(tgid, tag, BPF_EXIST)
+            .map_err(|source| RulesError::Tag { tgid, source })
+    }
+
+    /// The instances some confined process still belongs to.
+    pub fn live_instances(&self) -> Result<std::collections::HashSet<u32>, RulesError> {
+        let read = |source| RulesError::Read {
+            map: names::TAGS,
+            source,
+        };
+        let mut out = std::collections::HashSet::new();
+        let tgids: Vec<u32> = self.tags.keys().collect::<Result<_, _>>().map_err(read)?;
+        for tgid in tgids {
+            match self.tags.get(&tgid, 0) {
+                Ok(tag) => {
+                    out.insert(tag.instance);
+                }
+                Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(read(e)),
+            }
+        }
+        Ok(out)
     }
 
     /// Tagged processes per task id.

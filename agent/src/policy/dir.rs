@@ -37,6 +37,21 @@ pub enum PolicyDirProblem {
         first: PathBuf,
         second: PathBuf,
     },
+    /// A listed sub-task that no file defines.
+    #[error("task {task:?} (in {}) lists sub-task {subtask:?}, which no policy file defines", file.display())]
+    UnknownSubtask {
+        task: String,
+        subtask: String,
+        file: PathBuf,
+    },
+    /// A sub-task that allows more than its parent: rights could grow down an agent tree.
+    #[error("sub-task {subtask:?} of task {task:?} (in {}) is wider than its parent: {why}", file.display())]
+    WiderSubtask {
+        task: String,
+        subtask: String,
+        file: PathBuf,
+        why: String,
+    },
     /// Two tasks select the same executable or cgroup: a process could not join both.
     #[error("{kind} {selector:?} is selected by two tasks: {first:?} in {} and {second:?} in {}", first_file.display(), second_file.display())]
     DuplicateSelector {
@@ -176,6 +191,27 @@ pub fn set_problems(policies: &[(PathBuf, TaskPolicy)]) -> Vec<PolicyDirProblem>
                 Some(_) => {}
                 None => {
                     selected_by.insert((kind, selector), (name.clone(), file.clone()));
+                }
+            }
+        }
+    }
+    for (file, policy) in policies {
+        for sub in &policy.subtasks {
+            match policies.iter().find(|(_, p)| p.name == *sub) {
+                None => problems.push(PolicyDirProblem::UnknownSubtask {
+                    task: policy.name.to_string(),
+                    subtask: sub.to_string(),
+                    file: file.clone(),
+                }),
+                Some((_, child)) => {
+                    if let Some(why) = super::wider_than(child, policy) {
+                        problems.push(PolicyDirProblem::WiderSubtask {
+                            task: policy.name.to_string(),
+                            subtask: sub.to_string(),
+                            file: file.clone(),
+                            why,
+                        });
+                    }
                 }
             }
         }

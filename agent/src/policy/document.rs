@@ -99,6 +99,10 @@ pub(crate) struct Spec {
     /// Processes that join the task without `corral run`: by executable or by cgroup.
     #[serde(default)]
     pub selector: Option<SelectorSection>,
+    /// Tasks a process of this task may hand to a child with `corral run --task`. Each must be
+    /// narrower: everything it allows, this task allows.
+    #[serde(default)]
+    pub subtasks: Vec<TaskName>,
 }
 
 /// `spec.mode`.

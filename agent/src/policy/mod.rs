@@ -5,6 +5,7 @@
 mod dir;
 mod document;
 mod error;
+mod narrowing;
 mod network;
 mod path_rule;
 mod scalar;
@@ -25,6 +26,7 @@ pub use dir::{
 };
 pub use document::{API_VERSION, KIND};
 pub use error::PolicyError;
+pub use narrowing::wider_than;
 pub use network::{ConnectRule, PortSpan};
 pub use path_rule::{EXACT_PATH_MAX, PREFIX_PATH_MAX, PathRule};
 pub use selector::{CGROUP_SELECTOR_MAX, CgroupPath, ExecutablePath};
@@ -56,6 +58,8 @@ pub struct TaskPolicy {
     pub select_executables: Vec<ExecutablePath>,
     /// `spec.selector.cgroups`.
     pub select_cgroups: Vec<CgroupPath>,
+    /// `spec.subtasks`.
+    pub subtasks: Vec<TaskName>,
 }
 
 impl From<PolicyDocument> for TaskPolicy {
@@ -81,6 +85,7 @@ impl From<PolicyDocument> for TaskPolicy {
             unix,
             select_executables: selector.executables,
             select_cgroups: selector.cgroups,
+            subtasks: spec.subtasks,
         }
     }
 }

@@ -447,3 +447,55 @@ fn two_tasks_selecting_the_same_cgroup_is_an_error_naming_both() {
         "got {err}"
     );
 }
+
+#[test]
+fn a_subtask_must_be_narrower_than_its_parent() {
+    let parent = parse(&with_spec(
+        "  exec:\n    allow: [/usr/bin/]\n  files:\n    read: [/work/]\n    deny: [/work/.env]\n  network:\n    connect:\n      - cidr: 10.0.0.0/8\n        ports: [443, \"8000-8100\"]\n",
+    ));
+    let narrower = parse(&with_spec(
+        "  exec:\n    allow: [/usr/bin/git]\n  files:\n    read: [/work/src/]\n  network:\n    connect:\n      - cidr: 10.1.0.0/16\n        ports: [8080]\n",
+    ));
+    assert_eq!(
+        wider_than(&narrower, &parent),
+        None,
+        "a strict subset is narrower"
+    );
+    for (spec, why) in [
+        (
+            "  exec:\n    allow: [/usr/local/bin/x]\n",
+            "exec.allow /usr/local/bin/x is not allowed to its parent",
+        ),
+        (
+            "  files:\n    write: [/work/]\n",
+            "files.write /work/ is not allowed to its parent",
+        ),
+        (
+            "  files:\n    read: [/work/]\n",
+            "files.read /work/ reaches /work/.env, which its parent denies (deny it too)",
+        ),
+        (
+            "  network:\n    connect:\n      - cidr: 10.0.0.0/8\n",
+            "network.connect 10.0.0.0/8 (ports all) is not allowed to its parent",
+        ),
+        (
+            "  mode: audit\n",
+            "it is in audit mode (allows everything) while its parent enforces",
+        ),
+    ] {
+        let child = parse(&with_spec(spec));
+        assert_eq!(
+            wider_than(&child, &parent).as_deref(),
+            Some(why),
+            "expected {spec:?} to be found wider"
+        );
+    }
+    let denies_too = parse(&with_spec(
+        "  files:\n    read: [/work/]\n    deny: [/work/.env]\n",
+    ));
+    assert_eq!(
+        wider_than(&denies_too, &parent),
+        None,
+        "reading /work/ is narrower when the child denies /work/.env as well"
+    );
+}
