@@ -59,6 +59,23 @@ pub async fn watch(
                 | WatchMask::MOVE_SELF,
         )
         .map_err(watch_err)?;
+    // Fragments (`spec.include`) live one level down; a directory created later is caught by
+    // the periodic rescan.
+    let fragments = dir.join(crate::policy::FRAGMENTS_DIR);
+    if fragments.is_dir() {
+        if let Err(e) = inotify.watches().add(
+            &fragments,
+            WatchMask::CREATE
+                | WatchMask::CLOSE_WRITE
+                | WatchMask::MODIFY
+                | WatchMask::MOVED_TO
+                | WatchMask::MOVED_FROM
+                | WatchMask::DELETE
+                | WatchMask::ATTRIB,
+        ) {
+            tracing::warn!(dir = %fragments.display(), "cannot watch the fragments directory (changes are seen by the periodic rescan): {e}");
+        }
+    }
     let mut stream = inotify.into_event_stream([0u8; 4096]).map_err(watch_err)?;
     let mut rescan = tokio::time::interval(RESCAN_EVERY);
     let mut sweep = tokio::time::interval(SWEEP_EVERY);

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::{
+    include::Included,
     network::ConnectRule,
     path_rule::PathRule,
     scalar::{ScalarRule, deserialize_as_scalar},
@@ -103,6 +104,10 @@ pub(crate) struct Spec {
     /// narrower: everything it allows, this task allows.
     #[serde(default)]
     pub subtasks: Vec<TaskName>,
+    /// Fragments (`fragments/<name>.yaml` beside the policy files) whose allow-lists and denies
+    /// are added to this task's.
+    #[serde(default)]
+    pub include: Vec<Included>,
 }
 
 /// `spec.mode`.

@@ -5,6 +5,7 @@
 mod dir;
 mod document;
 mod error;
+mod include;
 mod narrowing;
 mod network;
 mod path_rule;
@@ -26,6 +27,7 @@ pub use dir::{
 };
 pub use document::{API_VERSION, KIND};
 pub use error::PolicyError;
+pub use include::{FRAGMENT_KIND, FRAGMENTS_DIR};
 pub use narrowing::wider_than;
 pub use network::{ConnectRule, PortSpan};
 pub use path_rule::{EXACT_PATH_MAX, PREFIX_PATH_MAX, PathRule};
@@ -67,9 +69,26 @@ impl From<PolicyDocument> for TaskPolicy {
         let spec = doc.spec;
         let files = spec.files;
         let network = spec.network;
-        let (read, write, deny) =
+        let (mut read, mut write, mut deny) =
             files.map_or_else(Default::default, |f| (f.read, f.write, f.deny));
-        let (connect, unix) = network.map_or_else(Default::default, |n| (n.connect, n.unix));
+        let (mut connect, mut unix) =
+            network.map_or_else(Default::default, |n| (n.connect, n.unix));
+        let mut exec = spec.exec.map(|e| e.allow).unwrap_or_default();
+        for included in spec.include {
+            let f = included.spec;
+            if let Some(e) = f.exec {
+                extend_unique(&mut exec, e.allow);
+            }
+            if let Some(files) = f.files {
+                extend_unique(&mut read, files.read);
+                extend_unique(&mut write, files.write);
+                extend_unique(&mut deny, files.deny);
+            }
+            if let Some(n) = f.network {
+                extend_unique(&mut connect, n.connect);
+                extend_unique(&mut unix, n.unix);
+            }
+        }
         let selector = spec.selector.unwrap_or_default();
         Self {
             name: doc.metadata.name,
@@ -77,7 +96,7 @@ impl From<PolicyDocument> for TaskPolicy {
                 ModeName::Enforce => Mode::Enforce,
                 ModeName::Audit => Mode::Audit,
             },
-            exec: spec.exec.map(|e| e.allow).unwrap_or_default(),
+            exec,
             read,
             write,
             deny,
@@ -90,11 +109,23 @@ impl From<PolicyDocument> for TaskPolicy {
     }
 }
 
-/// Parses the text of one policy file; `file` is only used to name it in errors.
+/// Parses the text of one policy file; `file` names it in errors, and its directory is where
+/// `spec.include` fragments are found (`fragments/<name>.yaml`).
 pub fn parse_policy(file: &Path, text: &str) -> Result<TaskPolicy, PolicyError> {
-    serde_yaml_ng::from_str::<PolicyDocument>(text)
-        .map(TaskPolicy::from)
-        .map_err(|e| PolicyError::from_yaml(file, &e))
+    include::with_policy_dir(file.parent(), || {
+        serde_yaml_ng::from_str::<PolicyDocument>(text)
+            .map(TaskPolicy::from)
+            .map_err(|e| PolicyError::from_yaml(file, &e))
+    })
+}
+
+/// Appends the items of `more` that `list` does not hold yet.
+fn extend_unique<T: PartialEq>(list: &mut Vec<T>, more: Vec<T>) {
+    for item in more {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
 }
 
 /// Reads and parses one policy file.

@@ -499,3 +499,68 @@ fn a_subtask_must_be_narrower_than_its_parent() {
         "reading /work/ is narrower when the child denies /work/.env as well"
     );
 }
+
+#[test]
+fn includes_add_fragments_and_bad_ones_are_reported_at_the_include() {
+    let dir = TempDir::new("include");
+    fs::create_dir(dir.0.join("fragments")).expect("cannot create fragments/");
+    dir.write(
+        "fragments/base.yaml",
+        "apiVersion: corral.dev/v1\nkind: PolicyFragment\nmetadata:\n  name: base\nspec:\n  files:\n    read: [/usr/lib/, /etc/ld.so.cache]\n    deny: [/etc/shadow]\n",
+    );
+    dir.write(
+        "fragments/broken.yaml",
+        "apiVersion: corral.dev/v1\nkind: PolicyFragment\nmetadata:\n  name: broken\nspec:\n  mode: audit\n",
+    );
+    let good = dir.write(
+        "a.yaml",
+        "apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: a\nspec:\n  include: [base]\n  files:\n    read: [/work/, /usr/lib/]\n",
+    );
+    let p = load_policy_file(&good).unwrap_or_else(|e| panic!("expected a.yaml to load: {e}"));
+    assert_eq!(
+        strs(&p.read),
+        ["/work/", "/usr/lib/", "/etc/ld.so.cache"],
+        "the fragment's reads are added once each"
+    );
+    assert_eq!(strs(&p.deny), ["/etc/shadow"], "and its denies");
+
+    let missing = dir.write(
+        "b.yaml",
+        "apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: b\nspec:\n  include:\n    - nope\n",
+    );
+    let err = load_policy_file(&missing)
+        .expect_err("a missing fragment is an error")
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}:7:5: spec.include: fragment `nope`: cannot read ",
+            missing.display()
+        )),
+        "expected the error at the include entry, got {err}"
+    );
+    let broken = dir.write(
+        "c.yaml",
+        "apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: c\nspec:\n  include: [broken]\n",
+    );
+    let err = load_policy_file(&broken)
+        .expect_err("a broken fragment is an error")
+        .to_string();
+    assert!(
+        err.contains("fragment `broken`: ")
+            && err.contains("broken.yaml:6:3: spec: unknown field `mode`"),
+        "expected the fragment's own file:line:column in the message, got {err}"
+    );
+}
+
+#[test]
+fn the_shipped_runtime_base_fragment_loads() {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let text = "apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: uses-base\nspec:\n  include: [runtime-base]\n";
+    let p = parse_policy(&policies.join("uses-base.yaml"), text)
+        .unwrap_or_else(|e| panic!("expected the shipped runtime-base fragment to load: {e}"));
+    assert!(
+        p.read.iter().any(|r| r.as_str() == "/etc/ld.so.cache"),
+        "expected runtime-base to allow the loader cache, got {:?}",
+        strs(&p.read)
+    );
+}
