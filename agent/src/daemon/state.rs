@@ -486,7 +486,6 @@ impl State {
                 "hooks": hooks,
                 "tasks": tasks.into_values().collect::<Vec<_>>(),
                 "confined_processes": counts.values().sum::<usize>(),
-                "confined_by_task_id": counts.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<String, usize>>(),
                 "policy": {
                     "directory": self.policies.display().to_string(),
                     "generation": self.tasks.generation,
