@@ -1,7 +1,9 @@
 //! The `corral` command line.
 
 mod client;
+pub mod daemon_flags;
 pub mod doctor;
+pub mod events;
 pub mod policy_check;
 pub mod run;
 pub mod status;
@@ -36,6 +38,10 @@ pub enum Command {
         /// Kernel BTF to read struct offsets from.
         #[arg(long, default_value = VMLINUX_BTF, hide = true)]
         btf: PathBuf,
+        /// Configuration file (TOML); flags given explicitly win over it. Default:
+        /// `$CORRAL_CONFIG`, else `/etc/corral/corral.toml` (which may be absent).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run a command confined by a task: the daemon tags this process, then it execs CMD.
     Run {
@@ -75,6 +81,24 @@ pub enum Command {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Show the recent events the daemon kept; with --follow, keep showing new ones.
+    Events {
+        /// Keep streaming new events until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only events of this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only events of this operation (repeat for several).
+        #[arg(long, value_enum)]
+        op: Vec<events::OpName>,
+        /// Print the raw JSON lines (drop notices included) instead of the aligned view.
+        #[arg(long)]
+        json: bool,
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
 }
 

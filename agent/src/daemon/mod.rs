@@ -1,10 +1,17 @@
 //! `corral daemon`: compiles the policies, loads the kernel programs, installs the rules, then
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
+mod hub;
+mod metrics;
+mod metrics_text;
+mod notify;
 pub mod protocol;
+mod rotating;
+mod run_stats;
 mod server;
 mod sink;
 mod state;
+mod subscriber;
 
 use std::{
     collections::HashMap,
@@ -21,6 +28,7 @@ use crate::{
     policy::{self, PolicyDirError},
 };
 
+pub use metrics::MetricsError;
 pub use sink::{Sink, SinkError};
 pub use state::State;
 
@@ -33,6 +41,8 @@ pub struct DaemonConfig {
     pub btf: PathBuf,
     /// The Landlock ABI this kernel offers (`corral run` applies it where BPF LSM is missing).
     pub landlock_abi: Option<u32>,
+    /// `corral.toml` with the explicit flags applied: the event sinks, subscribers, metrics.
+    pub settings: crate::config::Config,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +66,8 @@ pub enum DaemonError {
     Events { source: std::io::Error },
     #[error("cannot start the async runtime: {source}")]
     Runtime { source: std::io::Error },
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 impl DaemonError {
@@ -72,6 +84,12 @@ impl DaemonError {
 
 /// Runs the daemon to completion.
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
+    let endpoint = config
+        .settings
+        .metrics
+        .enabled
+        .then(|| metrics::Endpoint::start(config.settings.metrics.listen))
+        .transpose()?;
     let policies = policy::load_policy_dir(&config.policies)?;
     let mut compiled: Vec<(String, u32, CompiledTask)> = Vec::with_capacity(policies.len());
     let landlock: HashMap<String, crate::landlock::LandlockSpec> = policies
@@ -84,7 +102,11 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     }
     let tasks: Vec<CompiledTask> = compiled.iter().map(|(_, _, t)| t.clone()).collect();
     compile::check_capacity(&tasks)?;
-    let sink = Sink::open(&config.events)?;
+    let sinks = Sink::open_all(&config.settings.events)?;
+    let hub = Arc::new(hub::Hub::new(
+        config.settings.events.backlog,
+        config.settings.events.subscriber_queue,
+    ));
 
     let probe = loader::probe(&config.btf, config.landlock_abi);
     let loaded = loader::load(&config.btf, &probe)?;
@@ -100,9 +122,18 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
             .map_err(LoaderError::from)?;
     }
     report_backends(&probe, backends, &compiled);
+    let programs = run_stats::Programs::of(&ebpf);
     let state = Arc::new(Mutex::new(State::new(
         maps, &compiled, backends, attached, landlock,
     )));
+    if let Some(endpoint) = &endpoint {
+        endpoint.set_ready(metrics::Sources {
+            state: Arc::clone(&state),
+            hub: Arc::clone(&hub),
+            rule_maps: rule_map_entries(&tasks),
+            programs,
+        });
+    }
     tracing::info!(
         tasks = compiled.len(),
         policies = %config.policies.display(),
@@ -113,7 +144,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|source| DaemonError::Runtime { source })?;
-    let result = runtime.block_on(serve(config, state, ring, sink));
+    let result = runtime.block_on(serve(config, state, ring, sinks, hub));
     drop(ebpf);
     result
 }
@@ -150,7 +181,8 @@ async fn serve(
     config: &DaemonConfig,
     state: Arc<Mutex<State>>,
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    sink: Sink,
+    sinks: Vec<Sink>,
+    hub: Arc<hub::Hub>,
 ) -> Result<(), DaemonError> {
     let listener = server::bind(&config.socket)?;
     // SAFETY: the `AsyncFd` owns the ring buffer, whose fd stays open and unchanged until the
@@ -162,12 +194,14 @@ async fn serve(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| DaemonError::Runtime { source })?;
     tracing::info!(socket = %config.socket.display(), "ready");
+    notify::ready();
     let result = tokio::select! {
-        r = server::accept_loop(listener, Arc::clone(&state)) => r,
-        r = pump_events(ring, Arc::clone(&state), sink) => r,
+        r = server::accept_loop(listener, Arc::clone(&state), Arc::clone(&hub)) => r,
+        r = pump_events(ring, Arc::clone(&state), sinks, hub) => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
+    notify::stopping();
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!("stopping: programs detach as the daemon exits");
     result
@@ -177,7 +211,8 @@ async fn serve(
 async fn pump_events(
     mut ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
     state: Arc<Mutex<State>>,
-    mut sink: Sink,
+    mut sinks: Vec<Sink>,
+    hub: Arc<hub::Hub>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
     loop {
@@ -199,14 +234,60 @@ async fn pump_events(
                 })
             });
             match json {
-                Ok(event) => {
-                    if let Err(e) = sink.write(&event) {
-                        tracing::error!("{e:#}");
-                    }
-                }
+                Ok(event) => publish(&event, &mut sinks, &hub),
                 Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
             }
         }
         guard.clear_ready();
     }
+}
+
+/// Writes one event to every sink (each line whole, in one write), then hands it to the hub
+/// (live subscribers, backlog, per-task counts), which never waits.
+fn publish(event: &events::JsonEvent, sinks: &mut [Sink], hub: &hub::Hub) {
+    let line = match serde_json::to_string(event) {
+        Ok(line) => line,
+        Err(e) => {
+            tracing::error!("cannot encode event: {e}");
+            return;
+        }
+    };
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.write_line(&bytes) {
+            tracing::error!("{e:#}");
+        }
+    }
+    hub.publish(event, line);
+}
+
+/// `(map, entries, capacity)` of the rule maps the compiled tasks fill.
+fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
+    use agent_common::{FILE_RULES_MAX, NET_RULES_MAX, TASKS_MAX, UNIX_RULES_MAX, names};
+    let total = |count: fn(&CompiledTask) -> usize| tasks.iter().map(count).sum::<usize>() as u64;
+    vec![
+        (names::TASKS, tasks.len() as u64, u64::from(TASKS_MAX)),
+        (
+            names::FILE_RULES,
+            total(|t| t.files.len()),
+            u64::from(FILE_RULES_MAX),
+        ),
+        (
+            names::NET_V4_RULES,
+            total(|t| t.net_v4.len()),
+            u64::from(NET_RULES_MAX),
+        ),
+        (
+            names::NET_V6_RULES,
+            total(|t| t.net_v6.len()),
+            u64::from(NET_RULES_MAX),
+        ),
+        (
+            names::UNIX_RULES,
+            total(|t| t.unix.len()),
+            u64::from(UNIX_RULES_MAX),
+        ),
+    ]
 }
