@@ -6,6 +6,7 @@ mod bpf_linker;
 mod cargo;
 mod command;
 mod initramfs;
+mod install;
 mod kernels;
 mod libtest;
 mod newc;
@@ -41,6 +42,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Install corral, its systemd unit, its configuration and the example policies.
+    Install(install::Args),
     /// Boot a test VM with an interactive shell on its console (leave with `exit` or Ctrl-A x).
     VmShell {
         /// Kernel to boot.
@@ -57,6 +60,7 @@ fn main() {
         Task::Test(args) => test::run(&args),
         Task::Run { args } => run::daemon(&args).map(|()| true),
         Task::VmShell { kernel } => vm::shell(kernel).map(|()| true),
+        Task::Install(args) => install::run(&args).map(|()| true),
     };
     match result {
         Ok(true) => {}
