@@ -9,6 +9,8 @@ mod initramfs;
 mod install;
 mod kernels;
 mod libtest;
+#[cfg(test)]
+mod manifest_tests;
 mod newc;
 mod paths;
 mod run;

@@ -186,3 +186,45 @@ fn shipped_file_documents_every_key_with_its_default() {
         );
     }
 }
+
+/// The `data` entries of a `ConfigMap` manifest in `deploy/kubernetes/`.
+fn config_map_data(name: &str) -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/kubernetes")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("expected {} to exist: {e}", path.display()));
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+        .unwrap_or_else(|e| panic!("expected {} to be YAML: {e}", path.display()));
+    doc.get("data")
+        .and_then(serde_yaml_ng::Value::as_mapping)
+        .unwrap_or_else(|| panic!("expected a data map in {}", path.display()))
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap_or_default().to_owned(),
+                v.as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kubernetes_config_maps_hold_a_valid_config_and_valid_policies() {
+    let config = config_map_data("configmap-config.yaml");
+    assert_eq!(config.len(), 1, "expected only corral.toml");
+    let c = parse_ok(&config[0].1);
+    assert!(c.events.stdout, "events on stdout for the container log");
+    assert_eq!(c.daemon.policies, PathBuf::from("/etc/corral/policies"));
+    let policies = config_map_data("configmap-policies.yaml");
+    assert!(!policies.is_empty(), "expected example policies");
+    for (key, yaml) in policies {
+        assert!(
+            Path::new(&key).extension().is_some_and(|x| x == "yaml"),
+            "only *.yaml files are loaded: {key}"
+        );
+        let p = crate::policy::parse_policy(Path::new(&key), &yaml)
+            .unwrap_or_else(|e| panic!("expected {key} to be a valid policy: {e}"));
+        assert_eq!(format!("{}.yaml", p.name), key, "file named after its task");
+    }
+}
