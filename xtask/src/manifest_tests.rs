@@ -39,23 +39,23 @@ fn check_as<T: DeserializeOwned + Serialize>(path: &Path, value: &Value) -> Resu
 }
 
 /// Paths present in `a` but missing or different in `b`.
-fn differences(a: &Value, b: &Value, at: &str) -> Vec<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => x
+fn differences(original: &Value, back: &Value, at: &str) -> Vec<String> {
+    match (original, back) {
+        (Value::Object(fields), Value::Object(kept)) => fields
             .iter()
-            .flat_map(|(k, v)| match y.get(k) {
-                Some(w) => differences(v, w, &format!("{at}.{k}")),
-                None => vec![format!("  {at}.{k}")],
+            .flat_map(|(key, value)| match kept.get(key) {
+                Some(again) => differences(value, again, &format!("{at}.{key}")),
+                None => vec![format!("  {at}.{key}")],
             })
             .collect(),
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+        (Value::Array(items), Value::Array(kept)) if items.len() == kept.len() => items
             .iter()
-            .zip(y)
+            .zip(kept)
             .enumerate()
-            .flat_map(|(i, (v, w))| differences(v, w, &format!("{at}[{i}]")))
+            .flat_map(|(i, (value, again))| differences(value, again, &format!("{at}[{i}]")))
             .collect(),
-        _ if a == b => Vec::new(),
-        _ => vec![format!("  {at}: {a} became {b}")],
+        _ if original == back => Vec::new(),
+        _ => vec![format!("  {at}: {original} became {back}")],
     }
 }
 
@@ -76,7 +76,7 @@ fn every_manifest_is_a_valid_object_of_its_kind() {
     let listed: Vec<String> = std::fs::read_dir(paths::repo().join("deploy/kubernetes"))
         .unwrap_or_else(|e| panic!("expected deploy/kubernetes: {e}"))
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".yaml"))
+        .filter(|n| Path::new(n).extension().is_some_and(|x| x == "yaml"))
         .collect();
     assert_eq!(
         listed.len(),
