@@ -10,7 +10,7 @@ use crate::{cargo, paths};
 pub struct Binaries {
     pub corral: PathBuf,
     pub probe: PathBuf,
-    /// Test executables run natively on this host, by target name (`host`, `landlock`).
+    /// Test executables run natively on this host, by target name (`host`, `landlock`, `ops`).
     pub native_tests: Vec<(&'static str, PathBuf)>,
     pub vm_tests: PathBuf,
 }
@@ -29,7 +29,7 @@ pub fn build() -> Result<Binaries> {
     Ok(Binaries {
         corral,
         probe: cargo::executable(&bins, "corral-probe", "bin")?.to_path_buf(),
-        native_tests: ["host", "landlock"]
+        native_tests: ["host", "landlock", "ops"]
             .into_iter()
             .map(|name| Ok((name, cargo::executable(&tests, name, "test")?.to_path_buf())))
             .collect::<Result<_>>()?,

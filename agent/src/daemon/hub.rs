@@ -120,6 +120,13 @@ impl Hub {
         self.subscriber_drops.load(Ordering::Relaxed)
     }
 
+    /// Whether anyone follows the stream (closed subscribers are forgotten on the next
+    /// publish).
+    #[must_use]
+    pub fn has_subscribers(&self) -> bool {
+        !self.lock().subscribers.is_empty()
+    }
+
     /// Live subscribers now.
     #[must_use]
     pub fn subscribers(&self) -> usize {

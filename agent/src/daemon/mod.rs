@@ -237,6 +237,11 @@ async fn pump_events(
                 Ok(event) => publish(&event, &mut sinks, &hub),
                 Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
             }
+            // Let the subscribers' writers run between events: on this one-thread runtime a
+            // burst would otherwise fill every subscriber's queue before any of them is written.
+            if hub.has_subscribers() {
+                tokio::task::yield_now().await;
+            }
         }
         guard.clear_ready();
     }
