@@ -189,3 +189,45 @@ fn serve(listener: TcpListener, endpoint: &Arc<Endpoint>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_and_metrics_wait_for_the_programs_and_policies() {
+        let endpoint = Endpoint::default();
+        assert_eq!(
+            endpoint.respond("/healthz").0,
+            StatusCode::OK,
+            "alive at once"
+        );
+        assert_eq!(
+            endpoint.respond("/readyz").0,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready before set_ready"
+        );
+        assert_eq!(
+            endpoint.respond("/metrics").0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(endpoint.respond("/other").0, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_taken_address_is_an_error_naming_it() {
+        let taken = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("expected a loopback port: {e}"));
+        let addr = taken
+            .local_addr()
+            .unwrap_or_else(|e| panic!("expected its address: {e}"));
+        match Endpoint::start(addr) {
+            Ok(_) => panic!("expected {addr} to be refused while taken"),
+            Err(e) => assert!(
+                e.to_string()
+                    .starts_with(&format!("metrics endpoint {addr}: ")),
+                "got {e}"
+            ),
+        }
+    }
+}

@@ -28,7 +28,6 @@ use crate::{
     policy::{self, PolicyDirError},
 };
 
-pub use metrics::MetricsError;
 pub use sink::{Sink, SinkError};
 pub use state::State;
 
@@ -66,8 +65,6 @@ pub enum DaemonError {
     Events { source: std::io::Error },
     #[error("cannot start the async runtime: {source}")]
     Runtime { source: std::io::Error },
-    #[error(transparent)]
-    Metrics(#[from] MetricsError),
 }
 
 impl DaemonError {
@@ -84,12 +81,7 @@ impl DaemonError {
 
 /// Runs the daemon to completion.
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
-    let endpoint = config
-        .settings
-        .metrics
-        .enabled
-        .then(|| metrics::Endpoint::start(config.settings.metrics.listen))
-        .transpose()?;
+    let endpoint = start_metrics(&config.settings.metrics);
     let policies = policy::load_policy_dir(&config.policies)?;
     let mut compiled: Vec<(String, u32, CompiledTask)> = Vec::with_capacity(policies.len());
     let landlock: HashMap<String, crate::landlock::LandlockSpec> = policies
@@ -295,4 +287,19 @@ fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
             u64::from(UNIX_RULES_MAX),
         ),
     ]
+}
+
+/// The metrics endpoint, if enabled. Not serving metrics (address in use, say) is logged and
+/// does not stop the daemon: enforcement matters more than its observation.
+fn start_metrics(settings: &crate::config::MetricsSection) -> Option<Arc<metrics::Endpoint>> {
+    if !settings.enabled {
+        return None;
+    }
+    match metrics::Endpoint::start(settings.listen) {
+        Ok(endpoint) => Some(endpoint),
+        Err(e) => {
+            tracing::error!("{e:#}; running without metrics, /healthz and /readyz");
+            None
+        }
+    }
 }
