@@ -61,7 +61,6 @@ impl Endpoint {
             .name("corral-metrics".to_owned())
             .spawn(move || serve(listener, &shared))
             .map_err(bind_err)?;
-        tracing::info!(%addr, "metrics endpoint listening (/metrics, /healthz, /readyz)");
         Ok(endpoint)
     }
 

@@ -81,6 +81,8 @@ impl DaemonError {
 
 /// Runs the daemon to completion.
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
+    // Bound first so /readyz answers 503 while the programs load; reported once loaded, so a
+    // refusal to start stays the one line `corral: <message>`.
     let endpoint = start_metrics(&config.settings.metrics);
     let policies = policy::load_policy_dir(&config.policies)?;
     let mut compiled: Vec<(String, u32, CompiledTask)> = Vec::with_capacity(policies.len());
@@ -118,13 +120,21 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let state = Arc::new(Mutex::new(State::new(
         maps, &compiled, backends, attached, landlock,
     )));
-    if let Some(endpoint) = &endpoint {
-        endpoint.set_ready(metrics::Sources {
-            state: Arc::clone(&state),
-            hub: Arc::clone(&hub),
-            rule_maps: rule_map_entries(&tasks),
-            programs,
-        });
+    match &endpoint {
+        Some(Ok(endpoint)) => {
+            endpoint.set_ready(metrics::Sources {
+                state: Arc::clone(&state),
+                hub: Arc::clone(&hub),
+                rule_maps: rule_map_entries(&tasks),
+                programs,
+            });
+            tracing::info!(
+                addr = %config.settings.metrics.listen,
+                "metrics endpoint serving /metrics, /healthz, /readyz"
+            );
+        }
+        Some(Err(e)) => tracing::error!("{e:#}; running without metrics, /healthz and /readyz"),
+        None => {}
     }
     tracing::info!(
         tasks = compiled.len(),
@@ -289,17 +299,12 @@ fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
     ]
 }
 
-/// The metrics endpoint, if enabled. Not serving metrics (address in use, say) is logged and
-/// does not stop the daemon: enforcement matters more than its observation.
-fn start_metrics(settings: &crate::config::MetricsSection) -> Option<Arc<metrics::Endpoint>> {
-    if !settings.enabled {
-        return None;
-    }
-    match metrics::Endpoint::start(settings.listen) {
-        Ok(endpoint) => Some(endpoint),
-        Err(e) => {
-            tracing::error!("{e:#}; running without metrics, /healthz and /readyz");
-            None
-        }
-    }
+/// The metrics endpoint, if enabled. Failing to serve metrics (address in use, say) does not
+/// stop the daemon: enforcement matters more than its observation.
+fn start_metrics(
+    settings: &crate::config::MetricsSection,
+) -> Option<Result<Arc<metrics::Endpoint>, metrics::MetricsError>> {
+    settings
+        .enabled
+        .then(|| metrics::Endpoint::start(settings.listen))
 }
