@@ -7,6 +7,7 @@
 //! open where BPF LSM cannot: `corral run` applies it to itself before it execs the command.
 pub mod cli;
 pub mod compile;
+pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod landlock;

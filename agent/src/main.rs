@@ -5,34 +5,17 @@ use std::process::ExitCode;
 
 use agent::{
     cli::{Cli, Command, PolicyCommand, doctor, policy_check, policy_mode, run, status, unload},
+    cli::{daemon_flags, events},
     daemon::{self, DaemonConfig},
 };
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches tell typed flags from defaults: only typed ones override corral.toml.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Daemon {
-            policies,
-            socket,
-            events,
-            btf,
-            pin_dir,
-        } => {
-            init_tracing();
-            let config = DaemonConfig {
-                policies,
-                socket,
-                events,
-                btf,
-                landlock_abi: agent::landlock::abi_version(),
-                pin_dir,
-            };
-            match daemon::run(&config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e, e.exit_code()),
-            }
-        }
+        command @ Command::Daemon { .. } => daemon_command(&matches, command),
         Command::Run {
             task,
             socket,
@@ -97,6 +80,65 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e, 69),
         },
+        Command::Events {
+            follow,
+            task,
+            op,
+            json,
+            socket,
+        } => {
+            use std::io::IsTerminal;
+            let stdout = std::io::stdout();
+            let style = events::Style {
+                json,
+                colour: stdout.is_terminal(),
+            };
+            match events::run(&socket, task, &op, follow, style, &mut stdout.lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader went away (`corral events | head`): not an error.
+                Err(events::EventsError::Output { source })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e, 69),
+            }
+        }
+    }
+}
+
+/// `corral daemon`: corral.toml with the typed flags applied, then the daemon until it stops.
+fn daemon_command(matches: &clap::ArgMatches, command: Command) -> ExitCode {
+    let Command::Daemon {
+        policies,
+        socket,
+        events,
+        btf,
+        config,
+        pin_dir,
+    } = command
+    else {
+        unreachable!("called for the daemon subcommand only");
+    };
+    let flags = daemon_flags::overrides(matches, policies, socket, events);
+    let (config_file, named) = daemon_flags::config_path(config);
+    let settings = match agent::config::load(&config_file, named) {
+        Ok(c) => c.with_overrides(flags),
+        Err(e) => return fail(&e, 64),
+    };
+    init_tracing(&settings.log.level);
+    let config = DaemonConfig {
+        policies: settings.daemon.policies.clone(),
+        socket: settings.daemon.socket.clone(),
+        events: settings.events_spec(),
+        btf,
+        landlock_abi: agent::landlock::abi_version(),
+        pin_dir,
+        settings,
+    };
+    match daemon::run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, e.exit_code()),
     }
 }
 
@@ -106,10 +148,10 @@ fn fail(e: &dyn std::error::Error, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -13,6 +13,7 @@ pub mod env;
 pub mod events;
 pub mod interp;
 pub mod network;
+pub mod ops;
 pub mod policy;
 pub mod process;
 pub mod reload;

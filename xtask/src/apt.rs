@@ -9,6 +9,9 @@ use crate::command;
 /// Packages the VM suites need on the host: the emulator and a static shell for the initramfs.
 pub const VM_TOOLS: [&str; 2] = ["qemu-system-x86", "busybox-static"];
 
+/// Packages the unit tests need: `systemd-analyze verify` checks the shipped unit.
+pub const TEST_TOOLS: [&str; 1] = ["systemd"];
+
 /// apt, remembering whether this run already refreshed the package lists.
 #[derive(Default)]
 pub struct Apt {

@@ -10,7 +10,8 @@ use crate::{cargo, paths};
 pub struct Binaries {
     pub corral: PathBuf,
     pub probe: PathBuf,
-    /// Test executables run natively on this host, by target name (`host`, `landlock`, `reload`).
+    /// Test executables run natively on this host, by target name (`host`, `landlock`, `reload`,
+    /// `ops`).
     pub native_tests: Vec<(&'static str, PathBuf)>,
     pub vm_tests: PathBuf,
 }
@@ -29,7 +30,7 @@ pub fn build() -> Result<Binaries> {
     Ok(Binaries {
         corral,
         probe: cargo::executable(&bins, "corral-probe", "bin")?.to_path_buf(),
-        native_tests: ["host", "landlock", "reload"]
+        native_tests: ["host", "landlock", "reload", "ops"]
             .into_iter()
             .map(|name| Ok((name, cargo::executable(&tests, name, "test")?.to_path_buf())))
             .collect::<Result<_>>()?,

@@ -7,8 +7,11 @@ mod bpf_linker;
 mod cargo;
 mod command;
 mod initramfs;
+mod install;
 mod kernels;
 mod libtest;
+#[cfg(test)]
+mod manifest_tests;
 mod newc;
 mod paths;
 mod run;
@@ -42,6 +45,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Install corral, its systemd unit, its configuration and the example policies.
+    Install(install::Args),
     /// Boot a test VM with an interactive shell on its console (leave with `exit` or Ctrl-A x).
     VmShell {
         /// Kernel to boot.
@@ -61,6 +66,7 @@ fn main() {
         Task::Run { args } => run::daemon(&args).map(|()| true),
         Task::VmShell { kernel } => vm::shell(kernel).map(|()| true),
         Task::Bench(args) => bench::run(&args),
+        Task::Install(args) => install::run(&args).map(|()| true),
     };
     match result {
         Ok(true) => {}

@@ -26,6 +26,7 @@ pub fn run(kernels: &[Kernel]) -> Result<Vec<Image>> {
 
     let mut apt = Apt::default();
     apt.install_missing(&apt::VM_TOOLS)?;
+    apt.install_missing(&apt::TEST_TOOLS)?;
     let images = kernels
         .iter()
         .map(|&k| kernels::ensure(k, &cache, &mut apt))

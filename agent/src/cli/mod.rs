@@ -1,7 +1,9 @@
 //! The `corral` command line.
 
 mod client;
+pub mod daemon_flags;
 pub mod doctor;
+pub mod events;
 pub mod policy_check;
 pub mod policy_mode;
 pub mod run;
@@ -41,6 +43,10 @@ pub enum Command {
         /// Kernel BTF to read struct offsets from.
         #[arg(long, default_value = VMLINUX_BTF, hide = true)]
         btf: PathBuf,
+        /// Configuration file (TOML); flags given explicitly win over it. Default:
+        /// `$CORRAL_CONFIG`, else `/etc/corral/corral.toml` (which may be absent).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Where programs and maps are pinned (on bpffs) so enforcement outlives the daemon.
         #[arg(long, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
@@ -97,6 +103,24 @@ pub enum Command {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Show the recent events the daemon kept; with --follow, keep showing new ones.
+    Events {
+        /// Keep streaming new events until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only events of this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only events of this operation (repeat for several).
+        #[arg(long, value_enum)]
+        op: Vec<events::OpName>,
+        /// Print the raw JSON lines (drop notices included) instead of the aligned view.
+        #[arg(long)]
+        json: bool,
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
 }
 

@@ -1,13 +1,20 @@
 //! `corral daemon`: compiles the policies, loads the kernel programs, installs the rules, then
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
+mod hub;
 mod instances;
+mod metrics;
+mod metrics_text;
+mod notify;
 pub mod protocol;
 mod reload;
+mod rotating;
+mod run_stats;
 mod selectors;
 mod server;
 mod sink;
 mod state;
+mod subscriber;
 mod tasks;
 
 use std::{
@@ -39,6 +46,8 @@ pub struct DaemonConfig {
     pub landlock_abi: Option<u32>,
     /// Where maps and links are pinned (on bpffs), to outlive the daemon.
     pub pin_dir: PathBuf,
+    /// `corral.toml` with the explicit flags applied: the event sinks, subscribers, metrics.
+    pub settings: crate::config::Config,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +96,9 @@ impl DaemonError {
 
 /// Runs the daemon to completion.
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
+    // Bound first so /readyz answers 503 while the programs load; reported once loaded, so a
+    // refusal to start stays the one line `corral: <message>`.
+    let endpoint = start_metrics(&config.settings.metrics);
     // Everything that can be wrong with the configuration is found before the kernel is touched.
     let policies = policy::load_policy_dir_files(&config.policies)?;
     let trial: Vec<CompiledTask> = policies
@@ -94,7 +106,11 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .map(|(_, p)| compile::compile(0, p))
         .collect::<Result<_, _>>()?;
     compile::check_capacity(&trial)?;
-    let sink = Sink::open(&config.events)?;
+    let sinks = Sink::open_all(&config.settings.events)?;
+    let hub = Arc::new(hub::Hub::new(
+        config.settings.events.backlog,
+        config.settings.events.subscriber_queue,
+    ));
     // Before touching the kernel: a second daemon would take over the pinned programs.
     if std::os::unix::net::UnixStream::connect(&config.socket).is_ok() {
         return Err(DaemonError::AlreadyRunning {
@@ -140,7 +156,24 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     // not in place.
     state.load(policies)?;
     report_backends(&probe, backends, &modes);
+    let programs = run_stats::Programs::of(&ebpf);
     let state = Arc::new(Mutex::new(state));
+    match &endpoint {
+        Some(Ok(endpoint)) => {
+            endpoint.set_ready(metrics::Sources {
+                state: Arc::clone(&state),
+                hub: Arc::clone(&hub),
+                rule_maps: rule_map_entries(&trial),
+                programs,
+            });
+            tracing::info!(
+                addr = %config.settings.metrics.listen,
+                "metrics endpoint serving /metrics, /healthz, /readyz"
+            );
+        }
+        Some(Err(e)) => tracing::error!("{e:#}; running without metrics, /healthz and /readyz"),
+        None => {}
+    }
     tracing::info!(
         tasks = modes.len(),
         policies = %config.policies.display(),
@@ -151,7 +184,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|source| DaemonError::Runtime { source })?;
-    let result = runtime.block_on(serve(config, state, ring, sink));
+    let result = runtime.block_on(serve(config, state, ring, sinks, hub));
     // The links are pinned: the programs keep enforcing after the daemon exits, until the next
     // daemon replaces them or `corral unload` removes them.
     drop(links);
@@ -191,7 +224,8 @@ async fn serve(
     config: &DaemonConfig,
     state: Arc<Mutex<State>>,
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    sink: Sink,
+    sinks: Vec<Sink>,
+    hub: Arc<hub::Hub>,
 ) -> Result<(), DaemonError> {
     let listener = server::bind(&config.socket)?;
     // SAFETY: the `AsyncFd` owns the ring buffer, whose fd stays open and unchanged until the
@@ -204,13 +238,15 @@ async fn serve(
         .map_err(|source| DaemonError::Runtime { source })?;
     let (policy_tx, policy_rx) = tokio::sync::mpsc::unbounded_channel();
     tracing::info!(socket = %config.socket.display(), "ready");
+    notify::ready();
     let result = tokio::select! {
-        r = server::accept_loop(listener, Arc::clone(&state)) => r,
-        r = pump_events(ring, Arc::clone(&state), sink, policy_rx) => r,
+        r = server::accept_loop(listener, Arc::clone(&state), Arc::clone(&hub)) => r,
+        r = pump_events(ring, Arc::clone(&state), sinks, hub, policy_rx) => r,
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
+    notify::stopping();
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!(
         pin_dir = %config.pin_dir.display(),
@@ -223,7 +259,8 @@ async fn serve(
 async fn pump_events(
     mut ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
     state: Arc<Mutex<State>>,
-    mut sink: Sink,
+    mut sinks: Vec<Sink>,
+    hub: Arc<hub::Hub>,
     mut policy_events: tokio::sync::mpsc::UnboundedReceiver<state::PolicyEvent>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
@@ -232,8 +269,16 @@ async fn pump_events(
             r = ring.readable_mut() => r,
             Some(ev) = policy_events.recv() => {
                 let line = state::TimedPolicyEvent { time: clock.now_rfc3339(), event: ev };
-                if let Err(e) = sink.write(&line) {
-                    tracing::error!("{e:#}");
+                match serde_json::to_vec(&line) {
+                    Ok(mut bytes) => {
+                        bytes.push(b'\n');
+                        for sink in &mut sinks {
+                            if let Err(e) = sink.write_line(&bytes) {
+                                tracing::error!("{e:#}");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!("cannot encode a policy event: {e}"),
                 }
                 continue;
             }
@@ -261,12 +306,13 @@ async fn pump_events(
                 Ok(json)
             });
             match json {
-                Ok(event) => {
-                    if let Err(e) = sink.write(&event) {
-                        tracing::error!("{e:#}");
-                    }
-                }
+                Ok(event) => publish(&event, &mut sinks, &hub),
                 Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
+            }
+            // Let the subscribers' writers run between events: on this one-thread runtime a
+            // burst would otherwise fill every subscriber's queue before any of them is written.
+            if hub.has_subscribers() {
+                tokio::task::yield_now().await;
             }
         }
         if drained {
@@ -283,3 +329,62 @@ async fn pump_events(
 
 /// Ring buffer records handled before the event pump lets the daemon's other tasks run.
 const EVENTS_PER_TURN: usize = 256;
+/// Writes one event to every sink (each line whole, in one write), then hands it to the hub
+/// (live subscribers, backlog, per-task counts), which never waits.
+fn publish(event: &events::JsonEvent, sinks: &mut [Sink], hub: &hub::Hub) {
+    let line = match serde_json::to_string(event) {
+        Ok(line) => line,
+        Err(e) => {
+            tracing::error!("cannot encode event: {e}");
+            return;
+        }
+    };
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.write_line(&bytes) {
+            tracing::error!("{e:#}");
+        }
+    }
+    hub.publish(event, line);
+}
+
+/// `(map, entries, capacity)` of the rule maps the compiled tasks fill.
+fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
+    use agent_common::{FILE_RULES_MAX, NET_RULES_MAX, TASKS_MAX, UNIX_RULES_MAX, names};
+    let total = |count: fn(&CompiledTask) -> usize| tasks.iter().map(count).sum::<usize>() as u64;
+    vec![
+        (names::TASKS, tasks.len() as u64, u64::from(TASKS_MAX)),
+        (
+            names::FILE_RULES,
+            total(|t| t.files.len()),
+            u64::from(FILE_RULES_MAX),
+        ),
+        (
+            names::NET_V4_RULES,
+            total(|t| t.net_v4.len()),
+            u64::from(NET_RULES_MAX),
+        ),
+        (
+            names::NET_V6_RULES,
+            total(|t| t.net_v6.len()),
+            u64::from(NET_RULES_MAX),
+        ),
+        (
+            names::UNIX_RULES,
+            total(|t| t.unix.len()),
+            u64::from(UNIX_RULES_MAX),
+        ),
+    ]
+}
+
+/// The metrics endpoint, if enabled. Failing to serve metrics (address in use, say) does not
+/// stop the daemon: enforcement matters more than its observation.
+fn start_metrics(
+    settings: &crate::config::MetricsSection,
+) -> Option<Result<Arc<metrics::Endpoint>, metrics::MetricsError>> {
+    settings
+        .enabled
+        .then(|| metrics::Endpoint::start(settings.listen))
+}

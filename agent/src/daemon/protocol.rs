@@ -20,6 +20,21 @@ pub enum Request {
     },
     /// Report hooks, tasks and counters.
     Status,
+    /// Stream events: the recent ones the daemon kept, then (with `follow`) each new one until
+    /// the client hangs up. After the `Subscribed` response line every line is an event, or
+    /// `{"dropped":N}` when N events were dropped at that point because the client was slow.
+    Subscribe {
+        /// Only events of this task.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
+        /// Only events of these operations (`exec`, `open`, `connect`, `sendmsg`, ...); empty:
+        /// all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ops: Vec<String>,
+        /// Keep streaming new events after the recent ones.
+        #[serde(default)]
+        follow: bool,
+    },
     /// Switch a task between `enforce` and `audit` for its running processes (root only, from
     /// outside any task).
     SetMode { task: String, mode: ModeName },
@@ -84,5 +99,9 @@ pub enum Response {
     Refused {
         refusal: Refusal,
         message: String,
+    },
+    /// Accepted a `Subscribe`: `backlog` recent events follow, then live ones if asked.
+    Subscribed {
+        backlog: usize,
     },
 }

@@ -16,8 +16,10 @@ use tokio::{
 
 use super::{
     DaemonError, State,
+    hub::Hub,
     protocol::{Refusal, Request, Response},
     state::Peer,
+    subscriber::{self, Filter},
 };
 
 /// Binds the socket, replacing a stale one but never a live daemon's.
@@ -47,13 +49,15 @@ pub fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
 pub async fn accept_loop(
     listener: UnixListener,
     state: Arc<Mutex<State>>,
+    hub: Arc<Hub>,
 ) -> Result<(), DaemonError> {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let state = Arc::clone(&state);
+                let hub = Arc::clone(&hub);
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, state).await {
+                    if let Err(e) = handle(stream, state, hub).await {
                         tracing::warn!("control connection: {e:#}");
                     }
                 });
@@ -64,7 +68,11 @@ pub async fn accept_loop(
     }
 }
 
-async fn handle(stream: UnixStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    state: Arc<Mutex<State>>,
+    hub: Arc<Hub>,
+) -> std::io::Result<()> {
     let peer = stream.peer_cred().ok().and_then(|c| {
         Some(Peer {
             pid: u32::try_from(c.pid()?).ok().filter(|p| *p > 0)?,
@@ -73,7 +81,11 @@ async fn handle(stream: UnixStream, state: Arc<Mutex<State>>) -> std::io::Result
     });
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read).read_line(&mut line).await?;
+    let mut read = BufReader::new(read);
+    read.read_line(&mut line).await?;
+    if let Ok(Request::Subscribe { task, ops, follow }) = serde_json::from_str::<Request>(&line) {
+        return subscriber::stream(&hub, Filter { task, ops }, follow, read, write).await;
+    }
     let response = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::Refused {
             refusal: Refusal::BadRequest,
@@ -101,6 +113,10 @@ fn respond(request: Request, peer: Option<Peer>, state: &Mutex<State>) -> Respon
                 refusal: Refusal::BadRequest,
                 message: "cannot identify the calling process (no peer credentials)".to_owned(),
             },
+        },
+        Request::Subscribe { .. } => Response::Refused {
+            refusal: Refusal::BadRequest,
+            message: "subscriptions are streamed, not answered".to_owned(),
         },
         Request::Tag {
             task,

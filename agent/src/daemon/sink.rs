@@ -1,69 +1,64 @@
-//! Where events go: JSON lines on stdout or appended to a file, flushed per line.
+//! Where events go: JSON lines on stdout or appended to a file (rotated by size), one
+//! `write_all` per line.
 
 use std::{
-    fs::{File, OpenOptions},
     io::{self, Write},
-    path::{Path, PathBuf},
+    path::Path,
 };
+
+use super::rotating::{RotateError, RotatingFile};
+use crate::config::EventsSection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot open event file {}: {source}", path.display())]
-    Open { path: PathBuf, source: io::Error },
-    #[error("cannot write event to {target}: {source}")]
-    Write { target: String, source: io::Error },
+    #[error(transparent)]
+    File(#[from] RotateError),
+    #[error("cannot write event to stdout: {source}")]
+    Stdout { source: io::Error },
 }
 
 /// A JSON-lines sink.
 pub enum Sink {
     Stdout,
-    File { path: PathBuf, file: File },
+    File(RotatingFile),
 }
 
 impl Sink {
-    /// `-` is stdout; anything else is a file opened for appending (created if missing).
+    /// `-` is stdout; anything else is a file opened for appending (created if missing) and
+    /// never rotated.
     pub fn open(spec: &Path) -> Result<Self, SinkError> {
         if spec == Path::new("-") {
             return Ok(Self::Stdout);
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(spec)
-            .map_err(|source| SinkError::Open {
-                path: spec.to_owned(),
-                source,
-            })?;
-        Ok(Self::File {
-            path: spec.to_owned(),
-            file,
-        })
+        Ok(Self::File(RotatingFile::open(spec, 0, 1)?))
     }
 
-    /// Writes one event as one line.
-    pub fn write<T: serde::Serialize>(&mut self, event: &T) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(event).map_err(|e| SinkError::Write {
-            target: self.name(),
-            source: io::Error::other(e),
-        })?;
-        line.push(b'\n');
-        let res = match self {
+    /// The sinks `[events]` asks for: stdout and/or the rotated file.
+    pub fn open_all(events: &EventsSection) -> Result<Vec<Self>, SinkError> {
+        let mut sinks = Vec::new();
+        if events.stdout {
+            sinks.push(Self::Stdout);
+        }
+        if let Some(path) = &events.file {
+            sinks.push(Self::File(RotatingFile::open(
+                path,
+                events.rotate_bytes,
+                events.keep,
+            )?));
+        }
+        Ok(sinks)
+    }
+
+    /// Writes one line (ending in `\n`).
+    pub fn write_line(&mut self, line: &[u8]) -> Result<(), SinkError> {
+        match self {
             Self::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(&line).and_then(|()| out.flush())
+                out.write_all(line)
+                    .and_then(|()| out.flush())
+                    .map_err(|source| SinkError::Stdout { source })
             }
-            Self::File { file, .. } => file.write_all(&line),
-        };
-        res.map_err(|source| SinkError::Write {
-            target: self.name(),
-            source,
-        })
-    }
-
-    fn name(&self) -> String {
-        match self {
-            Self::Stdout => "stdout".to_owned(),
-            Self::File { path, .. } => path.display().to_string(),
+            Self::File(file) => Ok(file.write_line(line)?),
         }
     }
 }

@@ -1,0 +1,464 @@
+//! Operations tests, natively on this host (cgroup `sock_addr` programs refuse the connects of
+//! confined processes): the rotated event file loses nothing under a burst, a slow live
+//! subscriber neither slows the others nor loses events silently, and the Prometheus endpoint
+//! reports a scripted scenario. Run by `cargo xtask test` as root.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+use std::time::{Duration, Instant};
+
+use corral_tests::ops::{
+    OpsDaemon, burst_policy, count, event_files, expect_count, expect_sample, free_port, lines_of,
+    refused_burst,
+};
+use corral_tests::{EVENT_TIMEOUT, Policy, Value, env};
+
+/// Polls `done` until it holds or `limit` passes; panics with `what` and `detail()`.
+fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool, detail: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "expected {what} within {limit:?}; {}",
+            detail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn events_path(d: &OpsDaemon) -> std::path::PathBuf {
+    d.daemon.dir().join("events.jsonl")
+}
+
+fn connect_lines(lines: &[String], task: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| {
+                v["op"] == "connect" && v["task"] == task && v["decision"] == "denied"
+            })
+        })
+        .count()
+}
+
+#[test]
+fn rotation_loses_no_event_under_a_burst() {
+    const BURST: u32 = 600;
+    const ROTATE: u64 = 8192;
+    let task = "ops-rotate";
+    let d = OpsDaemon::start(
+        &[&burst_policy(task, free_port())],
+        &format!("[events]\nrotate_bytes = {ROTATE}\nkeep = 10000\n"),
+    );
+    let path = events_path(&d);
+    refused_burst(&d.daemon, task, BURST, free_port());
+    let count = || lines_of(&event_files(&path)).len();
+    wait_until(
+        &format!("{BURST} event lines across the rotated files"),
+        EVENT_TIMEOUT,
+        || count() >= BURST as usize,
+        || format!("got {}; stderr:\n{}", count(), d.daemon.stderr()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let files = event_files(&path);
+    let lines = lines_of(&files);
+    assert!(
+        files.len() >= 10,
+        "expected the burst to rotate the file many times, got {} file(s)",
+        files.len()
+    );
+    for f in &files {
+        let size = std::fs::metadata(f).map_or(0, |m| m.len());
+        assert!(
+            size <= ROTATE,
+            "expected {} within {ROTATE} bytes, got {size}",
+            f.display()
+        );
+    }
+    for l in &lines {
+        assert!(
+            serde_json::from_str::<Value>(l).is_ok(),
+            "expected every line to be one whole JSON event, got: {l}"
+        );
+    }
+    let others: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.contains("\"op\":\"connect\""))
+        .collect();
+    assert_eq!(
+        (lines.len() - others.len(), connect_lines(&lines, task)),
+        (BURST as usize, BURST as usize),
+        "expected exactly one line per refused connect across {} files (other lines: {others:?})",
+        files.len()
+    );
+    assert_eq!(
+        d.daemon.counter("connect", "denied"),
+        u64::from(BURST),
+        "the kernel counted what went in"
+    );
+    let dropped = d.daemon.status()["counters"]["events_dropped"].as_u64();
+    assert_eq!(dropped, Some(0), "no event may be lost before the daemon");
+}
+
+/// Subscribes on the raw socket and reads only the answer line: a client that then stops
+/// reading.
+fn stalled_subscriber(socket: &Path) -> UnixStream {
+    let mut s = UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("expected to reach {}: {e}", socket.display()));
+    // Connects only: a confined Rust program also meets Landlock refusals (glibc reads
+    // /proc/self/maps at start), reported as open events, which the counts below leave out.
+    s.write_all(b"{\"op\":\"subscribe\",\"follow\":true,\"ops\":[\"connect\"]}\n")
+        .unwrap_or_else(|e| panic!("expected to send the subscription: {e}"));
+    let mut header = Vec::new();
+    let mut byte = [0u8; 1];
+    while byte[0] != b'\n' {
+        s.read_exact(&mut byte)
+            .unwrap_or_else(|e| panic!("expected the subscription's answer: {e}"));
+        header.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&header);
+    assert!(
+        text.starts_with("{\"result\":\"subscribed\""),
+        "expected a subscribed answer, got {text}"
+    );
+    s
+}
+
+/// `corral events --follow --json`, read by a thread that counts events and drop notices.
+struct FastSubscriber {
+    child: std::process::Child,
+    events: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FastSubscriber {
+    fn start(socket: &Path) -> Self {
+        let mut child = Command::new(env::corral_bin())
+            .args([
+                "events", "--follow", "--json", "--op", "connect", "--socket",
+            ])
+            .arg(socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("expected to start corral events: {e}"));
+        let out = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("expected corral events' stdout piped"));
+        let events = Arc::new(AtomicU64::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (e, dr) = (Arc::clone(&events), Arc::clone(&dropped));
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.starts_with("{\"dropped\"") {
+                    dr.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Self {
+            child,
+            events,
+            dropped,
+            reader: Some(reader),
+        }
+    }
+
+    fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FastSubscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// Reads what a stalled subscriber was kept: (events, events announced as dropped).
+fn drain(mut slow: UnixStream) -> (u64, u64) {
+    let _ = slow.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut received = Vec::new();
+    let _ = slow.read_to_end(&mut received);
+    let (mut events, mut dropped) = (0, 0);
+    for line in String::from_utf8_lossy(&received).lines() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("expected JSON lines on the slow stream: {e}: {line}"));
+        match v.get("dropped").and_then(Value::as_u64) {
+            Some(n) => dropped += n,
+            None => events += 1,
+        }
+    }
+    (events, dropped)
+}
+
+#[test]
+fn slow_subscriber_does_not_slow_the_others_and_its_drops_are_counted() {
+    const BURST: u32 = 600;
+    const BURSTS: u32 = 5;
+    let task = "ops-slow";
+    let d = OpsDaemon::start(
+        &[&burst_policy(task, free_port())],
+        "[events]\nsubscriber_queue = 512\n",
+    );
+    let socket = d.daemon.socket().to_path_buf();
+    let slow = stalled_subscriber(&socket);
+    let fast = FastSubscriber::start(&socket);
+    wait_until(
+        "both subscribers registered",
+        EVENT_TIMEOUT,
+        || count(&d.scrape(), "corral_event_subscribers", &[]) == Some(2),
+        || format!("{:?}", count(&d.scrape(), "corral_event_subscribers", &[])),
+    );
+
+    for round in 1..=BURSTS {
+        refused_burst(&d.daemon, task, BURST, free_port());
+        let want = u64::from(round * BURST);
+        wait_until(
+            &format!("the fast subscriber to see {want} events while the slow one reads nothing"),
+            EVENT_TIMEOUT,
+            || fast.events() >= want,
+            || {
+                format!(
+                    "it saw {} events and {} drop notices",
+                    fast.events(),
+                    fast.dropped.load(Ordering::Relaxed)
+                )
+            },
+        );
+    }
+    let total = u64::from(BURSTS * BURST);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        (fast.events(), fast.dropped.load(Ordering::Relaxed)),
+        (total, 0),
+        "expected the fast subscriber to get every event and no drop notice"
+    );
+    let file_lines = connect_lines(&lines_of(&event_files(&events_path(&d))), task) as u64;
+    assert_eq!(
+        file_lines, total,
+        "expected the file sink to get every event"
+    );
+
+    // Now the slow one reads what it was kept: events and drop notices add up to the total.
+    let (slow_events, slow_dropped) = drain(slow);
+    assert!(
+        slow_dropped > 0,
+        "expected the stalled subscriber to lose events (queue of 512), got {slow_events} events"
+    );
+    assert_eq!(
+        slow_events + slow_dropped,
+        total,
+        "expected every event either delivered or announced as dropped"
+    );
+    assert_eq!(
+        expect_count(
+            &d.scrape(),
+            "corral_events_dropped_total",
+            &[("stage", "subscriber")]
+        ),
+        slow_dropped,
+        "expected the metric to count exactly the drops the subscriber was told about"
+    );
+}
+
+/// Restores `kernel.bpf_stats_enabled` when dropped.
+struct BpfStats(String);
+
+impl BpfStats {
+    const SYSCTL: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn enable() -> Self {
+        let before = std::fs::read_to_string(Self::SYSCTL)
+            .unwrap_or_else(|e| panic!("expected {}: {e}", Self::SYSCTL));
+        std::fs::write(Self::SYSCTL, "1")
+            .unwrap_or_else(|e| panic!("expected to enable BPF run stats: {e}"));
+        Self(before.trim().to_owned())
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::SYSCTL, &self.0);
+    }
+}
+
+/// `$CORRAL_PROBE -D 30000 ...` confined by `task`, waited for until the daemon counts it.
+fn sleeping_probe(d: &OpsDaemon, task: &str) -> std::process::Child {
+    let child = d
+        .daemon
+        .run_command_with(
+            task,
+            &[corral_tests::ACCEPT_UNENFORCED],
+            &[&env::probe(), "-D", "30000", "open", "/nonexistent", "r"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("expected to start the sleeping probe: {e}"));
+    wait_until(
+        "the sleeping probe confined",
+        EVENT_TIMEOUT,
+        || {
+            d.daemon.status()["tasks"].as_array().is_some_and(|tasks| {
+                tasks
+                    .iter()
+                    .any(|t| t["name"] == task && t["processes"] == 1)
+            })
+        },
+        || format!("status: {}", d.daemon.status()),
+    );
+    child
+}
+
+/// The map gauges for a sleeper (probe-only) task with one process and a burster task with
+/// one connect rule.
+fn expect_map_metrics(m: &prometheus_parse::Scrape) {
+    let get = |map: &str| expect_count(m, "corral_map_entries", &[("map", map)]);
+    let cap = |map: &str| expect_count(m, "corral_map_capacity", &[("map", map)]);
+    assert_eq!((get("TASKS"), cap("TASKS")), (2, 1024), "TASKS");
+    assert_eq!(
+        (get("TAGS"), cap("TAGS")),
+        (1, 131_072),
+        "TAGS: the sleeper"
+    );
+    assert_eq!(get("NET_V4_RULES"), 1, "one connect rule (the burster's)");
+    assert_eq!(get("UNIX_RULES"), 0);
+    assert!(get("FILE_RULES") >= 4, "both tasks' exec and read rules");
+    assert_eq!(cap("FILE_RULES"), 65_536);
+}
+
+#[test]
+fn metrics_report_a_scripted_scenario() {
+    const REFUSED: u64 = 7;
+    let stats = BpfStats::enable();
+    let (sleeper, burster) = ("ops-sleeper", "ops-burster");
+    let d = OpsDaemon::start(
+        &[
+            &Policy::probe_only(sleeper),
+            &burst_policy(burster, free_port()),
+        ],
+        "",
+    );
+    assert_eq!(d.get("/healthz").0, 200, "alive");
+    assert_eq!(
+        d.get("/readyz").0,
+        200,
+        "ready once the daemon serves its socket"
+    );
+    assert_eq!(d.get("/nothing").0, 404);
+
+    // One confined process that stays a while, and a task whose connects are refused.
+    let mut sleeping = sleeping_probe(&d, sleeper);
+    refused_burst(&d.daemon, burster, REFUSED as u32, free_port());
+    let denied = |task: &'static str| [("task", task), ("op", "connect"), ("decision", "denied")];
+    wait_until(
+        "the refusals counted from events",
+        EVENT_TIMEOUT,
+        || count(&d.scrape(), "corral_decisions_total", &denied(burster)) == Some(REFUSED),
+        || d.daemon.stderr(),
+    );
+    let m = d.scrape();
+    let get = |metric: &str, labels: &[(&str, &str)]| expect_count(&m, metric, labels);
+    assert_eq!(
+        get("corral_decisions_total", &denied("")),
+        REFUSED,
+        "the kernel's own counter over all tasks"
+    );
+    assert_eq!(
+        count(&m, "corral_decisions_total", &denied(sleeper)),
+        None,
+        "no event, no series for the other task"
+    );
+    assert_eq!(get("corral_tagged_processes", &[("task", sleeper)]), 1);
+    assert_eq!(get("corral_tagged_processes", &[("task", burster)]), 0);
+    assert_eq!(
+        get("corral_events_dropped_total", &[("stage", "kernel")]),
+        0
+    );
+    assert_eq!(
+        get("corral_events_dropped_total", &[("stage", "subscriber")]),
+        0
+    );
+    assert_eq!(get("corral_policy_generation", &[]), 1);
+    assert_eq!(get("corral_policy_reloads_total", &[("result", "ok")]), 0);
+    assert_eq!(
+        get("corral_policy_reloads_total", &[("result", "error")]),
+        0
+    );
+    expect_map_metrics(&m);
+    assert_eq!(
+        get(
+            "corral_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1
+    );
+    let runs = get("corral_hook_runs_total", &[("program", "corral_connect4")]);
+    assert!(
+        runs >= REFUSED,
+        "expected the connect4 program to have run at least {REFUSED} times, got {runs}"
+    );
+    let time = expect_sample(
+        &m,
+        "corral_hook_run_time_seconds_total",
+        &[("program", "corral_connect4")],
+    );
+    assert!(time > 0.0, "expected run time for connect4, got {time}");
+    assert!(
+        count(
+            &m,
+            "corral_hook_runs_total",
+            &[("program", "corral_sched_fork")]
+        )
+        .is_some_and(|n| n > 0),
+        "expected the fork tracepoint counted (every fork runs it)"
+    );
+    drop(stats);
+    assert_eq!(
+        count(
+            &d.scrape(),
+            "corral_hook_runs_total",
+            &[("program", "corral_connect4")]
+        ),
+        None,
+        "run stats are reported only while kernel.bpf_stats_enabled is 1"
+    );
+    assert!(
+        matches!(sleeping.try_wait(), Ok(None)),
+        "the sleeping probe must still be confined and running"
+    );
+    let _ = sleeping.kill();
+    let _ = sleeping.wait();
+}
+
+#[test]
+fn bad_config_is_refused_with_its_position_and_exit_64() {
+    let dir = corral_tests::Scratch::new("ops-bad-config");
+    let path = dir.file("corral.toml", "[events]\nstdout = true\nrotate = 5\n");
+    let out = corral_tests::process::run({
+        let mut c = Command::new(env::corral_bin());
+        c.args(["daemon", "--config", &path]);
+        c
+    });
+    corral_tests::expect_corral_exit(&out, corral_tests::EXIT_CONFIG);
+    assert!(
+        out.stderr
+            .contains(&format!("{path}:3:1: unknown field `rotate`")),
+        "expected the unknown key placed at 3:1\n{}",
+        out.describe()
+    );
+}
