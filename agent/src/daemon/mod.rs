@@ -264,6 +264,7 @@ async fn pump_events(
     mut policy_events: tokio::sync::mpsc::UnboundedReceiver<state::PolicyEvent>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
+    let mut exes = events::ExeCache::default();
     loop {
         let readable = tokio::select! {
             r = ring.readable_mut() => r,
@@ -300,7 +301,9 @@ async fn pump_events(
                 };
                 // The kernel's record of the exec comes first: by now the pid may be reused.
                 let mut json = events::to_json(&ev, state.task_names(), &clock, |tgid| {
-                    state.exe_of(tgid).or_else(|| events::proc_exe(tgid))
+                    state
+                        .exe_of(tgid)
+                        .or_else(|| exes.get(tgid, events::proc_exe))
                 })?;
                 (json.instance, json.parent_tasks) = state.lineage(ev.instance);
                 Ok(json)

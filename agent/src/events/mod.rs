@@ -1,6 +1,7 @@
 //! Ring-buffer records → structured events (the JSON-lines contract).
 
 mod clock;
+mod exe_cache;
 
 use std::{collections::HashMap, fs, time::SystemTime};
 
@@ -10,6 +11,7 @@ use agent_common::{
 use serde::Serialize;
 
 pub use clock::BootClock;
+pub use exe_cache::ExeCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -118,7 +120,7 @@ pub fn to_json(
     ev: &Event,
     tasks: &HashMap<u32, String>,
     clock: &BootClock,
-    exe: impl Fn(u32) -> Option<String>,
+    exe: impl FnOnce(u32) -> Option<String>,
 ) -> Result<JsonEvent, DecodeError> {
     let op = Op::try_from(ev.op)?;
     let decision = Decision::try_from(ev.decision)?;
