@@ -1789,10 +1789,13 @@ fn a_killed_daemon_leaves_the_lsm_enforcing_and_a_restarted_one_adopts_it() {
         ..Launch::default()
     };
     let mut first = Daemon::launch(&launch);
-    let looper = Later::start(first.run_command(
+    let stop = scratch.join("stop");
+    let mut cmd = first.run_command(
         "vm-restart",
-        &[&probe(), "loop", "45000", "open", &always, &never],
-    ));
+        &[&probe(), "loop", "300000", "open", &always, &never],
+    );
+    cmd.env("CORRAL_PROBE_STOP", &stop);
+    let looper = Later::start(cmd);
     let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
     while first.status()["confined_processes"].as_u64() < Some(1) {
         assert!(
@@ -1809,6 +1812,9 @@ fn a_killed_daemon_leaves_the_lsm_enforcing_and_a_restarted_one_adopts_it() {
         "expected the restarted daemon to adopt the confined loop, got {}",
         second.status()
     );
+    // A few more seconds judged by the new daemon's programs, then stop the loop.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::fs::write(&stop, "").unwrap_or_else(|e| panic!("expected to create {stop}: {e}"));
     let out = looper.wait();
     assert!(
         out.code == Some(0) && out.first_line() == "ok",

@@ -424,8 +424,16 @@ fn decision_loop(
     denied: &dyn Fn() -> Outcome,
 ) -> Outcome {
     let end = std::time::Instant::now() + std::time::Duration::from_millis(millis);
+    // `$CORRAL_PROBE_STOP`: a path whose appearance ends the loop early (checked with
+    // `access`, which opens nothing, so no hook judges it).
+    let stop = std::env::var_os("CORRAL_PROBE_STOP").and_then(|p| CString::new(p.as_bytes()).ok());
+    let stopped = || {
+        stop.as_ref()
+            // SAFETY: valid C string.
+            .is_some_and(|p| unsafe { libc::access(p.as_ptr(), libc::F_OK) } == 0)
+    };
     let (mut rounds, mut wrong_refused, mut wrong_allowed) = (0u64, 0u64, 0u64);
-    while std::time::Instant::now() < end {
+    while std::time::Instant::now() < end && !stopped() {
         rounds += 1;
         // Paced: a few thousand rounds a second find any window, without starving the machine
         // (a daemon starting meanwhile must get the CPU).
