@@ -192,6 +192,26 @@ pub struct KernelOffsets {
     /// Non-zero when the LSM `socket_connect` hook is attached: the cgroup connect programs then
     /// only catch what it cannot see (TCP Fast Open) and do not count allowed connects twice.
     pub lsm_connect: u32,
+    /// `struct vm_area_struct::vm_file`.
+    pub vma_vm_file: u32,
+    /// `struct vm_area_struct::vm_flags`.
+    pub vma_vm_flags: u32,
+    /// `struct path::mnt`.
+    pub path_mnt: u32,
+    /// `struct path::dentry`.
+    pub path_dentry: u32,
+    /// `struct dentry::d_parent`.
+    pub dentry_d_parent: u32,
+    /// `struct dentry::d_name` (a `struct qstr`: `len` at +4, `name` at +8).
+    pub dentry_d_name: u32,
+    /// `struct vfsmount::mnt_root`.
+    pub vfsmount_mnt_root: u32,
+    /// `struct mount::mnt` (the embedded `struct vfsmount`).
+    pub mount_mnt: u32,
+    /// `struct mount::mnt_parent`.
+    pub mount_mnt_parent: u32,
+    /// `struct mount::mnt_mountpoint`.
+    pub mount_mnt_mountpoint: u32,
 }
 
 /// Counter slots: `Op` (1..=15) × `Decision` (1..=3), plus the slots below.
@@ -217,7 +237,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 88);
 const _: () = assert!(counter_index(15, 3) < COUNTER_EVENTS_DROPPED);
 
 #[cfg(feature = "user")]

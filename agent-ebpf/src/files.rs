@@ -1,8 +1,8 @@
 //! Exec and open: judged by the kernel's resolved path of the file really reached.
 
 use agent_common::{
-    Access, EXE_PATH_MAX, FileRuleData, Op, PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX,
-    RULE_READ, RULE_WRITE, Reason,
+    Access, EXE_PATH_MAX, FileRuleData, FileRuleKeyScratch, Op, PATH_MAX, RULE_DENY, RULE_EXEC,
+    RULE_PATH_MAX, RULE_READ, RULE_WRITE, Reason,
 };
 use aya_ebpf::{
     bindings::path,
@@ -155,7 +155,7 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
 /// task, and finishes the hook. `allowed` gets the matched flags (0 when no rule matched) and is
 /// only asked when no deny rule matched.
 #[inline(always)]
-fn judge_file(
+pub fn judge_file(
     op: Op,
     who: &Caller,
     file: *const u8,
@@ -168,14 +168,29 @@ fn judge_file(
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let off = offsets();
-    let me = bpf_get_current_pid_tgid();
     // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the
     // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
     let len = unsafe {
-        (*scratch).owner = me;
+        (*scratch).owner = bpf_get_current_pid_tgid();
         let path_ptr = file.add(off.file_f_path as usize) as *mut path;
         bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
     };
+    judge_scratch(op, who, scratch, len, target, allowed)
+}
+
+/// Judges the path already in this CPU's `PATH_SCRATCH` (written by its owner, this thread):
+/// `len` is what `bpf_d_path` returned (bytes with the NUL, or a negative errno). Looks it up in
+/// `FILE_RULES` for the caller's task and finishes the hook like `judge_file`.
+#[inline(always)]
+pub fn judge_scratch(
+    op: Op,
+    who: &Caller,
+    scratch: *mut FileRuleKeyScratch,
+    len: i64,
+    mut target: Target,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    let me = bpf_get_current_pid_tgid();
     if len <= 0 {
         // Too long (-ENAMETOOLONG) or unreachable: deny, never truncate-and-allow.
         target.path_error = if len < 0 { len as i32 } else { -22 };

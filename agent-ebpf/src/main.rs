@@ -12,6 +12,8 @@ mod connect;
 mod context;
 mod files;
 mod maps;
+mod mmap;
+mod rename;
 mod report;
 mod sock_addr;
 mod tagging;

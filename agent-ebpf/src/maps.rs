@@ -26,6 +26,16 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     signal_live: 0,
     valid: 0,
     lsm_connect: 0,
+    vma_vm_file: 0,
+    vma_vm_flags: 0,
+    path_mnt: 0,
+    path_dentry: 0,
+    dentry_d_parent: 0,
+    dentry_d_name: 0,
+    vfsmount_mnt_root: 0,
+    mount_mnt: 0,
+    mount_mnt_parent: 0,
+    mount_mnt_mountpoint: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

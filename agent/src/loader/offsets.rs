@@ -57,6 +57,16 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         signal_live: find("signal_struct", "live")?,
         valid: 1,
         lsm_connect: 0,
+        vma_vm_file: find("vm_area_struct", "vm_file")?,
+        vma_vm_flags: find("vm_area_struct", "vm_flags")?,
+        path_mnt: find("path", "mnt")?,
+        path_dentry: find("path", "dentry")?,
+        dentry_d_parent: find("dentry", "d_parent")?,
+        dentry_d_name: find("dentry", "d_name")?,
+        vfsmount_mnt_root: find("vfsmount", "mnt_root")?,
+        mount_mnt: find("mount", "mnt")?,
+        mount_mnt_parent: find("mount", "mnt_parent")?,
+        mount_mnt_mountpoint: find("mount", "mnt_mountpoint")?,
     })
 }
 
