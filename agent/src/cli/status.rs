@@ -68,6 +68,9 @@ pub fn render(status: &serde_json::Value) -> String {
         "kernel_load",
         "mount",
         "link",
+        "mmap",
+        "rename",
+        "unlink",
     ] {
         let _ = writeln!(
             out,
