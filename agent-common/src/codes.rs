@@ -82,6 +82,9 @@ code_enum! {
         Rename = 13 => "rename",
         /// Removing a file or directory (LSM `path_unlink`, `path_rmdir`).
         Unlink = 14 => "unlink",
+        /// `perf_event_open` (LSM `perf_event_open`): a confined process may not monitor
+        /// other processes or the kernel.
+        Perf = 15 => "perf",
     }
 }
 

@@ -67,6 +67,7 @@ pub mod names {
     pub const PROG_PATH_RENAME: &str = "corral_path_rename";
     pub const PROG_PATH_UNLINK: &str = "corral_path_unlink";
     pub const PROG_PATH_RMDIR: &str = "corral_path_rmdir";
+    pub const PROG_PERF_EVENT_OPEN: &str = "corral_perf_event_open";
     pub const PROG_CONNECT4: &str = "corral_connect4";
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";

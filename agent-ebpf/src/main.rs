@@ -13,6 +13,7 @@ mod context;
 mod files;
 mod maps;
 mod mmap;
+mod perf;
 mod rename;
 mod report;
 mod sock_addr;

@@ -71,6 +71,7 @@ pub fn render(status: &serde_json::Value) -> String {
         "mmap",
         "rename",
         "unlink",
+        "perf",
     ] {
         let _ = writeln!(
             out,

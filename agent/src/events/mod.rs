@@ -80,6 +80,8 @@ pub enum Target {
     KernelLoad { id: u32 },
     /// A mount change or hard link (no detail).
     Mount {},
+    /// `perf_event_open`: the kind of access asked (the kernel's `PERF_SECURITY_*`).
+    Perf { r#type: u32 },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -182,6 +184,7 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
         }),
         Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
         Op::Mount | Op::Link => Ok(Target::Mount {}),
+        Op::Perf => Ok(Target::Perf { r#type: ev.access }),
         Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {

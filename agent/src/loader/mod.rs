@@ -81,7 +81,7 @@ pub const TAGGING_HOOKS: [HookSpec; 2] = [
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
 /// packet sockets, mounts, hard links); executable file mappings, renames and removals.
-pub const LSM_HOOKS: [HookSpec; 19] = [
+pub const LSM_HOOKS: [HookSpec; 20] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -109,6 +109,11 @@ pub const LSM_HOOKS: [HookSpec; 19] = [
     hook(names::PROG_PATH_RENAME, HookKind::Lsm, "path_rename"),
     hook(names::PROG_PATH_UNLINK, HookKind::Lsm, "path_unlink"),
     hook(names::PROG_PATH_RMDIR, HookKind::Lsm, "path_rmdir"),
+    hook(
+        names::PROG_PERF_EVENT_OPEN,
+        HookKind::Lsm,
+        "perf_event_open",
+    ),
 ];
 
 /// The cgroup `sock_addr` programs: the connect backend without BPF LSM, and everywhere the
