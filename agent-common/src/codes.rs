@@ -74,6 +74,17 @@ code_enum! {
         /// Creating a hard link (LSM `inode_link`): a link would give a file a second path,
         /// judged by that path instead of the file's own.
         Link = 11 => "link",
+        /// Mapping a file executable (LSM `mmap_file` with `PROT_EXEC`), or adding `PROT_EXEC`
+        /// to a file mapping (LSM `file_mprotect`).
+        Mmap = 12 => "mmap",
+        /// Renaming or moving a file or directory (LSM `path_rename`): judged at the old and the
+        /// new path.
+        Rename = 13 => "rename",
+        /// Removing a file or directory (LSM `path_unlink`, `path_rmdir`).
+        Unlink = 14 => "unlink",
+        /// `perf_event_open` (LSM `perf_event_open`): a confined process may not monitor
+        /// other processes or the kernel.
+        Perf = 15 => "perf",
     }
 }
 

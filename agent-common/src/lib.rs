@@ -77,6 +77,12 @@ pub mod names {
     pub const PROG_MOVE_MOUNT: &str = "corral_move_mount";
     pub const PROG_SB_PIVOTROOT: &str = "corral_sb_pivotroot";
     pub const PROG_INODE_LINK: &str = "corral_inode_link";
+    pub const PROG_MMAP_FILE: &str = "corral_mmap_file";
+    pub const PROG_FILE_MPROTECT: &str = "corral_file_mprotect";
+    pub const PROG_PATH_RENAME: &str = "corral_path_rename";
+    pub const PROG_PATH_UNLINK: &str = "corral_path_unlink";
+    pub const PROG_PATH_RMDIR: &str = "corral_path_rmdir";
+    pub const PROG_PERF_EVENT_OPEN: &str = "corral_perf_event_open";
     pub const PROG_CONNECT4: &str = "corral_connect4";
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";

@@ -275,6 +275,10 @@ pub struct KernelOffsets {
     pub kernfs_node_parent: u32,
     /// `struct kernfs_node::name`.
     pub kernfs_node_name: u32,
+    /// `struct vm_area_struct::vm_file`.
+    pub vma_vm_file: u32,
+    /// `struct vm_area_struct::vm_flags`.
+    pub vma_vm_flags: u32,
     /// `struct path::mnt`.
     pub path_mnt: u32,
     /// `struct path::dentry`.
@@ -285,6 +289,9 @@ pub struct KernelOffsets {
     pub dentry_name_len: u32,
     /// `struct dentry::d_name` + `struct qstr::name`.
     pub dentry_name_ptr: u32,
+    /// `struct mount::mnt` (the embedded `vfsmount`).
+    /// `struct dentry::d_name` (a `struct qstr`: `len` at +4, `name` at +8).
+    pub dentry_d_name: u32,
     /// `struct mount::mnt` (the embedded `vfsmount`).
     pub mount_mnt: u32,
     /// `struct mount::mnt_parent`.
@@ -340,7 +347,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 29 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 32 * 4);
 const _: () = assert!(counter_index(15, 3) < COUNTER_EVENTS_DROPPED);
 
 #[cfg(feature = "user")]

@@ -169,7 +169,7 @@ pub fn open_allowed(access: u32) -> impl Fn(u32) -> bool {
 /// task, and finishes the hook. `allowed` gets the matched flags (0 when no rule matched) and is
 /// only asked when no deny rule matched.
 #[inline(always)]
-fn judge_file(
+pub fn judge_file(
     op: Op,
     who: &Caller,
     file: *const u8,
@@ -182,11 +182,10 @@ fn judge_file(
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let off = offsets();
-    let me = bpf_get_current_pid_tgid();
     // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the
     // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
     let len = unsafe {
-        (*scratch).owner = me;
+        (*scratch).owner = bpf_get_current_pid_tgid();
         let path_ptr = file.add(off.file_f_path as usize) as *mut path;
         bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
     };

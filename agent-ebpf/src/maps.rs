@@ -58,6 +58,9 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     regs_si: 0,
     regs_dx: 0,
     kill_observer: 0,
+    vma_vm_file: 0,
+    vma_vm_flags: 0,
+    dentry_d_name: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

@@ -13,6 +13,7 @@ use crate::{
 };
 
 const AF_PACKET: i32 = 17;
+const AF_NETLINK: i32 = 16;
 const SOCK_RAW: i32 = 3;
 /// Low bits of the socket type (the rest are `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags).
 const SOCK_TYPE_MASK: i32 = 0xf;
@@ -37,8 +38,9 @@ pub fn corral_bpf(ctx: LsmContext) -> i32 {
 }
 
 /// `socket_create(int family, int type, int protocol, int kern)`: raw (`SOCK_RAW`) and packet
-/// (`AF_PACKET`) sockets, which bypass connect rules and can sniff or forge traffic, are refused
-/// to tagged processes. Kernel-internal sockets are never judged.
+/// (`AF_PACKET`) sockets, which bypass connect rules and can sniff or forge traffic, and netlink
+/// (`AF_NETLINK`) sockets, which talk to the kernel (routes, firewall, audit) without any
+/// connect, are refused to tagged processes. Kernel-internal sockets are never judged.
 #[lsm(hook = "socket_create")]
 pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     let Some(who) = caller() else {
@@ -47,7 +49,8 @@ pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     // The hook's four int arguments.
     let (family, ty, protocol, kern): (i32, i32, i32, i32) =
         (ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
-    if kern != 0 || (family != AF_PACKET && ty & SOCK_TYPE_MASK != SOCK_RAW) {
+    if kern != 0 || (family != AF_PACKET && family != AF_NETLINK && ty & SOCK_TYPE_MASK != SOCK_RAW)
+    {
         return 0;
     }
     let mut target = Target::empty();

@@ -1822,3 +1822,453 @@ fn a_killed_daemon_leaves_the_lsm_enforcing_and_a_restarted_one_adopts_it() {
         out.describe()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// exec without exec: executable mappings, memfd, execveat, the dynamic loader run directly
+
+/// Fields of a `denied` executable mapping of `path`.
+fn denied_mmap(task: &str, path: &str) -> Vec<(&'static str, Value)> {
+    let mut f = denied(task, "mmap");
+    f.push(("/target/path", json!(path)));
+    f.push(("/target/access", json!("exec")));
+    f
+}
+
+#[test]
+fn executable_mapping_needs_exec_allow_or_read_only_file() {
+    let s = Scratch::new("mmap-exec");
+    let writable = s.file("ws/lib.so", "not really a library");
+    let read_only = s.file("ro/lib.so", "not really a library either");
+    let listed = s.file("ws/listed.so", "listed in exec.allow");
+    let pol = Policy::probe_only("mmap-exec")
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .read(&s.dir_entry("ro"))
+        .exec(&listed);
+    let d = Daemon::with(&[&pol]);
+
+    // A file the task may write is code it could have written itself.
+    let out = d.run("mmap-exec", &[&probe(), "mmap", &writable, "x"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused executable mapping",
+        &denied_mmap("mmap-exec", &writable),
+    );
+    assert_field(&ev, "/reason", &json!("not_allowed"));
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+    // Mapping it to read, a read-only library, an exec-listed file and anonymous executable
+    // memory (JITs) are all allowed.
+    d.expect_ok(&d.run("mmap-exec", &[&probe(), "mmap", &writable, "r"]));
+    d.expect_ok(&d.run("mmap-exec", &[&probe(), "mmap", &read_only, "x"]));
+    d.expect_ok(&d.run("mmap-exec", &[&probe(), "mmap", &listed, "x"]));
+    d.expect_ok(&d.run("mmap-exec", &[&probe(), "anon-exec"]));
+
+    // mprotect cannot make a file mapping executable after the fact, even a read-only one.
+    let out = d.run("mmap-exec", &[&probe(), "mprotect", &read_only]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused mprotect(PROT_EXEC)",
+        &with(denied("mmap-exec", "mmap"), "/process/pid", json!(out.pid)),
+    );
+    assert_field(&ev, "/target/path", &Value::Null);
+    assert_field(&ev, "/target/access", &json!("exec"));
+
+    // Untagged, the same mappings are Corral's business no longer.
+    d.expect_ok(&process::probe(&["mmap", &writable, "x"]));
+    d.expect_ok(&process::probe(&["mprotect", &read_only]));
+}
+
+#[test]
+fn memfd_fexecve_is_refused() {
+    let pol = Policy::probe_only("memfd-exec");
+    let d = Daemon::with(&[&pol]);
+    let out = d.run(
+        "memfd-exec",
+        &[&probe(), "memfd-exec", &probe(), "open", &probe(), "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let evs = d.wait_events(
+        |e| {
+            has(e, &denied("memfd-exec", "exec"))
+                && events::text(e, "/target/path").starts_with("/memfd:corral-payload")
+        },
+        EVENT_TIMEOUT,
+    );
+    assert!(
+        !evs.is_empty(),
+        "expected a denied exec naming /memfd:corral-payload, got:\n{}",
+        events::tail(&d.events(), 5)
+    );
+    d.expect_ok(&process::probe(&[
+        "memfd-exec",
+        &probe(),
+        "open",
+        &probe(),
+        "r",
+    ]));
+}
+
+#[test]
+fn execveat_of_copied_binary_is_refused() {
+    let s = Scratch::new("execveat");
+    let copy = s.copy_exe(&env::probe_bin(), "bin/copy");
+    let pol = Policy::probe_only("execveat").read(&s.dir_entry("bin"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "execveat",
+        &[&probe(), "execveat", &copy, "open", &probe(), "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused execveat(AT_EMPTY_PATH)",
+        &with(denied("execveat", "exec"), "/target/path", json!(copy)),
+    );
+    // The listed binary through the same route runs.
+    d.expect_ok(&d.run(
+        "execveat",
+        &[&probe(), "execveat", &probe(), "open", &probe(), "r"],
+    ));
+}
+
+#[test]
+fn dynamic_loader_runs_only_code_the_task_cannot_write() {
+    let s = Scratch::new("ldso");
+    let loader = corral_tests::runtime::loaded_files(&probe())
+        .into_iter()
+        .find(|f| f.contains("ld-linux"))
+        .unwrap_or_else(|| panic!("expected the probe to name an ld-linux loader"));
+    let writable = s.copy_exe(&env::probe_bin(), "ws/payload");
+    let read_only = s.copy_exe(&env::probe_bin(), "ro/payload");
+    let pol = Policy::probe_only("ldso")
+        .exec(&loader)
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .read(&s.dir_entry("ro"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "ldso",
+        &[&probe(), "exec", &loader, &writable, "open", &probe(), "r"],
+    );
+    assert!(
+        out.code != Some(0) && !out.stdout.contains("ok"),
+        "expected `{loader} {writable}` to fail to map the payload\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the loader's refused mapping of a writable payload",
+        &denied_mmap("ldso", &writable),
+    );
+    d.expect_no_event(
+        "a refusal of the loader itself",
+        &with(denied("ldso", "exec"), "/target/path", json!(loader)),
+    );
+    // Code the task can read but not write runs through the loader.
+    d.expect_ok(&d.run(
+        "ldso",
+        &[&probe(), "exec", &loader, &read_only, "open", &probe(), "r"],
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// rename and removal: only where the task may write, at both ends
+
+/// Fields of a `denied` rename or unlink naming `path`, by the process `out` started.
+fn denied_write(
+    task: &str,
+    op: &str,
+    path: &str,
+    out: &process::RunOutput,
+) -> Vec<(&'static str, Value)> {
+    let mut f = denied(task, op);
+    f.push(("/target/path", json!(path)));
+    f.push(("/target/access", json!("write")));
+    f.push(("/process/pid", json!(out.pid)));
+    f
+}
+
+#[test]
+fn rename_needs_write_at_both_ends() {
+    let s = Scratch::new("rename");
+    let env_file = s.file("ws/.env", "TOKEN=x");
+    let movable = s.file("ws/notes", "notes");
+    let evil = s.file("ws/evil", "evil");
+    let secret = s.file("outside/secret", "s3cret");
+    let ro_file = s.file("ro/file", "read only");
+    let pol = Policy::probe_only("rename")
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .deny(&env_file)
+        .read(&s.dir_entry("ro"));
+    let d = Daemon::with(&[&pol]);
+
+    // A denied file cannot be moved to an allowed name.
+    let renamed = s.join("ws/env.txt");
+    let out = d.run("rename", &[&probe(), "rename", &env_file, &renamed]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused move of a denied file",
+        &denied_write("rename", "rename", &env_file, &out),
+    );
+    assert_field(&ev, "/reason", &json!("deny_rule"));
+    assert!(
+        Path::new(&env_file).exists() && !Path::new(&renamed).exists(),
+        "expected {env_file} to stay where it was"
+    );
+    // An unlisted file cannot be moved into the workspace.
+    let pulled_in = s.join("ws/secret");
+    let out = d.run("rename", &[&probe(), "rename", &secret, &pulled_in]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused move of an unlisted file",
+        &denied_write("rename", "rename", &secret, &out),
+    );
+    // The other direction: an allowed file cannot replace a denied one, nor leave for a
+    // read-only place.
+    let out = d.run("rename", &[&probe(), "rename", &evil, &env_file]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused overwrite of a denied file",
+        &denied_write("rename", "rename", &env_file, &out),
+    );
+    let pushed_out = s.join("ro/evil");
+    let out = d.run("rename", &[&probe(), "rename", &evil, &pushed_out]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused move into a read-only directory",
+        &denied_write("rename", "rename", &pushed_out, &out),
+    );
+    // Inside the writable tree a rename is allowed.
+    let moved = s.join("ws/notes-moved");
+    d.expect_ok(&d.run("rename", &[&probe(), "rename", &movable, &moved]));
+    assert!(
+        Path::new(&moved).exists(),
+        "expected the allowed rename to create {moved}"
+    );
+
+    // Removals need write too.
+    let out = d.run("rename", &[&probe(), "unlink", &ro_file]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused unlink",
+        &denied_write("rename", "unlink", &ro_file, &out),
+    );
+    let ro_dir = s.mkdir("ro/dir");
+    let out = d.run("rename", &[&probe(), "rmdir", &ro_dir]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused rmdir",
+        &denied_write("rename", "unlink", &ro_dir, &out),
+    );
+    d.expect_ok(&d.run("rename", &[&probe(), "unlink", &moved]));
+    let ws_dir = s.mkdir("ws/dir");
+    d.expect_ok(&d.run("rename", &[&probe(), "rmdir", &ws_dir]));
+
+    // Untagged processes rename freely.
+    d.expect_ok(&process::probe(&["rename", &env_file, &renamed]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// side doors to the same judged operations
+
+#[test]
+fn openat2_file_handles_and_io_uring_open_are_judged() {
+    let s = Scratch::new("side-open");
+    let allowed = s.file("allowed/file", "ok");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("side-open").read(&s.dir_entry("allowed"));
+    let d = Daemon::with(&[&pol]);
+
+    for op in ["openat2", "handle-open", "uring-open"] {
+        let out = d.run("side-open", &[&probe(), op, &secret]);
+        d.expect_errno(&out, "EPERM");
+        let _ = d.expect_one_event(
+            &format!("the refused {op} of {secret}"),
+            &with(
+                denied_open("side-open", &secret, "read"),
+                "/process/tgid",
+                json!(out.pid),
+            ),
+        );
+        d.expect_ok(&d.run("side-open", &[&probe(), op, &allowed]));
+        // Untagged, the same call reaches the file: the probe's route really works.
+        d.expect_ok(&process::probe(&[op, &secret]));
+    }
+}
+
+#[test]
+fn io_uring_connect_is_judged() {
+    let pol = Policy::probe_only("uring-net").connect("127.0.0.1/32", &["1"]);
+    let d = Daemon::with(&[&pol]);
+    let listener = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let port = listener.port();
+    let out = d.run(
+        "uring-net",
+        &[&probe(), "uring-connect", "127.0.0.1", &port.to_string()],
+    );
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused IORING_OP_CONNECT",
+        &with(
+            denied_connect("uring-net", "127.0.0.1", port, "ipv4", "tcp"),
+            "/backend",
+            json!("lsm"),
+        ),
+    );
+    // Untagged, the same ring connects.
+    d.expect_ok(&process::probe(&[
+        "uring-connect",
+        "127.0.0.1",
+        &port.to_string(),
+    ]));
+    drop(listener);
+}
+
+#[test]
+fn netlink_and_namespaced_mounts_and_perf_on_others_are_forbidden() {
+    let s = Scratch::new("no-netlink");
+    let mnt = s.mkdir("mnt");
+    let pol = Policy::probe_only("no-netlink");
+    let d = Daemon::with(&[&pol]);
+
+    d.expect_ok(&process::probe(&["tamper", "netlink"]));
+    let out = d.run("no-netlink", &[&probe(), "tamper", "netlink"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused netlink socket",
+        &forbidden("no-netlink", "socket"),
+    );
+    assert_field(&ev, "/target/family", &json!(libc::AF_NETLINK));
+
+    // A new mount namespace is allowed, but mounting in it is still refused.
+    let out = d.run("no-netlink", &[&probe(), "tamper", "unshare-mount", &mnt]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused mount in a new namespace",
+        &forbidden("no-netlink", "mount"),
+    );
+
+    // perf_event_open on another process: a root caller skips perf's ptrace check, so the
+    // LSM refuses perf_event_open itself.
+    let victim = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let pid = victim.pid().to_string();
+    d.expect_ok(&process::probe(&["tamper", "perf", &pid]));
+    let out = d.run("no-netlink", &[&probe(), "tamper", "perf", &pid]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused perf_event_open on another process",
+        &with(
+            forbidden("no-netlink", "perf"),
+            "/process/pid",
+            json!(out.pid),
+        ),
+    );
+    drop(victim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// identity: the tag follows every way of creating a process, and only those
+
+#[test]
+fn vfork_and_daemonized_grandchildren_keep_the_tag() {
+    let s = Scratch::new("keep-tag");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("keep-tag");
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run(
+        "keep-tag",
+        &[&probe(), "vfork", &probe(), "open", &secret, "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the vforked child's refused open",
+        &denied_open("keep-tag", &secret, "read"),
+    );
+    assert_ne!(
+        event_pid(&ev),
+        u64::from(out.pid),
+        "expected the refusal to come from the vforked child, not the parent: {ev}"
+    );
+
+    let vforked = event_pid(&ev);
+    let out = d.run(
+        "keep-tag",
+        &[&probe(), "daemonize", &probe(), "open", &secret, "r"],
+    );
+    d.expect_ok(&out);
+    // The daemonized grandchild (new session, its parent gone) is refused too.
+    let evs = d.wait_events(
+        |e| has(e, &denied_open("keep-tag", &secret, "read")) && event_pid(e) != vforked,
+        EVENT_TIMEOUT,
+    );
+    assert_ne!(
+        event_pid(&evs[0]),
+        u64::from(out.pid),
+        "expected the refusal from the grandchild, not the probe itself: {:?}",
+        evs[0]
+    );
+}
+
+#[test]
+fn a_reused_pid_does_not_inherit_a_dead_tag() {
+    let s = Scratch::new("pid-reuse");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("pid-reuse");
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("pid-reuse", &[&probe(), "open", &secret, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let dead = out.pid;
+    // Make the kernel hand the dead process's pid to the next untagged process.
+    for _ in 0..20 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (dead - 1).to_string())
+            .unwrap_or_else(|e| panic!("expected to set ns_last_pid as root: {e}"));
+        let reused = process::probe(&["open", &secret, "r"]);
+        if reused.pid == dead {
+            d.expect_ok(&reused);
+            return;
+        }
+    }
+    panic!("expected to get pid {dead} again within 20 tries");
+}
+
+// ---------------------------------------------------------------------------------------------
+// edge names: events stay valid JSON
+
+#[test]
+fn names_with_newlines_and_invalid_utf8_give_valid_events() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new("edge-names");
+    let newline = s.file("dir/line\nbreak \"quoted\"", "x");
+    let raw = s
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"dir/bad-\xff\xfe-name"));
+    std::fs::write(&raw, "x").unwrap_or_else(|e| panic!("expected to create {raw:?}: {e}"));
+    // The probe's arguments are text: reach the invalid name through a symlink, which the
+    // kernel resolves to the raw bytes.
+    let link = s.join("link");
+    std::os::unix::fs::symlink(&raw, &link)
+        .unwrap_or_else(|e| panic!("expected to link {link} to {raw:?}: {e}"));
+    let pol = Policy::probe_only("edge-names");
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("edge-names", &[&probe(), "open", &newline, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused open of a name with a newline and quotes",
+        &denied_open("edge-names", &newline, "read"),
+    );
+    let out = d.run("edge-names", &[&probe(), "open", &link, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let replaced = raw.to_string_lossy().into_owned();
+    assert!(
+        replaced.contains('\u{fffd}'),
+        "expected the lossy name to hold U+FFFD"
+    );
+    let _ = d.expect_one_event(
+        "the refused open of an invalid UTF-8 name, with U+FFFD in place of the bad bytes",
+        &denied_open("edge-names", &replaced, "read"),
+    );
+}

@@ -68,6 +68,10 @@ pub fn render(status: &serde_json::Value) -> String {
         "kernel_load",
         "mount",
         "link",
+        "mmap",
+        "rename",
+        "unlink",
+        "perf",
     ] {
         let _ = writeln!(
             out,

@@ -48,7 +48,7 @@ pub struct JsonEvent {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Target {
-    /// exec and open.
+    /// exec, open, mmap, rename and unlink.
     File {
         path: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +91,8 @@ pub enum Target {
     KernelLoad { id: u32 },
     /// A mount change or hard link (no detail).
     Mount {},
+    /// `perf_event_open`: the kind of access asked (the kernel's `PERF_SECURITY_*`).
+    Perf { r#type: u32 },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -172,11 +174,13 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
     let path_len = (ev.path_len as usize).min(ev.path.len());
     let path = &ev.path[..path_len];
     match op {
-        Op::Exec | Op::Open => {
+        Op::Exec | Op::Open | Op::Mmap | Op::Rename | Op::Unlink => {
             let error = (ev.path_error != 0).then(|| errno_name(-ev.path_error));
+            // An mprotect refusal names no path (the kernel cannot resolve it there).
+            let known = error.is_none() && !(op == Op::Mmap && path_len == 0);
             Ok(Target::File {
-                path: error.is_none().then(|| text(path)),
-                access: (op == Op::Open).then(|| access_name(ev.access)),
+                path: known.then(|| text(path)),
+                access: (op != Op::Exec).then(|| access_name(ev.access)),
                 error,
             })
         }
@@ -198,6 +202,7 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
         }),
         Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
         Op::Mount | Op::Link => Ok(Target::Mount {}),
+        Op::Perf => Ok(Target::Perf { r#type: ev.access }),
         Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {

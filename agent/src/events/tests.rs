@@ -162,3 +162,36 @@ fn record_size_is_checked() {
     };
     assert!(matches!(err, DecodeError::Size { len: 16 }), "{err}");
 }
+
+#[test]
+fn mmap_rename_and_unlink_targets_name_the_path_and_access() {
+    let mut ev = blank();
+    ev.decision = Decision::Denied as u32;
+    ev.task_id = 7;
+    ev.reason = Reason::NotAllowed as u32;
+    ev.op = Op::Mmap as u32;
+    ev.access = Access::EXEC;
+    set_path(&mut ev, b"/workspace/payload");
+    assert_eq!(
+        decode(&ev)["target"],
+        serde_json::json!({"path": "/workspace/payload", "access": "exec"})
+    );
+    // An mprotect refusal carries no path: null, not "".
+    ev.path_len = 0;
+    assert_eq!(
+        decode(&ev)["target"],
+        serde_json::json!({"path": null, "access": "exec"})
+    );
+    for (op, name) in [(Op::Rename, "rename"), (Op::Unlink, "unlink")] {
+        ev.op = op as u32;
+        ev.access = Access::WRITE;
+        set_path(&mut ev, b"/workspace/.env");
+        let v = decode(&ev);
+        assert_eq!(v["op"], name, "expected op {name} in {v}");
+        assert_eq!(
+            v["target"],
+            serde_json::json!({"path": "/workspace/.env", "access": "write"}),
+            "expected the written path in {v}"
+        );
+    }
+}

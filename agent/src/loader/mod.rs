@@ -106,8 +106,8 @@ pub const KILL_HOOKS: [HookSpec; 1] = [hook(
 
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
-/// packet sockets, mounts, hard links).
-pub const LSM_HOOKS: [HookSpec; 14] = [
+/// packet sockets, mounts, hard links); executable file mappings, renames and removals.
+pub const LSM_HOOKS: [HookSpec; 20] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -130,6 +130,16 @@ pub const LSM_HOOKS: [HookSpec; 14] = [
     hook(names::PROG_MOVE_MOUNT, HookKind::Lsm, "move_mount"),
     hook(names::PROG_SB_PIVOTROOT, HookKind::Lsm, "sb_pivotroot"),
     hook(names::PROG_INODE_LINK, HookKind::Lsm, "inode_link"),
+    hook(names::PROG_MMAP_FILE, HookKind::Lsm, "mmap_file"),
+    hook(names::PROG_FILE_MPROTECT, HookKind::Lsm, "file_mprotect"),
+    hook(names::PROG_PATH_RENAME, HookKind::Lsm, "path_rename"),
+    hook(names::PROG_PATH_UNLINK, HookKind::Lsm, "path_unlink"),
+    hook(names::PROG_PATH_RMDIR, HookKind::Lsm, "path_rmdir"),
+    hook(
+        names::PROG_PERF_EVENT_OPEN,
+        HookKind::Lsm,
+        "perf_event_open",
+    ),
 ];
 
 /// The cgroup `sock_addr` programs: the connect backend without BPF LSM, and everywhere the

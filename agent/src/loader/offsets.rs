@@ -88,6 +88,9 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         regs_si: find("pt_regs", "si")?,
         regs_dx: find("pt_regs", "dx")?,
         kill_observer: 0,
+        vma_vm_file: find("vm_area_struct", "vm_file")?,
+        vma_vm_flags: find("vm_area_struct", "vm_flags")?,
+        dentry_d_name: find("dentry", "d_name")?,
     })
 }
 

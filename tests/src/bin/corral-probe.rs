@@ -17,6 +17,18 @@
 //!                                                            work, the second always fail with
 //!                                                            EPERM/EACCES; fails EPROTO if not;
 //!                                                            paced at most 5000 rounds/s)
+//! corral-probe [OPTS] mmap PATH r|x             (open to read, mmap a page PROT_READ [|PROT_EXEC])
+//! corral-probe [OPTS] mprotect PATH             (mmap a page PROT_READ, then add PROT_EXEC)
+//! corral-probe [OPTS] anon-exec                 (an anonymous PROT_READ|WRITE|EXEC page, as JITs do)
+//! corral-probe [OPTS] memfd-exec SRC [ARGS...]  (copy SRC into a memfd, execveat it: fexecve)
+//! corral-probe [OPTS] execveat PATH [ARGS...]   (open PATH O_PATH, execveat(fd, "", AT_EMPTY_PATH))
+//! corral-probe [OPTS] rename OLD NEW | unlink PATH | rmdir PATH
+//! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
+//! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
+//! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
+//! corral-probe [OPTS] uring-connect ADDR PORT   (IORING_OP_CONNECT, TCP)
+//! corral-probe [OPTS] vfork CMD [ARGS...]       (vfork, the child execs CMD; exits with its code)
+//! corral-probe [OPTS] daemonize CMD [ARGS...]   (fork, setsid, fork: the grandchild execs CMD)
 //! OPTS: [-D MILLIS] [-C DIR], in this order
 //! ```
 //!
@@ -194,11 +206,610 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
             spawn(depth, &command)
         }
         b"tamper" => tamper(rest),
-        other => Err(Usage(format!(
-            "unknown command {:?}",
-            String::from_utf8_lossy(other)
-        ))),
+        // The bypass classes' operations; anything else is an unknown command there.
+        other => bypass(other, rest),
     }
+}
+
+/// The operations of the bypass classes: executable mappings, exec through a descriptor,
+/// renames and removals (see the usage at the top).
+fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
+    let name = String::from_utf8_lossy(cmd).into_owned();
+    let text = |i: usize, what: &str| -> Result<String, Usage> {
+        rest.get(i)
+            .and_then(|s| s.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Usage(format!("{name} needs {what}")))
+    };
+    let path = |i: usize| -> Result<CString, Usage> {
+        let p = rest
+            .get(i)
+            .ok_or_else(|| Usage(format!("{name} needs a path")))?;
+        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
+    };
+    match cmd {
+        b"mmap" => Ok(map_file(&path(0)?, &text(1, "r|x")?)?),
+        b"mprotect" => Ok(mprotect_file(&path(0)?)),
+        b"anon-exec" => Ok(anon_exec()),
+        b"memfd-exec" | b"execveat" => {
+            let command = rest
+                .iter()
+                .map(|a| CString::new(a.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Usage("argument contains a NUL byte".into()))?;
+            if command.is_empty() {
+                return Err(Usage("memfd-exec and execveat need a path".into()));
+            }
+            Ok(Err(if cmd == b"memfd-exec" {
+                memfd_exec(&command)
+            } else {
+                execveat_path(&command)
+            }))
+        }
+        b"rename" => {
+            let (old, new) = (path(0)?, path(1)?);
+            // SAFETY: valid C strings.
+            Ok(check(
+                unsafe { libc::rename(old.as_ptr(), new.as_ptr()) },
+                "rename",
+            )
+            .map(drop))
+        }
+        b"unlink" => {
+            let p = path(0)?;
+            // SAFETY: valid C string.
+            Ok(check(unsafe { libc::unlink(p.as_ptr()) }, "unlink").map(drop))
+        }
+        b"rmdir" => {
+            let p = path(0)?;
+            // SAFETY: valid C string.
+            Ok(check(unsafe { libc::rmdir(p.as_ptr()) }, "rmdir").map(drop))
+        }
+        _ => side_doors(cmd, rest),
+    }
+}
+
+/// Side doors to the same judged operations: `openat2`, file handles, `io_uring`, and process
+/// creation that must keep the tag (see the usage at the top).
+fn side_doors(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
+    let name = String::from_utf8_lossy(cmd).into_owned();
+    let path = |i: usize| -> Result<CString, Usage> {
+        let p = rest
+            .get(i)
+            .ok_or_else(|| Usage(format!("{name} needs a path")))?;
+        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
+    };
+    let command = || -> Result<Vec<CString>, Usage> {
+        let c = rest
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Usage("argument contains a NUL byte".into()))?;
+        if c.is_empty() {
+            return Err(Usage(format!("{name} needs a command")));
+        }
+        Ok(c)
+    };
+    match cmd {
+        b"openat2" => Ok(openat2_read(&path(0)?)),
+        b"handle-open" => Ok(handle_open(&path(0)?)),
+        b"uring-open" => Ok(uring::open(&path(0)?)),
+        b"uring-connect" => {
+            let text = |i: usize| {
+                rest.get(i)
+                    .and_then(|s| s.to_str())
+                    .ok_or_else(|| Usage("uring-connect needs ADDR PORT".into()))
+            };
+            let (addr, port) = inet_target(text(0)?, text(1)?)?;
+            Ok(uring::connect(&inet_address(addr, port)))
+        }
+        b"vfork" => Ok(vfork_exec(&command()?)),
+        b"daemonize" => Ok(daemonize(&command()?)),
+        _ => Err(Usage(format!("unknown command {name:?}"))),
+    }
+}
+
+/// `openat2(AT_FDCWD, PATH, {O_RDONLY, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS})`.
+fn openat2_read(path: &CStr) -> Outcome {
+    /// `struct open_how`.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: valid C string and `open_how` of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &raw const how,
+            size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(Failure::last("openat2"));
+    }
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(())
+}
+
+/// `name_to_handle_at` on PATH, then `open_by_handle_at` of the handle.
+fn handle_open(path: &CStr) -> Outcome {
+    /// `struct file_handle` with room for the handle bytes.
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        data: [u8; 128],
+    }
+    let mut handle = Handle {
+        bytes: 128,
+        kind: 0,
+        data: [0; 128],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: valid pointers of the sizes the kernel expects.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &raw mut handle,
+            &raw mut mount_id,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Failure::last("name_to_handle_at"));
+    }
+    let bytes = path.to_bytes();
+    let dir = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => c"/".to_owned(),
+        Some(i) => CString::new(&bytes[..i]).unwrap_or_else(|_| c"/".to_owned()),
+        None => c".".to_owned(),
+    };
+    // The handle is decoded on the mount of the working directory (`AT_FDCWD`): the file's
+    // own directory, reached without an open the hooks judge.
+    // SAFETY: valid C string.
+    check(unsafe { libc::chdir(dir.as_ptr()) }, "chdir")?;
+    let dir_fd = libc::AT_FDCWD;
+    // SAFETY: the handle filled in above.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            dir_fd,
+            &raw mut handle,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Failure::last("open_by_handle_at"));
+    }
+    Ok(())
+}
+
+/// `vfork`; the child execs `argv`. Exits with the child's code (128 + signal if killed).
+fn vfork_exec(argv: &[CString]) -> Outcome {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let _ = std::io::stdout().flush();
+    // SAFETY: the child only calls execv and _exit, as vfork requires.
+    #[expect(
+        deprecated,
+        reason = "vfork itself is the operation under test; the child only execs or exits"
+    )]
+    let child = unsafe { libc::vfork() };
+    if child == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::execv(ptrs[0], ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if child < 0 {
+        return Err(Failure::last("vfork"));
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(child, &raw mut status, 0) };
+    std::process::exit(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    });
+}
+
+/// Double fork with `setsid` in between: the grandchild, a daemon in a new session whose
+/// parent has exited, execs `argv`. Prints `ok` once the grandchild is started.
+fn daemonize(argv: &[CString]) -> Outcome {
+    let _ = std::io::stdout().flush();
+    // SAFETY: single-threaded; the child forks again or exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(Failure::last("fork")),
+        0 => {
+            // SAFETY: plain system calls in the child.
+            unsafe {
+                libc::setsid();
+                match libc::fork() {
+                    0 => {
+                        // Let the intermediate child exit first: then init adopts us.
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        let f = exec(argv);
+                        say(&format!("err {} {}", errno_name(f.errno), f.errno));
+                        libc::_exit(EXIT_FAILED);
+                    }
+                    _ => libc::_exit(0),
+                }
+            }
+        }
+        child => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(child, &raw mut status, 0) };
+            Ok(())
+        }
+    }
+}
+
+/// `io_uring` by raw system calls: one submission, one completion.
+mod uring {
+    use super::{Failure, Outcome, SockAddr, check};
+    use std::ffi::CStr;
+
+    const IORING_OP_CONNECT: u8 = 16;
+    const IORING_OP_OPENAT: u8 = 18;
+    const IORING_OFF_SQ_RING: i64 = 0;
+    const IORING_OFF_CQ_RING: i64 = 0x800_0000;
+    const IORING_OFF_SQES: i64 = 0x1000_0000;
+    const IORING_ENTER_GETEVENTS: u32 = 1;
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct SqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        flags: u32,
+        dropped: u32,
+        array: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct CqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        overflow: u32,
+        cqes: u32,
+        flags: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Params {
+        sq_entries: u32,
+        cq_entries: u32,
+        flags: u32,
+        sq_thread_cpu: u32,
+        sq_thread_idle: u32,
+        features: u32,
+        wq_fd: u32,
+        resv: [u32; 3],
+        sq_off: SqOffsets,
+        cq_off: CqOffsets,
+    }
+
+    /// One 64-byte submission queue entry.
+    #[repr(C)]
+    #[derive(Default)]
+    struct Sqe {
+        opcode: u8,
+        flags: u8,
+        ioprio: u16,
+        fd: i32,
+        off: u64,
+        addr: u64,
+        len: u32,
+        op_flags: u32,
+        user_data: u64,
+        pad: [u64; 3],
+    }
+
+    fn map(fd: i32, len: usize, off: i64, step: &'static str) -> Result<*mut u8, Failure> {
+        // SAFETY: a fresh shared mapping of the ring.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                off,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            Err(Failure::last(step))
+        } else {
+            Ok(p.cast())
+        }
+    }
+
+    /// Submits `sqe` on a fresh ring and returns the completion's result (negative errno).
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "the kernel places every ring field at an offset aligned for its type"
+    )]
+    fn submit(sqe: &Sqe) -> Result<i32, Failure> {
+        let mut p = Params::default();
+        // SAFETY: `p` is a valid `io_uring_params`.
+        let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &raw mut p) };
+        if fd < 0 {
+            return Err(Failure::last("io_uring_setup"));
+        }
+        let fd = fd as i32;
+        let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+        let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * 16;
+        let sq = map(fd, sq_len, IORING_OFF_SQ_RING, "mmap sq ring")?;
+        let cq = map(fd, cq_len, IORING_OFF_CQ_RING, "mmap cq ring")?;
+        let sqes = map(fd, 64, IORING_OFF_SQES, "mmap sqes")?;
+        // SAFETY: offsets the kernel gave for the rings just mapped; one entry in each.
+        unsafe {
+            std::ptr::copy_nonoverlapping((&raw const *sqe).cast::<u8>(), sqes, 64);
+            let tail = sq.add(p.sq_off.tail as usize).cast::<u32>();
+            let mask = *sq.add(p.sq_off.ring_mask as usize).cast::<u32>();
+            let t = std::ptr::read_volatile(tail);
+            *sq.add(p.sq_off.array as usize)
+                .cast::<u32>()
+                .add((t & mask) as usize) = 0;
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            std::ptr::write_volatile(tail, t.wrapping_add(1));
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            let r = libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                1u32,
+                1u32,
+                IORING_ENTER_GETEVENTS,
+                std::ptr::null::<u8>(),
+                0usize,
+            );
+            if r < 0 {
+                return Err(Failure::last("io_uring_enter"));
+            }
+            let head = std::ptr::read_volatile(cq.add(p.cq_off.head as usize).cast::<u32>());
+            let cmask = *cq.add(p.cq_off.ring_mask as usize).cast::<u32>();
+            let cqe = cq.add(p.cq_off.cqes as usize + (head & cmask) as usize * 16);
+            Ok(std::ptr::read_volatile(cqe.add(8).cast::<i32>()))
+        }
+    }
+
+    fn outcome(res: Result<i32, Failure>, step: &'static str) -> Outcome {
+        match res? {
+            r if r < 0 => Err(Failure { step, errno: -r }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `IORING_OP_OPENAT` of PATH for reading.
+    pub fn open(path: &CStr) -> Outcome {
+        let sqe = Sqe {
+            opcode: IORING_OP_OPENAT,
+            fd: libc::AT_FDCWD,
+            addr: path.as_ptr() as u64,
+            op_flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+            ..Sqe::default()
+        };
+        outcome(submit(&sqe), "IORING_OP_OPENAT")
+    }
+
+    /// `IORING_OP_CONNECT` of a fresh TCP socket to `sa`.
+    pub fn connect(sa: &SockAddr) -> Outcome {
+        // SAFETY: plain system call.
+        let sock = check(
+            unsafe { libc::socket(sa.family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) },
+            "socket",
+        )?;
+        let sqe = Sqe {
+            opcode: IORING_OP_CONNECT,
+            fd: sock,
+            addr: sa.ptr() as u64,
+            off: u64::from(sa.len),
+            ..Sqe::default()
+        };
+        outcome(submit(&sqe), "IORING_OP_CONNECT")
+    }
+}
+
+/// Bytes mapped by `mmap` and `mprotect`: one page.
+const PAGE: usize = 4096;
+
+/// Maps one page of `fd` with `prot` (private); returns the address.
+fn map_page(fd: libc::c_int, prot: libc::c_int) -> Result<*mut libc::c_void, Failure> {
+    // SAFETY: a fresh mapping chosen by the kernel; nothing else refers to it.
+    let addr = unsafe { libc::mmap(std::ptr::null_mut(), PAGE, prot, libc::MAP_PRIVATE, fd, 0) };
+    if addr == libc::MAP_FAILED {
+        Err(Failure::last("mmap"))
+    } else {
+        Ok(addr)
+    }
+}
+
+fn open_read(path: &CStr) -> Result<libc::c_int, Failure> {
+    // SAFETY: valid C string.
+    check(
+        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
+        "open",
+    )
+}
+
+/// `mmap PATH r|x`.
+fn map_file(path: &CStr, mode: &str) -> Result<Outcome, Usage> {
+    let prot = match mode {
+        "r" => libc::PROT_READ,
+        "x" => libc::PROT_READ | libc::PROT_EXEC,
+        other => return Err(Usage(format!("mmap mode must be r or x, not {other:?}"))),
+    };
+    Ok(open_read(path).and_then(|fd| map_page(fd, prot).map(drop)))
+}
+
+/// `mprotect PATH`: a readable mapping of the file made executable afterwards.
+fn mprotect_file(path: &CStr) -> Outcome {
+    let fd = open_read(path)?;
+    let addr = map_page(fd, libc::PROT_READ)?;
+    // SAFETY: `addr` is the page just mapped.
+    check(
+        unsafe { libc::mprotect(addr, PAGE, libc::PROT_READ | libc::PROT_EXEC) },
+        "mprotect",
+    )
+    .map(drop)
+}
+
+/// `anon-exec`: anonymous executable memory (allowed: JITs need it).
+fn anon_exec() -> Outcome {
+    // SAFETY: a fresh anonymous mapping.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        Err(Failure::last("mmap anonymous"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `execveat(fd, "", argv, environ, AT_EMPTY_PATH)`; returns only on failure.
+fn execveat_fd(fd: libc::c_int, argv: &[CString]) -> Failure {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: NULL-terminated arrays of valid C strings that outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            ptrs.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Failure::last("execveat")
+}
+
+/// `execveat PATH [ARGS]`: exec through an `O_PATH` descriptor; returns only on failure.
+fn execveat_path(argv: &[CString]) -> Failure {
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(argv[0].as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Failure::last("open O_PATH");
+    }
+    execveat_fd(fd, argv)
+}
+
+/// `memfd-exec SRC [ARGS]`: SRC's bytes in a memfd, executed from there (`fexecve`); returns
+/// only on failure.
+fn memfd_exec(argv: &[CString]) -> Failure {
+    let bytes = match std::fs::read(OsStr::from_bytes(argv[0].as_bytes())) {
+        Ok(b) => b,
+        Err(e) => {
+            return Failure {
+                step: "read SRC",
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            };
+        }
+    };
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::memfd_create(c"corral-payload".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Failure::last("memfd_create");
+    }
+    let mut done = 0;
+    while done < bytes.len() {
+        // SAFETY: the slice is valid for its length.
+        let n = unsafe { libc::write(fd, bytes[done..].as_ptr().cast(), bytes.len() - done) };
+        if n <= 0 {
+            return Failure::last("write memfd");
+        }
+        done += n.unsigned_abs();
+    }
+    execveat_fd(fd, argv)
+}
+
+/// `tamper netlink` (a `NETLINK_ROUTE` socket), `tamper unshare-mount DIR` (a new mount
+/// namespace, then a tmpfs on DIR), `tamper perf PID` (a software counter on another process).
+fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
+    let arg = |i: usize| -> Result<CString, Usage> {
+        rest.get(i)
+            .and_then(|a| CString::new(a.as_bytes()).ok())
+            .ok_or_else(|| Usage(format!("tamper {kind} needs argument {i}")))
+    };
+    let num = |i: usize| -> Result<libc::c_long, Usage> {
+        arg(i)?
+            .to_str()
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| Usage(format!("tamper {kind}: argument {i} must be a number")))
+    };
+    // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
+    let result: libc::c_long = unsafe {
+        match kind {
+            "netlink" => libc::c_long::from(libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM,
+                libc::NETLINK_ROUTE,
+            )),
+            "unshare-mount" => {
+                let dir = arg(1)?;
+                if libc::unshare(libc::CLONE_NEWNS) < 0 {
+                    return Ok(Err(Failure::last("unshare")));
+                }
+                libc::c_long::from(libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ))
+            }
+            "perf" => {
+                // PERF_TYPE_SOFTWARE / PERF_COUNT_SW_CPU_CLOCK on another process.
+                let mut attr = [0u8; 128];
+                attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
+                attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+                libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), num(1)?, -1, -1, 0)
+            }
+            other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
+        }
+    };
+    Ok(if result < 0 {
+        Err(Failure::last("tamper"))
+    } else {
+        Ok(())
+    })
 }
 
 /// `tamper KIND [ARGS]`: one of the operations a confined process may never do.
@@ -280,6 +891,7 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                     std::ptr::null(),
                 ))
             }
+            "netlink" | "unshare-mount" | "perf" => return more_tamper(kind, rest),
             other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
         }
     };
