@@ -14,7 +14,9 @@ use crate::{binaries, initramfs, libtest, paths, setup, supervise};
 
 /// Kernel command line; `quiet` keeps kernel messages from splitting libtest's lines.
 const APPEND: &str = "console=ttyS0 quiet panic=-1";
-const DEFAULT_TIMEOUT_SECS: u64 = 900;
+/// A VM suite under TCG takes 10 to 25 minutes on a 2-core host, more when the other VM runs beside
+/// it; past this it is killed and reported.
+const DEFAULT_TIMEOUT_SECS: u64 = 2700;
 const EXIT_MARKER: &str = "CORRAL_VM_EXIT=";
 const LSM_MARKER: &str = "CORRAL_VM_LSM=";
 
@@ -30,7 +32,7 @@ pub fn qemu(vmlinuz: &Path, initrd: &Path, append: &str) -> Command {
     cmd
 }
 
-/// `CORRAL_VM_TIMEOUT` seconds, default 900.
+/// `CORRAL_VM_TIMEOUT` seconds, default `DEFAULT_TIMEOUT_SECS`.
 fn timeout() -> Result<Duration> {
     match std::env::var("CORRAL_VM_TIMEOUT") {
         Ok(v) => v
