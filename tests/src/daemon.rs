@@ -211,6 +211,21 @@ impl Daemon {
         }
     }
 
+    /// Stops the daemon with SIGTERM (and SIGCONT, should it be stopped) and waits for it.
+    /// Returns its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+        // SAFETY: signalling our own child by pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+            libc::kill(pid, libc::SIGCONT);
+        }
+        let code = process::wait_deadline(child, Duration::from_secs(30)).flatten();
+        self.child = None;
+        code
+    }
+
     /// Stops the daemon like `kill -9` would: no clean-up of its own.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

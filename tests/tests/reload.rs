@@ -595,3 +595,57 @@ fn an_instance_expires_after_its_ttl() {
     // A fresh instance of the same task is not expired.
     d.expect_ok(&udp(&d, "ttl", ALWAYS));
 }
+
+#[test]
+fn sigterm_drains_what_the_kernel_queued_before_it_exits() {
+    let mut d = Daemon::start(&[("drain.yaml", &version("drain", ONLY_V1).yaml())]);
+    // Confined now, refused in 1.5 s: while the daemon is stopped and reads nothing.
+    let waiting: Vec<Later> = (0..5)
+        .map(|_| {
+            later(
+                &d,
+                "drain",
+                &[
+                    &env::probe(),
+                    "-D",
+                    "1500",
+                    "connect",
+                    "udp",
+                    "127.0.0.1",
+                    &NEVER.to_string(),
+                ],
+            )
+        })
+        .collect();
+    wait_processes(&d, "drain", 5);
+    let refused: Vec<RunOutput> = {
+        let _frozen = d.frozen();
+        let outs: Vec<RunOutput> = waiting.into_iter().map(Later::wait).collect();
+        for out in &outs {
+            d.expect_errno(out, "EPERM");
+        }
+        // SIGTERM arrives while it is stopped: when it resumes (dropping `_frozen`), the stop
+        // and the queued events are both pending.
+        // SAFETY: signalling the daemon, our child, by pid.
+        unsafe { libc::kill(libc::pid_t::try_from(d.pid()).unwrap_or(0), libc::SIGTERM) };
+        outs
+    };
+    let code = d.terminate();
+    assert_eq!(
+        code,
+        Some(0),
+        "expected a clean exit on SIGTERM\n{}",
+        d.stderr()
+    );
+    let events = d.events();
+    for out in &refused {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["process"]["tgid"] == json!(out.pid) && e["decision"] == "denied"),
+            "expected the refusal of pid {} (queued while the daemon was stopped) in the sink after SIGTERM; got {} events",
+            out.pid,
+            events.len()
+        );
+    }
+}

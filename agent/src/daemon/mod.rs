@@ -237,16 +237,37 @@ async fn serve(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| DaemonError::Runtime { source })?;
     let (policy_tx, policy_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tracing::info!(socket = %config.socket.display(), "ready");
     notify::ready();
+    let pump = pump_events(
+        ring,
+        Arc::clone(&state),
+        sinks,
+        hub.clone(),
+        policy_rx,
+        stop_rx,
+    );
+    tokio::pin!(pump);
+    let mut pump_done = false;
     let result = tokio::select! {
         r = server::accept_loop(listener, Arc::clone(&state), Arc::clone(&hub)) => r,
-        r = pump_events(ring, Arc::clone(&state), sinks, hub, policy_rx) => r,
+        r = &mut pump => {
+            pump_done = true;
+            r
+        }
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
     notify::stopping();
+    if !pump_done {
+        // Drain: what the kernel queued before the stop still reaches the sinks.
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(DRAIN_FOR, &mut pump).await.is_err() {
+            tracing::warn!("events still queued after {DRAIN_FOR:?}: the next daemon reads them");
+        }
+    }
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!(
         pin_dir = %config.pin_dir.display(),
@@ -262,12 +283,21 @@ async fn pump_events(
     mut sinks: Vec<Sink>,
     hub: Arc<hub::Hub>,
     mut policy_events: tokio::sync::mpsc::UnboundedReceiver<state::PolicyEvent>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
     let mut exes = events::ExeCache::default();
     loop {
         let readable = tokio::select! {
             r = ring.readable_mut() => r,
+            _ = stop.changed() => {
+                // Stopping: whatever the kernel queued goes out now, without waiting.
+                let rb = ring.get_mut();
+                while let Some(item) = rb.next() {
+                    deliver(&item, &state, &clock, &mut exes, &mut sinks, &hub);
+                }
+                return Ok(());
+            }
             Some(ev) = policy_events.recv() => {
                 let line = state::TimedPolicyEvent { time: clock.now_rfc3339(), event: ev };
                 match serde_json::to_vec(&line) {
@@ -293,25 +323,8 @@ async fn pump_events(
                 break;
             };
             drained = false;
-            let record = events::parse_record(&item);
+            deliver(&item, &state, &clock, &mut exes, &mut sinks, &hub);
             drop(item);
-            let json = record.and_then(|ev| {
-                let Ok(mut state) = state.lock() else {
-                    return events::to_json(&ev, &HashMap::new(), &clock, events::proc_exe);
-                };
-                // The kernel's record of the exec comes first: by now the pid may be reused.
-                let mut json = events::to_json(&ev, state.task_names(), &clock, |tgid| {
-                    state
-                        .exe_of(tgid)
-                        .or_else(|| exes.get(tgid, events::proc_exe))
-                })?;
-                (json.instance, json.parent_tasks) = state.lineage(ev.instance);
-                Ok(json)
-            });
-            match json {
-                Ok(event) => publish(&event, &mut sinks, &hub),
-                Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
-            }
             // Let the subscribers' writers run between events: on this one-thread runtime a
             // burst would otherwise fill every subscriber's queue before any of them is written.
             if hub.has_subscribers() {
@@ -329,6 +342,37 @@ async fn pump_events(
         tokio::task::yield_now().await;
     }
 }
+
+/// Decodes one ring buffer record, names its task, instance and executable, and publishes it.
+fn deliver(
+    bytes: &[u8],
+    state: &Mutex<State>,
+    clock: &BootClock,
+    exes: &mut events::ExeCache,
+    sinks: &mut [Sink],
+    hub: &hub::Hub,
+) {
+    let json = events::parse_record(bytes).and_then(|ev| {
+        let Ok(mut state) = state.lock() else {
+            return events::to_json(&ev, &HashMap::new(), clock, events::proc_exe);
+        };
+        // The kernel's record of the exec comes first: by now the pid may be reused.
+        let mut json = events::to_json(&ev, state.task_names(), clock, |tgid| {
+            state
+                .exe_of(tgid)
+                .or_else(|| exes.get(tgid, events::proc_exe))
+        })?;
+        (json.instance, json.parent_tasks) = state.lineage(ev.instance);
+        Ok(json)
+    });
+    match json {
+        Ok(event) => publish(&event, sinks, hub),
+        Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
+    }
+}
+
+/// How long a stopping daemon keeps draining queued events into the sinks.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ring buffer records handled before the event pump lets the daemon's other tasks run.
 const EVENTS_PER_TURN: usize = 256;

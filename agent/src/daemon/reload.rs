@@ -77,6 +77,8 @@ pub async fn watch(
         }
     }
     let mut stream = inotify.into_event_stream([0u8; 4096]).map_err(watch_err)?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(watch_err)?;
     let mut rescan = tokio::time::interval(RESCAN_EVERY);
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
@@ -93,6 +95,10 @@ pub async fn watch(
                 reload(&state, &events);
             }
             _ = rescan.tick() => reload(&state, &events),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the policies now (corral.toml's sinks and metrics are read at start only)");
+                reload(&state, &events);
+            }
             _ = sweep.tick() => {
                 if let Ok(mut s) = state.lock() {
                     for ev in s.sweep() {
