@@ -48,31 +48,14 @@ pub async fn watch(
         .watches()
         .add(
             dir,
-            WatchMask::CREATE
-                | WatchMask::CLOSE_WRITE
-                | WatchMask::MODIFY
-                | WatchMask::MOVED_TO
-                | WatchMask::MOVED_FROM
-                | WatchMask::DELETE
-                | WatchMask::ATTRIB
-                | WatchMask::DELETE_SELF
-                | WatchMask::MOVE_SELF,
+            changes() | WatchMask::DELETE_SELF | WatchMask::MOVE_SELF,
         )
         .map_err(watch_err)?;
     // Fragments (`spec.include`) live one level down; a directory created later is caught by
     // the periodic rescan.
     let fragments = dir.join(crate::policy::FRAGMENTS_DIR);
     if fragments.is_dir() {
-        if let Err(e) = inotify.watches().add(
-            &fragments,
-            WatchMask::CREATE
-                | WatchMask::CLOSE_WRITE
-                | WatchMask::MODIFY
-                | WatchMask::MOVED_TO
-                | WatchMask::MOVED_FROM
-                | WatchMask::DELETE
-                | WatchMask::ATTRIB,
-        ) {
+        if let Err(e) = inotify.watches().add(&fragments, changes()) {
             tracing::warn!(dir = %fragments.display(), "cannot watch the fragments directory (changes are seen by the periodic rescan): {e}");
         }
     }
@@ -108,6 +91,17 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// Every way a file in a watched directory can change (written, replaced, moved, removed).
+fn changes() -> WatchMask {
+    WatchMask::CREATE
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::MODIFY
+        | WatchMask::MOVED_TO
+        | WatchMask::MOVED_FROM
+        | WatchMask::DELETE
+        | WatchMask::ATTRIB
 }
 
 fn reload(state: &Mutex<State>, events: &mpsc::UnboundedSender<PolicyEvent>) {
