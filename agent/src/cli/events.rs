@@ -111,6 +111,7 @@ pub fn run(
 
 const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
+const GREEN: &str = "\x1b[32m";
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
@@ -138,6 +139,7 @@ pub fn render_line(json: &str, colour: bool) -> String {
     let decision_cell = match (colour, decision) {
         (true, "denied") => format!("{RED}{decision_cell}{RESET}"),
         (true, "audited") => format!("{YELLOW}{decision_cell}{RESET}"),
+        (true, "allowed") => format!("{GREEN}{decision_cell}{RESET}"),
         _ => decision_cell,
     };
     let process = &v["process"];
@@ -231,6 +233,27 @@ mod tests {
         assert!(a.contains("\x1b[31mdenied"), "denied in red: {a:?}");
         let b = render_line(CONNECT, true);
         assert!(b.contains("\x1b[33maudited"), "audited in yellow: {b:?}");
+        let c = render_line(ALLOWED, true);
+        assert!(c.contains("\x1b[32mallowed"), "allowed in green: {c:?}");
+    }
+
+    const ALLOWED: &str = r#"{"time":"2026-11-26T06:30:02.000001Z","decision":"allowed","mode":"enforce","op":"open","backend":"kill","task":"repo-coder","reason":"none","target":{"path":"/srv/repo/a.rs","access":"read"},"process":{"pid":9,"tgid":9,"ppid":1,"uid":0,"gid":0,"comm":"cat","exe":null}}"#;
+
+    #[test]
+    fn allowed_events_line_up_with_the_others() {
+        let a = render_line(OPEN, false);
+        let c = render_line(ALLOWED, false);
+        assert!(
+            c.starts_with(
+                "2026-11-26T06:30:02.000 allowed  repo-coder       open     /srv/repo/a.rs (read)"
+            ),
+            "got {c}"
+        );
+        assert_eq!(
+            a.find("not_allowed"),
+            c.find("none"),
+            "the reason column lines up:\n{a}\n{c}"
+        );
     }
 
     #[test]
