@@ -68,6 +68,27 @@ pub async fn watch(mut live: Live) -> Result<(), HangupError> {
     Ok(())
 }
 
+/// The keys that only a restart can change, whose value in `new` differs from the running one:
+/// `(key, running value, value in the file)`. Flags given on the command line are applied to
+/// both, so a key a flag sets never differs.
+fn restart_only_changes<'a>(
+    running: &'a Config,
+    new: &'a Config,
+) -> Vec<(&'static str, &'a std::path::Path, &'a std::path::Path)> {
+    [
+        (
+            "daemon.policies",
+            &running.daemon.policies,
+            &new.daemon.policies,
+        ),
+        ("daemon.socket", &running.daemon.socket, &new.daemon.socket),
+    ]
+    .into_iter()
+    .filter(|(_, r, n)| r != n)
+    .map(|(k, r, n)| (k, r.as_path(), n.as_path()))
+    .collect()
+}
+
 /// The sink keys of `[events]`: a change reopens the sinks.
 fn sink_keys(e: &EventsSection) -> (bool, Option<&PathBuf>, u64, u32) {
     (e.stdout, e.file.as_ref(), e.rotate_bytes, e.keep)
@@ -94,26 +115,13 @@ impl Live {
         };
         let mut ok = true;
         let mut applied = self.running.clone();
-        for (key, running, wanted) in [
-            (
-                "daemon.policies",
-                &self.running.daemon.policies,
-                &new.daemon.policies,
-            ),
-            (
-                "daemon.socket",
-                &self.running.daemon.socket,
-                &new.daemon.socket,
-            ),
-        ] {
-            if running != wanted {
-                tracing::warn!(
-                    key,
-                    running = %running.display(),
-                    file = %wanted.display(),
-                    "SIGHUP: {file}: `{key}` needs a restart to change; keeping the running value"
-                );
-            }
+        for (key, running, wanted) in restart_only_changes(&self.running, &new) {
+            tracing::warn!(
+                key,
+                running = %running.display(),
+                file = %wanted.display(),
+                "SIGHUP: {file}: `{key}` needs a restart to change; keeping the running value"
+            );
         }
         if sink_keys(&new.events) != sink_keys(&self.running.events) {
             match Sink::open_all(&new.events) {
@@ -198,5 +206,50 @@ impl Live {
             &self.endpoint.config_reloads.error
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        config::parse(Path::new("corral.toml"), text)
+            .unwrap_or_else(|e| panic!("expected a valid configuration: {e}"))
+    }
+
+    #[test]
+    fn daemon_keys_are_named_as_needing_a_restart_unless_a_flag_sets_them() {
+        let running = parse("[daemon]\nsocket = \"/run/a.sock\"\n");
+        let edited = parse(
+            "[daemon]\nsocket = \"/run/b.sock\"\npolicies = \"/p\"\n[events]\nallowed = \"all\"\n",
+        );
+        let keys: Vec<&str> = restart_only_changes(&running, &edited)
+            .iter()
+            .map(|(k, ..)| *k)
+            .collect();
+        assert_eq!(keys, ["daemon.policies", "daemon.socket"]);
+        let flags = Overrides {
+            socket: Some("/run/flag.sock".into()),
+            policies: Some("/flag".into()),
+            events: None,
+        };
+        let running = running.with_overrides(flags.clone());
+        let edited = edited.with_overrides(flags);
+        assert!(
+            restart_only_changes(&running, &edited).is_empty(),
+            "keys set by flags cannot change through the file"
+        );
+    }
+
+    #[test]
+    fn only_sink_keys_reopen_the_sinks() {
+        let a = parse("[events]\nfile = \"/x.json\"\n");
+        let b = parse("[events]\nfile = \"/x.json\"\nbacklog = 5\nallowed = \"all\"\n");
+        assert_eq!(sink_keys(&a.events), sink_keys(&b.events));
+        let c = parse("[events]\nfile = \"/x.json\"\nkeep = 2\n");
+        assert_ne!(sink_keys(&a.events), sink_keys(&c.events));
     }
 }
