@@ -701,10 +701,10 @@ fn sighup_switches_the_events_file_and_the_allowed_events() {
     wait_until(
         "the refused connect in the first file",
         EVENT_TIMEOUT,
-        || connect_lines(&lines_of(&[a.clone()]), task) == 1,
+        || connect_lines(&lines_of(std::slice::from_ref(&a)), task) == 1,
         || format!("stderr:\n{}", d.daemon.stderr()),
     );
-    let before = settled_lines(|| lines_of(&[a.clone()]));
+    let before = settled_lines(|| lines_of(std::slice::from_ref(&a)));
     assert!(
         allowed_lines(&before, task, "connect").is_empty(),
         "expected no allowed event with allowed = \"none\", got:\n{}",
@@ -720,7 +720,7 @@ fn sighup_switches_the_events_file_and_the_allowed_events() {
         "SIGHUP: configuration reloaded",
     );
     allowed_burst(&d.daemon, task, 5, port);
-    let after = settled_lines(|| lines_of(&[b.clone()]));
+    let after = settled_lines(|| lines_of(std::slice::from_ref(&b)));
     assert_eq!(
         allowed_lines(&after, task, "connect").len(),
         5,
@@ -728,7 +728,7 @@ fn sighup_switches_the_events_file_and_the_allowed_events() {
         after.join("\n")
     );
     assert_eq!(
-        lines_of(&[a.clone()]).len(),
+        lines_of(std::slice::from_ref(&a)).len(),
         before.len(),
         "the old file gets nothing once the new one is in place"
     );
@@ -784,10 +784,10 @@ fn an_invalid_config_edit_is_reported_and_changes_nothing() {
     wait_until(
         "the refused connect in the running file",
         EVENT_TIMEOUT,
-        || connect_lines(&lines_of(&[a.clone()]), task) == 1,
+        || connect_lines(&lines_of(std::slice::from_ref(&a)), task) == 1,
         || format!("stderr:\n{}", d.daemon.stderr()),
     );
-    let lines = settled_lines(|| lines_of(&[a.clone()]));
+    let lines = settled_lines(|| lines_of(std::slice::from_ref(&a)));
     assert!(
         allowed_lines(&lines, task, "connect").is_empty(),
         "the rejected allowed = \"all\" must not apply, got:\n{}",

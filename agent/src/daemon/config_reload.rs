@@ -27,9 +27,12 @@ pub struct ConfigSource {
     pub overrides: Overrides,
 }
 
+/// Sets the log filter: takes a `tracing` filter, `Err` says why it was refused.
+pub type SetLogFilter = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 /// Sets the daemon's log filter (a `tracing` filter); `Err` says why a filter was refused.
 #[derive(Clone)]
-pub struct LogFilter(pub Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>);
+pub struct LogFilter(pub Arc<SetLogFilter>);
 
 impl fmt::Debug for LogFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,17 +177,15 @@ impl Live {
             }
         }
         if new.log.level != self.running.log.level {
-            match &self.log_filter {
-                Some(set) => match (set.0)(&new.log.level) {
-                    Ok(()) => applied.log = new.log.clone(),
-                    Err(e) => {
-                        ok = false;
-                        tracing::error!(
-                            "SIGHUP: {file}: log.level: {e}; keeping the running filter"
-                        );
-                    }
-                },
-                None => tracing::info!("SIGHUP: log.level changed, but CORRAL_LOG sets the filter"),
+            if let Some(set) = &self.log_filter {
+                if let Err(e) = (set.0)(&new.log.level) {
+                    ok = false;
+                    tracing::error!("SIGHUP: {file}: log.level: {e}; keeping the running filter");
+                } else {
+                    applied.log = new.log.clone();
+                }
+            } else {
+                tracing::info!("SIGHUP: log.level changed, but CORRAL_LOG sets the filter");
             }
         }
         self.running = applied;
