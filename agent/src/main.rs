@@ -80,30 +80,46 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e, 69),
         },
-        Command::Events {
-            follow,
-            task,
-            op,
-            json,
-            socket,
-        } => {
-            use std::io::IsTerminal;
-            let stdout = std::io::stdout();
-            let style = events::Style {
-                json,
-                colour: stdout.is_terminal(),
-            };
-            match events::run(&socket, task, &op, follow, style, &mut stdout.lock()) {
-                Ok(()) => ExitCode::SUCCESS,
-                // The reader went away (`corral events | head`): not an error.
-                Err(events::EventsError::Output { source })
-                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e, 69),
-            }
+        command @ Command::Events { .. } => events_command(command),
+    }
+}
+
+/// `corral events`: subscribes and prints until the stream ends.
+fn events_command(command: Command) -> ExitCode {
+    use std::io::IsTerminal;
+    let Command::Events {
+        follow,
+        task,
+        op,
+        decision,
+        json,
+        socket,
+    } = command
+    else {
+        unreachable!("called for the events subcommand only");
+    };
+    let stdout = std::io::stdout();
+    let style = events::Style {
+        json,
+        colour: stdout.is_terminal(),
+    };
+    match events::run(
+        &socket,
+        task,
+        &op,
+        &decision,
+        follow,
+        style,
+        &mut stdout.lock(),
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`corral events | head`): not an error.
+        Err(events::EventsError::Output { source })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
         }
+        Err(e) => fail(&e, 69),
     }
 }
 

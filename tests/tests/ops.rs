@@ -508,6 +508,39 @@ fn settled_lines(files: impl Fn() -> Vec<String>) -> Vec<String> {
     files()
 }
 
+/// `corral events --json --decision DECISION`: the backlog events the daemon passes.
+fn events_by_decision(d: &corral_tests::Daemon, decision: &str) -> Vec<Value> {
+    let out = corral_tests::process::run({
+        let mut c = Command::new(env::corral_bin());
+        c.args(["events", "--json", "--decision", decision, "--socket"])
+            .arg(d.socket());
+        c
+    });
+    assert_eq!(
+        out.code,
+        Some(0),
+        "corral events failed\n{}",
+        out.describe()
+    );
+    corral_tests::events::parse_lines(&out.stdout, "corral events")
+}
+
+/// `corral events --decision` filters the backlog by decision: here nothing was denied, and
+/// allowed events exist.
+fn expect_the_decision_filter_of_corral_events(d: &corral_tests::Daemon) {
+    let backlog = |decision: &str| events_by_decision(d, decision);
+    let allowed_only = backlog("allowed");
+    assert!(
+        !allowed_only.is_empty() && allowed_only.iter().all(|e| e["decision"] == "allowed"),
+        "expected only (and some) allowed events from --decision allowed, got {allowed_only:?}"
+    );
+    let denied_only = backlog("denied");
+    assert!(
+        denied_only.is_empty(),
+        "nothing was denied, yet --decision denied gave {denied_only:?}"
+    );
+}
+
 #[test]
 fn allowed_all_reports_allowed_decisions_of_every_native_backend() {
     use corral_tests::selectors::selected_probe;
@@ -616,6 +649,8 @@ fn allowed_all_reports_allowed_decisions_of_every_native_backend() {
             ("/process/tgid", serde_json::json!(out.pid)),
         ],
     );
+
+    expect_the_decision_filter_of_corral_events(&d.daemon);
 }
 
 #[test]

@@ -47,6 +47,25 @@ impl OpName {
     }
 }
 
+/// Which decisions `--decision` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecisionName {
+    Denied,
+    Audited,
+    Allowed,
+}
+
+impl DecisionName {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Denied => "denied",
+            Self::Audited => "audited",
+            Self::Allowed => "allowed",
+        }
+    }
+}
+
 /// How to print.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -60,6 +79,7 @@ pub fn run(
     socket: &Path,
     task: Option<String>,
     ops: &[OpName],
+    decisions: &[DecisionName],
     follow: bool,
     style: Style,
     out: &mut impl Write,
@@ -75,6 +95,7 @@ pub fn run(
     let request = Request::Subscribe {
         task,
         ops: ops.iter().map(|o| o.as_str().to_owned()).collect(),
+        decisions: decisions.iter().map(|d| d.as_str().to_owned()).collect(),
         follow,
     };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;

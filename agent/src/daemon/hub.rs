@@ -20,6 +20,7 @@ pub struct Published {
     pub line: String,
     pub task: String,
     pub op: &'static str,
+    pub decision: &'static str,
 }
 
 /// `(task, op, decision)` → events seen.
@@ -68,6 +69,7 @@ impl Hub {
             line,
             task: event.task.clone(),
             op: event.op,
+            decision: event.decision,
         });
         let mut inner = self.lock();
         // Allowed decisions are counted by the kernel (`corral_decisions_total{task=""}`); their
