@@ -830,3 +830,57 @@ fn an_invalid_config_edit_is_reported_and_changes_nothing() {
     );
     assert!(!b.exists(), "the rejected file sink must not be opened");
 }
+
+#[test]
+fn sighup_moves_the_metrics_endpoint_and_keeps_counting() {
+    let task = "sighup-metrics";
+    let d = OpsDaemon::start(&[&burst_policy(task, free_port())], "");
+    let old = d.metrics;
+    let new = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let seen = d
+        .daemon
+        .stderr()
+        .matches("SIGHUP: configuration reloaded")
+        .count();
+    std::fs::write(
+        &d.config_file,
+        format!("[metrics]\nenabled = true\nlisten = \"{new}\"\n[log]\nlevel = \"debug\"\n"),
+    )
+    .unwrap_or_else(|e| panic!("expected to rewrite {}: {e}", d.config_file.display()));
+    d.daemon
+        .signal(libc::SIGHUP)
+        .unwrap_or_else(|e| panic!("expected to send SIGHUP: {e}"));
+    wait_until(
+        "the reload",
+        EVENT_TIMEOUT,
+        || {
+            d.daemon
+                .stderr()
+                .matches("SIGHUP: configuration reloaded")
+                .count()
+                > seen
+        },
+        || format!("stderr:\n{}", d.daemon.stderr()),
+    );
+    let (code, body) = corral_tests::ops::http_get(new, "/readyz");
+    assert_eq!(
+        code, 200,
+        "expected /readyz on the new address {new}: {body}"
+    );
+    let scrape = corral_tests::ops::http_get(new, "/metrics").1;
+    assert!(
+        scrape.contains("corral_config_reloads_total{result=\"ok\"} 1"),
+        "expected the reload counted on the new endpoint:\n{scrape}"
+    );
+    wait_until(
+        &format!("the old address {old} released"),
+        EVENT_TIMEOUT,
+        || std::net::TcpStream::connect_timeout(&old, Duration::from_millis(200)).is_err(),
+        String::new,
+    );
+    assert!(
+        d.daemon.stderr().contains("DEBUG"),
+        "expected log.level = \"debug\" to apply at once:\n{}",
+        d.daemon.stderr()
+    );
+}
