@@ -95,7 +95,8 @@ code_enum! {
         Denied = 1 => "denied",
         /// Not in the allow-list but let through because the task is in audit mode.
         Audited = 2 => "audited",
-        /// In the allow-list. Counted, never sent as an event by this version.
+        /// In the allow-list. Always counted; sent as an event only for tagged processes and only
+        /// when `Settings::allowed_events` asks for it (`AllowedEvents`).
         Allowed = 3 => "allowed",
     }
 }
@@ -135,6 +136,8 @@ impl Access {
 code_enum! {
     /// Why an operation was not allowed (`Event::reason`).
     Reason, "reason" {
+        /// Nothing missed: the reason of an allowed decision (`Decision::Allowed`).
+        None = 0 => "none",
         /// No allow rule of the task covers it.
         NotAllowed = 1 => "not_allowed",
         /// A `files.deny` entry covers it.
@@ -159,6 +162,19 @@ code_enum! {
 }
 
 impl core::error::Error for UnknownCode {}
+
+code_enum! {
+    /// Which allowed decisions of tagged processes the kernel sends as events
+    /// (`Settings::allowed_events`; `events.allowed` in `corral.toml`).
+    AllowedEvents, "allowed events" {
+        /// None: allowed decisions are only counted.
+        None = 0 => "none",
+        /// One in `Settings::allowed_sample` on average, chosen at random in the kernel.
+        Sampled = 1 => "sampled",
+        /// Every one.
+        All = 2 => "all",
+    }
+}
 
 code_enum! {
     /// The kernel mechanism that judged an operation (`Event::backend`).

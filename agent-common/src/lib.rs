@@ -10,8 +10,10 @@ mod codes;
 mod event;
 mod maps;
 
+pub use codes::AllowedEvents;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
 pub use event::{COMM_LEN, EVENT_SIZE, Event};
+pub use maps::{ALLOWED_SAMPLE_MAX, SETTINGS_MAX, Settings};
 pub use maps::{
     CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX,
     InodeKey, InstanceInfo, TAG_LANDLOCK, TAG_SELECTED,
@@ -56,6 +58,8 @@ pub mod names {
     /// `HashMap<u32 instance, InstanceInfo>`: task instances (`corral run`), their parent and
     /// expiry.
     pub const INSTANCES: &str = "INSTANCES";
+    /// `Array<Settings>` of one entry (key 0): run-time settings (allowed events, sampling).
+    pub const SETTINGS: &str = "SETTINGS";
     pub const PROG_SCHED_EXEC: &str = "corral_sched_exec";
     pub const PROG_CGROUP_ATTACH: &str = "corral_cgroup_attach";
     pub const PROG_KILL_EXEC: &str = "corral_kill_exec";

@@ -57,6 +57,25 @@ pub struct InstanceInfo {
     pub parent: u32,
 }
 
+/// Value of `SETTINGS` (key: u32 0, the only entry): run-time settings of the kernel programs,
+/// written by the daemon at start and on every configuration reload (`SIGHUP`). Pinned, so a
+/// killed daemon's last settings stay in force. A missing entry means the defaults (all zero).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// An `AllowedEvents` code: which allowed decisions of tagged processes become events.
+    pub allowed_events: u32,
+    /// With `AllowedEvents::Sampled`: one allowed decision in this many (on average, chosen with
+    /// `bpf_get_prandom_u32`) becomes an event; 0 and 1 mean every one. At most
+    /// `ALLOWED_SAMPLE_MAX`.
+    pub allowed_sample: u32,
+}
+
+/// Bound of `SETTINGS`: one entry (key 0).
+pub const SETTINGS_MAX: u32 = 1;
+/// Largest `Settings::allowed_sample` (`events.allowed_sample`).
+pub const ALLOWED_SAMPLE_MAX: u32 = 1 << 20;
+
 /// Bound of `INSTANCES`.
 pub const INSTANCES_MAX: u32 = 65_536;
 
@@ -336,6 +355,7 @@ pub const fn counter_index(op: u32, decision: u32) -> u32 {
 
 const _: () = assert!(core::mem::size_of::<TaskTag>() == 16);
 const _: () = assert!(core::mem::size_of::<InstanceInfo>() == 16);
+const _: () = assert!(core::mem::size_of::<Settings>() == 8);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CgroupPathData>() == CGROUP_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<TaskConfig>() == 8);
@@ -356,6 +376,7 @@ mod pod {
     // with no implicit padding (checked by the size asserts above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::TaskTag {}
     unsafe impl aya::Pod for super::InstanceInfo {}
+    unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::InodeKey {}
     unsafe impl aya::Pod for super::CgroupPathData {}
     unsafe impl aya::Pod for super::TaskConfig {}

@@ -2,7 +2,8 @@
 //! exec or an open of a tagged process just after it succeeded, judge it by the same rules, and on
 //! a miss (enforce mode) send `SIGKILL`, which the process receives before it returns to user
 //! space. Processes that `corral run` confined with Landlock are left to Landlock; for them the
-//! `sys_exit` hook only reports Landlock's refusals (`EACCES`), which Landlock itself does not.
+//! `sys_exit` hook only reports Landlock's refusals (`EACCES`), which Landlock itself does not,
+//! and counts (and, with `events.allowed`, reports) the opens and execs Landlock let through.
 
 use agent_common::{Access, Backend, Op, PATH_MAX, Reason, TAG_LANDLOCK};
 use aya_ebpf::{
@@ -19,7 +20,7 @@ use crate::{
     files::{judge_resolved, open_access, open_allowed, remember_exe},
     maps::{PATH_SCRATCH, offsets},
     pathwalk::dentry_path,
-    report::{DENY, PathSource, Target, finish},
+    report::{DENY, PathSource, Target, finish, report_allowed},
 };
 
 const SIGKILL: u32 = 9;
@@ -40,6 +41,10 @@ const NR_EXECVEAT: u64 = 322;
 #[inline(always)]
 pub fn judge_exec(who: &Caller, file: *const u8) {
     if who.flags & TAG_LANDLOCK != 0 {
+        // Landlock let the exec through: an allowed decision of the Landlock backend.
+        report_allowed(Op::Exec, who, |target| {
+            landlock_target(target, file, Access::EXEC)
+        });
         return;
     }
     let verdict = judge_walked(Op::Exec, who, file, 0, |flags| {
@@ -85,7 +90,9 @@ fn judge_walked(
 ///   enforce mode kills the process (`SIGKILL`) before it can use the descriptor. Fails closed (an
 ///   unreadable file or unresolvable path is a miss).
 /// - for a Landlock-confined process, an open- or exec-family call that failed with `EACCES` is
-///   reported as Landlock's refusal (path as the caller gave it). Nothing is killed.
+///   reported as Landlock's refusal (path as the caller gave it). Nothing is killed. An open that
+///   succeeded is Landlock's allowed decision: counted, and reported as `allowed` (the opened
+///   file's path) when `SETTINGS` asks for allowed events.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn corral_sys_exit(ctx: BtfTracePointContext) -> i32 {
     match try_sys_exit(&ctx) {
@@ -115,6 +122,11 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     if who.flags & TAG_LANDLOCK != 0 {
         if ret == EACCES {
             report_landlock(&who, regs, nr, is_exec);
+        } else if is_open && ret >= 0 {
+            // Landlock let the open through (its execs are reported at `sched_process_exec`).
+            report_allowed(Op::Open, &who, |target| {
+                landlock_open_target(target, ret as u64)
+            });
         }
         return Ok(0);
     }
@@ -138,6 +150,51 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         unsafe { bpf_send_signal(SIGKILL) };
     }
     Ok(0)
+}
+
+/// Fills in the event of an open Landlock allowed: the file at descriptor `fd`, its access mode
+/// and path. False when the descriptor is already gone (nothing is reported then).
+#[inline(always)]
+fn landlock_open_target(target: &mut Target, fd: u64) -> bool {
+    let Some(file) = fd_file(fd) else {
+        return false;
+    };
+    let off = offsets();
+    // SAFETY: probe reads at BTF offsets.
+    let (f_mode, f_flags): (u32, u32) = unsafe {
+        (
+            bpf_probe_read_kernel(file.add(off.file_f_mode as usize).cast()).unwrap_or(0),
+            bpf_probe_read_kernel(file.add(off.file_f_flags as usize).cast()).unwrap_or(0),
+        )
+    };
+    let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
+    landlock_target(target, file, access)
+}
+
+/// Fills in the event of an exec or open Landlock allowed: `Backend::Landlock`, `access`, and
+/// the path of `file` walked into the path scratch (or the walk's error). Always true.
+#[inline(always)]
+fn landlock_target(target: &mut Target, file: *const u8, access: u32) -> bool {
+    target.backend = Backend::Landlock as u32;
+    target.access = access;
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+        target.path_error = -14;
+        return true;
+    };
+    let off = offsets();
+    // SAFETY: `scratch` is a per-CPU map value; `file` is only probe-read by the walk.
+    let len = unsafe {
+        (*scratch).owner = bpf_get_current_pid_tgid();
+        dentry_path(file.add(off.file_f_path as usize), scratch)
+    };
+    if len >= 0 {
+        // SAFETY: per-CPU map value; the event copies the path out of it.
+        target.path = PathSource::Resolved(unsafe { (&raw const (*scratch).path).cast() });
+        target.path_len = len as u32;
+    } else {
+        target.path_error = len as i32;
+    }
+    true
 }
 
 /// `current->files->fdt->fd[fd]`, or `None` if out of range or unreadable.

@@ -1,5 +1,6 @@
 //! Every map of the object: key, value, bound, and why it exists.
 
+use agent_common::{AllowedEvents, SETTINGS_MAX, Settings};
 use agent_common::{
     CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX, InodeKey, InstanceInfo,
 };
@@ -9,8 +10,9 @@ use agent_common::{
     NetV6Data, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
 };
 use aya_ebpf::{
+    helpers::bpf_get_prandom_u32,
     macros::map,
-    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Kernel struct field offsets, written by the daemon from the running kernel's BTF before load.
@@ -156,6 +158,32 @@ pub static CGROUP_SELECTORS: LpmTrie<CgroupPathData, u32> =
 /// events. Written by the daemon only.
 #[map(name = "INSTANCES")]
 pub static INSTANCES: HashMap<u32, InstanceInfo> = HashMap::with_max_entries(INSTANCES_MAX, 0);
+
+/// Key: 0. Value: `Settings`. Bound: `SETTINGS_MAX` (1). Why: run-time settings the daemon
+/// changes without reloading the programs (`events.allowed`, `events.allowed_sample`), written at
+/// start and on every configuration reload. Pinned: a killed daemon's settings stay in force.
+#[map(name = "SETTINGS")]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(SETTINGS_MAX, 0);
+
+/// Whether this allowed decision of a tagged process becomes an event: never with
+/// `AllowedEvents::None` (the default, also when the entry cannot be read), always with `All`,
+/// with `Sampled` one in `allowed_sample` on average (`bpf_get_prandom_u32`), decided here so the
+/// ring buffer never carries what would be dropped. Draws the random number once per call.
+#[inline(always)]
+pub fn allowed_event_wanted() -> bool {
+    let Some(s) = SETTINGS.get(0) else {
+        return false;
+    };
+    if s.allowed_events == AllowedEvents::All as u32 {
+        return true;
+    }
+    if s.allowed_events != AllowedEvents::Sampled as u32 {
+        return false;
+    }
+    let every = s.allowed_sample;
+    // SAFETY: the helper only returns a number.
+    every <= 1 || unsafe { bpf_get_prandom_u32() } % every == 0
+}
 
 /// Adds one to a counter slot.
 #[inline(always)]

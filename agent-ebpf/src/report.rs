@@ -1,4 +1,5 @@
-//! Turning a judgement into a return value, a counter and (for misses) an `Event`.
+//! Turning a judgement into a return value, a counter and (for misses, and allowed decisions
+//! when `SETTINGS` asks for them) an `Event`.
 
 use agent_common::{
     Backend, COUNTER_EVENTS_DROPPED, Decision, Event, Mode, Op, PATH_MAX, Reason, UNIX_PATH_MAX,
@@ -12,7 +13,7 @@ use aya_ebpf::helpers::{
 
 use crate::{
     context::Caller,
-    maps::{EVENTS, count, offsets},
+    maps::{EVENTS, allowed_event_wanted, count, offsets},
 };
 
 /// `-EPERM`, what a denied operation returns to the caller.
@@ -77,7 +78,8 @@ impl Target {
 }
 
 /// Ends a hook: counts the decision and, on a miss, reports it and returns `-EPERM` in enforce
-/// mode or 0 in audit mode.
+/// mode or 0 in audit mode. An allowed decision is reported too when `SETTINGS` asks for it
+/// (`allowed_event_wanted`).
 #[inline(always)]
 pub fn finish(op: Op, caller: &Caller, miss: Option<Reason>, target: &Target) -> i32 {
     finish_counting(op, caller, miss, target, true)
@@ -97,22 +99,47 @@ pub fn finish_counting(
         Some(reason) => Some(reason),
         None => miss,
     };
-    let Some(reason) = miss else {
-        if count_allowed {
+    let (decision, reason) = match miss {
+        None => {
+            // A second judge (`count_allowed` false) neither counts nor reports it again.
+            if !count_allowed {
+                return 0;
+            }
             count(counter_index(op as u32, Decision::Allowed as u32));
+            if !allowed_event_wanted() {
+                return 0;
+            }
+            (Decision::Allowed, Reason::None)
         }
-        return 0;
+        Some(reason) => {
+            let decision = if caller.mode == Mode::Audit as u32 {
+                Decision::Audited
+            } else {
+                Decision::Denied
+            };
+            count(counter_index(op as u32, decision as u32));
+            (decision, reason)
+        }
     };
-    let decision = if caller.mode == Mode::Audit as u32 {
-        Decision::Audited
-    } else {
-        Decision::Denied
-    };
-    count(counter_index(op as u32, decision as u32));
     emit(op, decision, caller, reason, target);
     match decision {
         Decision::Denied => DENY,
         _ => 0,
+    }
+}
+
+/// Reports an allowed decision that another mechanism made (Landlock let it through): counts it
+/// and, when `SETTINGS` asks for it, sends it as an event. `target` is filled in by `fill` only
+/// when an event is sent (resolving a path costs a walk).
+#[inline(always)]
+pub fn report_allowed(op: Op, caller: &Caller, fill: impl FnOnce(&mut Target) -> bool) {
+    count(counter_index(op as u32, Decision::Allowed as u32));
+    if !allowed_event_wanted() {
+        return;
+    }
+    let mut target = Target::empty();
+    if fill(&mut target) {
+        emit(op, Decision::Allowed, caller, Reason::None, &target);
     }
 }
 

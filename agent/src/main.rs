@@ -80,30 +80,46 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e, 69),
         },
-        Command::Events {
-            follow,
-            task,
-            op,
-            json,
-            socket,
-        } => {
-            use std::io::IsTerminal;
-            let stdout = std::io::stdout();
-            let style = events::Style {
-                json,
-                colour: stdout.is_terminal(),
-            };
-            match events::run(&socket, task, &op, follow, style, &mut stdout.lock()) {
-                Ok(()) => ExitCode::SUCCESS,
-                // The reader went away (`corral events | head`): not an error.
-                Err(events::EventsError::Output { source })
-                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e, 69),
-            }
+        command @ Command::Events { .. } => events_command(command),
+    }
+}
+
+/// `corral events`: subscribes and prints until the stream ends.
+fn events_command(command: Command) -> ExitCode {
+    use std::io::IsTerminal;
+    let Command::Events {
+        follow,
+        task,
+        op,
+        decision,
+        json,
+        socket,
+    } = command
+    else {
+        unreachable!("called for the events subcommand only");
+    };
+    let stdout = std::io::stdout();
+    let style = events::Style {
+        json,
+        colour: stdout.is_terminal(),
+    };
+    match events::run(
+        &socket,
+        task,
+        &op,
+        &decision,
+        follow,
+        style,
+        &mut stdout.lock(),
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`corral events | head`): not an error.
+        Err(events::EventsError::Output { source })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
         }
+        Err(e) => fail(&e, 69),
     }
 }
 
@@ -123,10 +139,15 @@ fn daemon_command(matches: &clap::ArgMatches, command: Command) -> ExitCode {
     let flags = daemon_flags::overrides(matches, policies, socket, events);
     let (config_file, named) = daemon_flags::config_path(config);
     let settings = match agent::config::load(&config_file, named) {
-        Ok(c) => c.with_overrides(flags),
+        Ok(c) => c.with_overrides(flags.clone()),
         Err(e) => return fail(&e, 64),
     };
-    init_tracing(&settings.log.level);
+    let log_filter = init_tracing(&settings.log.level);
+    let source = daemon::ConfigSource {
+        file: config_file,
+        named,
+        overrides: flags,
+    };
     let config = DaemonConfig {
         policies: settings.daemon.policies.clone(),
         socket: settings.daemon.socket.clone(),
@@ -135,6 +156,8 @@ fn daemon_command(matches: &clap::ArgMatches, command: Command) -> ExitCode {
         landlock_abi: agent::landlock::abi_version(),
         pin_dir,
         settings,
+        source,
+        log_filter,
     };
     match daemon::run(&config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,13 +171,28 @@ fn fail(e: &dyn std::error::Error, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing(default_filter: &str) {
+/// Logs to stderr with `default_filter` unless `CORRAL_LOG` is set. Returns how to change the
+/// filter later (`None` when `CORRAL_LOG` fixes it).
+fn init_tracing(default_filter: &str) -> Option<daemon::LogFilter> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
+    let (filter, fixed) = match EnvFilter::try_from_env("CORRAL_LOG") {
+        Ok(f) => (f, true),
+        Err(_) => (EnvFilter::new(default_filter), false),
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    (!fixed).then(|| {
+        daemon::LogFilter(std::sync::Arc::new(move |text: &str| {
+            let filter = EnvFilter::try_new(text).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        }))
+    })
 }

@@ -63,6 +63,9 @@ pub struct Launch<'a> {
     /// A pin directory shared with another daemon of the test (a restart); the test removes it.
     /// Default: one of this daemon's own, removed (`corral unload`) when it is dropped.
     pub pin_dir: Option<&'a Path>,
+    /// Leave `--events` off the command line: the sinks come from `corral.toml` alone (then
+    /// `Daemon::events` reads nothing; the test reads the files its configuration names).
+    pub no_events_flag: bool,
 }
 
 /// A running `corral daemon`; SIGTERM, then SIGKILL, when dropped.
@@ -162,8 +165,12 @@ impl Daemon {
             .arg(&policy_dir)
             .arg("--socket")
             .arg(&socket)
-            .arg("--events")
-            .arg(&events)
+            .args(
+                (!launch.no_events_flag)
+                    .then(|| [std::ffi::OsStr::new("--events"), events.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--pin-dir")
             .arg(&pin_dir)
             .envs(launch.env.iter().copied())
@@ -313,7 +320,8 @@ impl Daemon {
         Frozen { daemon: self }
     }
 
-    fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
         let pid = libc::pid_t::try_from(self.pid()).unwrap_or(0);
         if pid <= 0 {
             return Err(std::io::Error::other("the daemon is not running"));

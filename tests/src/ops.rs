@@ -19,6 +19,8 @@ use crate::scratch::Scratch;
 pub struct OpsDaemon {
     pub daemon: Daemon,
     pub metrics: SocketAddr,
+    /// The daemon's `corral.toml` (tests may edit it and send `SIGHUP`).
+    pub config_file: PathBuf,
     /// Holds the configuration file; removed after the daemon (fields drop in order).
     _config: Scratch,
 }
@@ -39,6 +41,25 @@ impl OpsDaemon {
     /// section on a free loopback port (given through `CORRAL_CONFIG`).
     #[must_use]
     pub fn start(policies: &[&Policy], toml: &str) -> Self {
+        Self::start_with(policies, toml, false)
+    }
+
+    /// `start`, but without `--events`: the event sinks are the ones `toml` names.
+    #[must_use]
+    pub fn start_own_sinks(policies: &[&Policy], toml: &str) -> Self {
+        Self::start_with(policies, toml, true)
+    }
+
+    /// The `[metrics]` section `start` adds to a configuration (to keep it in an edit).
+    #[must_use]
+    pub fn metrics_section(&self) -> String {
+        format!(
+            "\n[metrics]\nenabled = true\nlisten = \"{}\"\n",
+            self.metrics
+        )
+    }
+
+    fn start_with(policies: &[&Policy], toml: &str, no_events_flag: bool) -> Self {
         let config = Scratch::new("ops-config");
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let text = format!("{toml}\n[metrics]\nenabled = true\nlisten = \"{metrics}\"\n");
@@ -52,11 +73,13 @@ impl OpsDaemon {
         let daemon = Daemon::launch(&Launch {
             policies: &refs,
             env: &[("CORRAL_CONFIG", &path)],
+            no_events_flag,
             ..Launch::default()
         });
         Self {
             daemon,
             metrics,
+            config_file: PathBuf::from(&path),
             _config: config,
         }
     }

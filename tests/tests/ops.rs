@@ -462,3 +462,430 @@ fn bad_config_is_refused_with_its_position_and_exit_64() {
         out.describe()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// allowed decisions as events (`events.allowed`) and SIGHUP re-reading corral.toml
+
+/// Events of `task` with `"decision":"allowed"` and `op`, from `lines`.
+fn allowed_lines(lines: &[String], task: &str, op: &str) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["task"] == task && v["op"] == op && v["decision"] == "allowed")
+        .collect()
+}
+
+/// Runs `corral-burst N 127.0.0.1 PORT` confined by `task` against a port its policy allows
+/// and nobody listens on: every connect is allowed by the kernel, then refused by the peer.
+fn allowed_burst(d: &corral_tests::Daemon, task: &str, count: u32, port: u16) {
+    let out = d.run_accepting_unenforced(
+        task,
+        &[
+            &corral_tests::ops::burst(),
+            &count.to_string(),
+            "127.0.0.1",
+            &port.to_string(),
+        ],
+    );
+    assert!(
+        out.code == Some(0) && out.first_line() == format!("eperm 0 other {count}"),
+        "expected all {count} connects allowed (and refused by the closed port)\n{}",
+        out.describe()
+    );
+}
+
+/// Waits until the number of lines in `files` stops changing for a second.
+fn settled_lines(files: impl Fn() -> Vec<String>) -> Vec<String> {
+    let mut last = files().len();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = files().len();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    files()
+}
+
+/// `corral events --json --decision DECISION`: the backlog events the daemon passes.
+fn events_by_decision(d: &corral_tests::Daemon, decision: &str) -> Vec<Value> {
+    let out = corral_tests::process::run({
+        let mut c = Command::new(env::corral_bin());
+        c.args(["events", "--json", "--decision", decision, "--socket"])
+            .arg(d.socket());
+        c
+    });
+    assert_eq!(
+        out.code,
+        Some(0),
+        "corral events failed\n{}",
+        out.describe()
+    );
+    corral_tests::events::parse_lines(&out.stdout, "corral events")
+}
+
+/// `corral events --decision` filters the backlog by decision: here nothing was denied, and
+/// allowed events exist.
+fn expect_the_decision_filter_of_corral_events(d: &corral_tests::Daemon) {
+    let backlog = |decision: &str| events_by_decision(d, decision);
+    let allowed_only = backlog("allowed");
+    assert!(
+        !allowed_only.is_empty() && allowed_only.iter().all(|e| e["decision"] == "allowed"),
+        "expected only (and some) allowed events from --decision allowed, got {allowed_only:?}"
+    );
+    let denied_only = backlog("denied");
+    assert!(
+        denied_only.is_empty(),
+        "nothing was denied, yet --decision denied gave {denied_only:?}"
+    );
+}
+
+#[test]
+fn allowed_all_reports_allowed_decisions_of_every_native_backend() {
+    use corral_tests::selectors::selected_probe;
+    let scratch = corral_tests::Scratch::new("allowed-all");
+    let data = scratch.file("data/notes.txt", "fine\n");
+    let port = free_port();
+    let (copy, selected) = selected_probe(&scratch, "allowed-sel");
+    let selected = selected
+        .read(&data)
+        .connect("127.0.0.1/32", &[&port.to_string()]);
+    let landlocked = Policy::probe_only("allowed-ll").read(&data);
+    let d = OpsDaemon::start(&[&selected, &landlocked], "[events]\nallowed = \"all\"\n");
+    let allowed = |task: &str, op: &str, backend: &str, extra: &[(&str, Value)]| {
+        let mut fields = vec![
+            ("/task", serde_json::json!(task)),
+            ("/op", serde_json::json!(op)),
+            ("/decision", serde_json::json!("allowed")),
+            ("/reason", serde_json::json!("none")),
+            ("/enforcement", serde_json::json!("none")),
+            ("/backend", serde_json::json!(backend)),
+        ];
+        fields.extend(extra.iter().cloned());
+        let hits = d
+            .daemon
+            .wait_events(|e| corral_tests::has(e, &fields), EVENT_TIMEOUT);
+        assert!(!hits.is_empty(), "expected an allowed event {fields:?}");
+    };
+
+    // Kill backend (a process that joined through an executable selector): its exec of an
+    // allowed file and its open of an allowed file.
+    let out = corral_tests::process::run({
+        let mut c = Command::new(&copy);
+        c.args(["exec", &copy, "open", &data, "r"]);
+        c
+    });
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected the selected probe to exec itself and open {data}\n{}",
+        out.describe()
+    );
+    allowed(
+        "allowed-sel",
+        "exec",
+        "kill",
+        &[("/target/path", serde_json::json!(copy))],
+    );
+    allowed(
+        "allowed-sel",
+        "open",
+        "kill",
+        &[
+            ("/target/path", serde_json::json!(data)),
+            ("/target/access", serde_json::json!("read")),
+        ],
+    );
+
+    // cgroup sock_addr: an allowed connect (nobody listens: the peer refuses it afterwards).
+    let out = corral_tests::process::run({
+        let mut c = Command::new(&copy);
+        c.args(["connect", "tcp", "127.0.0.1", &port.to_string()]);
+        c
+    });
+    assert!(
+        out.first_line() == "err ECONNREFUSED 111",
+        "expected the connect allowed by Corral and refused by the closed port\n{}",
+        out.describe()
+    );
+    allowed(
+        "allowed-sel",
+        "connect",
+        "cgroup_sock_addr",
+        &[
+            ("/target/addr", serde_json::json!("127.0.0.1")),
+            ("/target/port", serde_json::json!(port)),
+        ],
+    );
+
+    // Landlock (`corral run` here): the exec of the agent and its open, seen after Landlock let
+    // them through.
+    let out = d
+        .daemon
+        .run_accepting_unenforced("allowed-ll", &[&env::probe(), "open", &data, "r"]);
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected the Landlock-confined probe to open {data}\n{}",
+        out.describe()
+    );
+    let probe = std::fs::canonicalize(env::probe())
+        .map_or_else(|_| env::probe(), |p| p.display().to_string());
+    allowed(
+        "allowed-ll",
+        "exec",
+        "landlock",
+        &[
+            ("/target/path", serde_json::json!(probe)),
+            ("/process/tgid", serde_json::json!(out.pid)),
+        ],
+    );
+    allowed(
+        "allowed-ll",
+        "open",
+        "landlock",
+        &[
+            ("/target/path", serde_json::json!(data)),
+            ("/target/access", serde_json::json!("read")),
+            ("/process/tgid", serde_json::json!(out.pid)),
+        ],
+    );
+
+    expect_the_decision_filter_of_corral_events(&d.daemon);
+}
+
+#[test]
+fn sampled_allowed_events_are_a_fraction_and_the_counters_stay_exact() {
+    const OPS: u32 = 2000;
+    const EVERY: u32 = 10;
+    let task = "allowed-sampled";
+    let port = free_port();
+    let d = OpsDaemon::start(
+        &[&burst_policy(task, port)],
+        &format!("[events]\nallowed = \"sampled\"\nallowed_sample = {EVERY}\n"),
+    );
+    let before = d.daemon.counter("connect", "allowed");
+    allowed_burst(&d.daemon, task, OPS, port);
+    let path = events_path(&d);
+    let lines = settled_lines(|| lines_of(&event_files(&path)));
+    let sampled = allowed_lines(&lines, task, "connect").len() as u32;
+    // Binomial(2000, 1/10): mean 200, standard deviation about 13.4.
+    assert!(
+        (120..=280).contains(&sampled),
+        "expected about {} of {OPS} allowed connects sampled as events (1 in {EVERY}), got {sampled}",
+        OPS / EVERY
+    );
+    let after = d.daemon.counter("connect", "allowed");
+    assert_eq!(
+        after - before,
+        u64::from(OPS),
+        "the kernel counts every allowed connect, sampled or not"
+    );
+    let scrape = d.scrape();
+    assert_eq!(
+        expect_count(
+            &scrape,
+            "corral_decisions_total",
+            &[("task", ""), ("op", "connect"), ("decision", "allowed")]
+        ),
+        after,
+        "corral_decisions_total counts allowed decisions from the kernel counters"
+    );
+    assert_eq!(
+        count(
+            &scrape,
+            "corral_decisions_total",
+            &[("task", task), ("op", "connect"), ("decision", "allowed")]
+        ),
+        None,
+        "sampled allowed events must not be counted a second time per task"
+    );
+}
+
+/// Rewrites the daemon's corral.toml (keeping its metrics section) and sends SIGHUP; waits
+/// until the daemon logged `expect` after the signal.
+fn edit_and_hangup(d: &OpsDaemon, toml: &str, expect: &str) {
+    let seen = d.daemon.stderr().matches(expect).count();
+    std::fs::write(&d.config_file, format!("{toml}{}", d.metrics_section()))
+        .unwrap_or_else(|e| panic!("expected to rewrite {}: {e}", d.config_file.display()));
+    d.daemon
+        .signal(libc::SIGHUP)
+        .unwrap_or_else(|e| panic!("expected to send SIGHUP to the daemon: {e}"));
+    wait_until(
+        &format!("the daemon to log {expect:?} after SIGHUP"),
+        EVENT_TIMEOUT,
+        || d.daemon.stderr().matches(expect).count() > seen,
+        || format!("stderr:\n{}", d.daemon.stderr()),
+    );
+}
+
+#[test]
+fn sighup_switches_the_events_file_and_the_allowed_events() {
+    let task = "sighup-sinks";
+    let port = free_port();
+    let dir = corral_tests::Scratch::new("sighup-sinks");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let d = OpsDaemon::start_own_sinks(
+        &[&burst_policy(task, port)],
+        &format!(
+            "[events]\nstdout = false\nfile = \"{}\"\nallowed = \"none\"\n",
+            a.display()
+        ),
+    );
+    allowed_burst(&d.daemon, task, 20, port);
+    refused_burst(&d.daemon, task, 1, free_port());
+    wait_until(
+        "the refused connect in the first file",
+        EVENT_TIMEOUT,
+        || connect_lines(&lines_of(std::slice::from_ref(&a)), task) == 1,
+        || format!("stderr:\n{}", d.daemon.stderr()),
+    );
+    let before = settled_lines(|| lines_of(std::slice::from_ref(&a)));
+    assert!(
+        allowed_lines(&before, task, "connect").is_empty(),
+        "expected no allowed event with allowed = \"none\", got:\n{}",
+        before.join("\n")
+    );
+
+    edit_and_hangup(
+        &d,
+        &format!(
+            "[events]\nstdout = false\nfile = \"{}\"\nallowed = \"all\"\n",
+            b.display()
+        ),
+        "SIGHUP: configuration reloaded",
+    );
+    allowed_burst(&d.daemon, task, 5, port);
+    let after = settled_lines(|| lines_of(std::slice::from_ref(&b)));
+    assert_eq!(
+        allowed_lines(&after, task, "connect").len(),
+        5,
+        "expected the 5 allowed connects in the new file after SIGHUP, got:\n{}",
+        after.join("\n")
+    );
+    assert_eq!(
+        lines_of(std::slice::from_ref(&a)).len(),
+        before.len(),
+        "the old file gets nothing once the new one is in place"
+    );
+    assert_eq!(
+        expect_count(
+            &d.scrape(),
+            "corral_config_reloads_total",
+            &[("result", "ok")]
+        ),
+        1,
+        "one successful configuration reload"
+    );
+}
+
+#[test]
+fn an_invalid_config_edit_is_reported_and_changes_nothing() {
+    let task = "sighup-bad";
+    let port = free_port();
+    let dir = corral_tests::Scratch::new("sighup-bad");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let d = OpsDaemon::start_own_sinks(
+        &[&burst_policy(task, port)],
+        &format!("[events]\nstdout = false\nfile = \"{}\"\n", a.display()),
+    );
+    let config = d.config_file.display().to_string();
+    let line = format!("{config}:4:1: unknown field `rotate_size`");
+    edit_and_hangup(
+        &d,
+        &format!(
+            "[events]\nfile = \"{}\"\nallowed = \"all\"\nrotate_size = 5\n",
+            b.display()
+        ),
+        &line,
+    );
+    let errors = d
+        .daemon
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(&line))
+        .count();
+    assert_eq!(errors, 1, "expected the invalid file reported as one line");
+    assert_eq!(
+        expect_count(
+            &d.scrape(),
+            "corral_config_reloads_total",
+            &[("result", "error")]
+        ),
+        1,
+        "the failed reload is counted"
+    );
+    allowed_burst(&d.daemon, task, 5, port);
+    refused_burst(&d.daemon, task, 1, free_port());
+    wait_until(
+        "the refused connect in the running file",
+        EVENT_TIMEOUT,
+        || connect_lines(&lines_of(std::slice::from_ref(&a)), task) == 1,
+        || format!("stderr:\n{}", d.daemon.stderr()),
+    );
+    let lines = settled_lines(|| lines_of(std::slice::from_ref(&a)));
+    assert!(
+        allowed_lines(&lines, task, "connect").is_empty(),
+        "the rejected allowed = \"all\" must not apply, got:\n{}",
+        lines.join("\n")
+    );
+    assert!(!b.exists(), "the rejected file sink must not be opened");
+}
+
+#[test]
+fn sighup_moves_the_metrics_endpoint_and_keeps_counting() {
+    let task = "sighup-metrics";
+    let d = OpsDaemon::start(&[&burst_policy(task, free_port())], "");
+    let old = d.metrics;
+    let new = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let seen = d
+        .daemon
+        .stderr()
+        .matches("SIGHUP: configuration reloaded")
+        .count();
+    std::fs::write(
+        &d.config_file,
+        format!("[metrics]\nenabled = true\nlisten = \"{new}\"\n[log]\nlevel = \"debug\"\n"),
+    )
+    .unwrap_or_else(|e| panic!("expected to rewrite {}: {e}", d.config_file.display()));
+    d.daemon
+        .signal(libc::SIGHUP)
+        .unwrap_or_else(|e| panic!("expected to send SIGHUP: {e}"));
+    wait_until(
+        "the reload",
+        EVENT_TIMEOUT,
+        || {
+            d.daemon
+                .stderr()
+                .matches("SIGHUP: configuration reloaded")
+                .count()
+                > seen
+        },
+        || format!("stderr:\n{}", d.daemon.stderr()),
+    );
+    let (code, body) = corral_tests::ops::http_get(new, "/readyz");
+    assert_eq!(
+        code, 200,
+        "expected /readyz on the new address {new}: {body}"
+    );
+    let scrape = corral_tests::ops::http_get(new, "/metrics").1;
+    assert!(
+        scrape.contains("corral_config_reloads_total{result=\"ok\"} 1"),
+        "expected the reload counted on the new endpoint:\n{scrape}"
+    );
+    wait_until(
+        &format!("the old address {old} released"),
+        EVENT_TIMEOUT,
+        || std::net::TcpStream::connect_timeout(&old, Duration::from_millis(200)).is_err(),
+        String::new,
+    );
+    // A second SIGHUP rescans the policies, which is logged at debug level only.
+    d.daemon
+        .signal(libc::SIGHUP)
+        .unwrap_or_else(|e| panic!("expected to send SIGHUP: {e}"));
+    wait_until(
+        "a debug line once log.level = \"debug\" applies",
+        EVENT_TIMEOUT,
+        || d.daemon.stderr().contains("DEBUG"),
+        || format!("stderr:\n{}", d.daemon.stderr()),
+    );
+}

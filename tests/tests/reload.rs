@@ -649,3 +649,66 @@ fn sigterm_drains_what_the_kernel_queued_before_it_exits() {
         );
     }
 }
+
+#[test]
+fn the_allowed_events_setting_is_pinned_and_outlives_a_killed_daemon() {
+    let task = "allowed-pin";
+    let pins = SharedPins::new("allowed-pin");
+    let config = Scratch::new("allowed-pin");
+    let all = config.file("all.toml", "[events]\nallowed = \"all\"\n");
+    let none = config.file("none.toml", "[events]\nallowed = \"none\"\n");
+    let yaml = version(task, ONLY_V1).yaml();
+    let files = [("allowed-pin.yaml", yaml.as_str())];
+    let launch = |config: &str| {
+        Daemon::launch(&Launch {
+            policies: &files,
+            pin_dir: Some(&pins.dir),
+            env: &[("CORRAL_CONFIG", config)],
+            ..Launch::default()
+        })
+    };
+    let allowed_connect = |pid: u32| {
+        move |e: &Value| {
+            e["process"]["tgid"] == json!(pid) && e["op"] == "connect" && e["decision"] == "allowed"
+        }
+    };
+    let mut first = launch(&all);
+    // Confined now, connecting (allowed) in 1 s: while no daemon runs.
+    let orphan = later(
+        &first,
+        task,
+        &[
+            &env::probe(),
+            "-D",
+            "1000",
+            "connect",
+            "udp",
+            "127.0.0.1",
+            &ALWAYS.to_string(),
+        ],
+    );
+    wait_processes(&first, task, 1);
+    first.kill();
+    let orphan = orphan.wait();
+    assert!(
+        orphan.code == Some(0) && orphan.first_line() == "ok",
+        "expected the allowed connect to go through while no daemon ran\n{}",
+        orphan.describe()
+    );
+    // The kernel kept the killed daemon's `allowed = "all"`: the connect was queued as an
+    // allowed event, which the next daemon delivers.
+    let second = launch(&none);
+    let _ = second.wait_events(allowed_connect(orphan.pid), EVENT_TIMEOUT);
+    // The new daemon's own setting applies from its start.
+    let out = udp(&second, task, ALWAYS);
+    assert!(
+        out.code == Some(0) && out.first_line() == "ok",
+        "expected the allowed connect to go through\n{}",
+        out.describe()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !second.events().iter().any(allowed_connect(out.pid)),
+        "expected no allowed event once the restarted daemon set allowed = \"none\""
+    );
+}

@@ -144,6 +144,56 @@ fn exec_of_listed_binary_runs() {
 }
 
 #[test]
+fn allowed_all_reports_the_lsm_allowed_exec_and_open() {
+    let s = Scratch::new("allowed-lsm");
+    let tool = s.copy_exe(&env::probe_bin(), "bin/listed-tool");
+    let data = s.file("data/file", "data");
+    let pol = Policy::probe_only("allowed-lsm")
+        .exec(&tool)
+        .read(&s.dir_entry("data"));
+    let d = corral_tests::ops::OpsDaemon::start(&[&pol], "[events]\nallowed = \"all\"\n");
+    let out = d.daemon.run(
+        "allowed-lsm",
+        &[&probe(), "exec", &tool, "open", &data, "r"],
+    );
+    d.daemon.expect_ok(&out);
+    let allowed = |op: &str, path: &str| {
+        vec![
+            ("/decision", json!("allowed")),
+            ("/reason", json!("none")),
+            ("/backend", json!("lsm")),
+            ("/task", json!("allowed-lsm")),
+            ("/op", json!(op)),
+            ("/target/path", json!(path)),
+        ]
+    };
+    // bprm_check_security and the exec-open of file_open both judge (and report) the exec.
+    let execs = d
+        .daemon
+        .wait_events(|e| has(e, &allowed("exec", &tool)), EVENT_TIMEOUT);
+    assert!(!execs.is_empty(), "expected the allowed exec of {tool}");
+    let opens = d.daemon.wait_events(
+        |e| {
+            has(
+                e,
+                &with(allowed("open", &data), "/target/access", json!("read")),
+            )
+        },
+        EVENT_TIMEOUT,
+    );
+    assert_eq!(
+        opens.len(),
+        1,
+        "expected one allowed open of {data}: {opens:?}"
+    );
+    assert!(
+        d.daemon.events().iter().all(|e| e["decision"] == "allowed"),
+        "nothing was denied or audited: {}",
+        events::tail(&d.daemon.events(), 10)
+    );
+}
+
+#[test]
 fn deny_rule_beats_exec_allow() {
     let s = Scratch::new("exec-deny-rule");
     let ok_tool = s.copy_exe(&env::probe_bin(), "bin/ok-tool");

@@ -47,6 +47,25 @@ impl OpName {
     }
 }
 
+/// Which decisions `--decision` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecisionName {
+    Denied,
+    Audited,
+    Allowed,
+}
+
+impl DecisionName {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Denied => "denied",
+            Self::Audited => "audited",
+            Self::Allowed => "allowed",
+        }
+    }
+}
+
 /// How to print.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -60,6 +79,7 @@ pub fn run(
     socket: &Path,
     task: Option<String>,
     ops: &[OpName],
+    decisions: &[DecisionName],
     follow: bool,
     style: Style,
     out: &mut impl Write,
@@ -75,6 +95,7 @@ pub fn run(
     let request = Request::Subscribe {
         task,
         ops: ops.iter().map(|o| o.as_str().to_owned()).collect(),
+        decisions: decisions.iter().map(|d| d.as_str().to_owned()).collect(),
         follow,
     };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
@@ -111,6 +132,7 @@ pub fn run(
 
 const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
+const GREEN: &str = "\x1b[32m";
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
@@ -138,6 +160,7 @@ pub fn render_line(json: &str, colour: bool) -> String {
     let decision_cell = match (colour, decision) {
         (true, "denied") => format!("{RED}{decision_cell}{RESET}"),
         (true, "audited") => format!("{YELLOW}{decision_cell}{RESET}"),
+        (true, "allowed") => format!("{GREEN}{decision_cell}{RESET}"),
         _ => decision_cell,
     };
     let process = &v["process"];
@@ -231,6 +254,27 @@ mod tests {
         assert!(a.contains("\x1b[31mdenied"), "denied in red: {a:?}");
         let b = render_line(CONNECT, true);
         assert!(b.contains("\x1b[33maudited"), "audited in yellow: {b:?}");
+        let c = render_line(ALLOWED, true);
+        assert!(c.contains("\x1b[32mallowed"), "allowed in green: {c:?}");
+    }
+
+    const ALLOWED: &str = r#"{"time":"2026-11-26T06:30:02.000001Z","decision":"allowed","mode":"enforce","op":"open","backend":"kill","task":"repo-coder","reason":"none","target":{"path":"/srv/repo/a.rs","access":"read"},"process":{"pid":9,"tgid":9,"ppid":1,"uid":0,"gid":0,"comm":"cat","exe":null}}"#;
+
+    #[test]
+    fn allowed_events_line_up_with_the_others() {
+        let a = render_line(OPEN, false);
+        let c = render_line(ALLOWED, false);
+        assert!(
+            c.starts_with(
+                "2026-11-26T06:30:02.000 allowed  repo-coder       open     /srv/repo/a.rs (read)"
+            ),
+            "got {c}"
+        );
+        assert_eq!(
+            a.find("not_allowed"),
+            c.find("none"),
+            "the reason column lines up:\n{a}\n{c}"
+        );
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub enum Command {
         /// Only events of this operation (repeat for several).
         #[arg(long, value_enum)]
         op: Vec<events::OpName>,
+        /// Only events with this decision (repeat for several; `allowed` events exist only with
+        /// `events.allowed` in corral.toml).
+        #[arg(long, value_enum)]
+        decision: Vec<events::DecisionName>,
         /// Print the raw JSON lines (drop notices included) instead of the aligned view.
         #[arg(long)]
         json: bool,

@@ -65,9 +65,14 @@ pub struct EventsSection {
     /// and the subscriber is told with a `{"dropped":N}` line); at least 1.
     #[serde(deserialize_with = "queue_len")]
     pub subscriber_queue: usize,
-    /// Which allowed decisions become events: `none`. (`sampled` and `all` need the kernel
-    /// programs to report allowed decisions, which this version only counts.)
+    /// Which allowed decisions of confined processes become events: `none` (only counted),
+    /// `sampled` (one in `allowed_sample`, chosen at random in the kernel) or `all`. Changes
+    /// apply on `SIGHUP`.
     pub allowed: AllowedEvents,
+    /// With `allowed = "sampled"`: one allowed decision in this many becomes an event on
+    /// average (1 to 1048576; 1 reports every one).
+    #[serde(deserialize_with = "sample_rate")]
+    pub allowed_sample: u32,
 }
 
 impl Default for EventsSection {
@@ -80,6 +85,7 @@ impl Default for EventsSection {
             backlog: 1000,
             subscriber_queue: 1024,
             allowed: AllowedEvents::None,
+            allowed_sample: 100,
         }
     }
 }
@@ -90,6 +96,23 @@ pub enum AllowedEvents {
     /// Allowed decisions are counted (`corral status`, metrics), never sent as events.
     #[default]
     None,
+    /// One allowed decision in `events.allowed_sample` is sent as an event (with
+    /// `"decision":"allowed"`), chosen at random by the kernel programs.
+    Sampled,
+    /// Every allowed decision of a confined process is sent as an event.
+    All,
+}
+
+impl AllowedEvents {
+    /// The code the kernel programs read from the `SETTINGS` map.
+    #[must_use]
+    pub const fn code(self) -> agent_common::AllowedEvents {
+        match self {
+            Self::None => agent_common::AllowedEvents::None,
+            Self::Sampled => agent_common::AllowedEvents::Sampled,
+            Self::All => agent_common::AllowedEvents::All,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for AllowedEvents {
@@ -97,12 +120,22 @@ impl<'de> Deserialize<'de> for AllowedEvents {
         let text = String::deserialize(d)?;
         match text.as_str() {
             "none" => Ok(Self::None),
-            "sampled" | "all" => Err(serde::de::Error::custom(format!(
-                "`{text}` needs kernel support this version lacks: its programs count allowed decisions but never send them as events; use `none`"
-            ))),
+            "sampled" => Ok(Self::Sampled),
+            "all" => Ok(Self::All),
             _ => Err(serde::de::Error::custom(format!(
-                "unknown value `{text}`, expected `none` (`sampled` and `all` need kernel support)"
+                "unknown value `{text}`, expected `none`, `sampled` or `all`"
             ))),
+        }
+    }
+}
+
+impl EventsSection {
+    /// What the kernel programs read from `SETTINGS`.
+    #[must_use]
+    pub const fn kernel_settings(&self) -> agent_common::Settings {
+        agent_common::Settings {
+            allowed_events: self.allowed.code() as u32,
+            allowed_sample: self.allowed_sample,
         }
     }
 }
@@ -147,6 +180,17 @@ fn at_least_one_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Er
     let n = u32::deserialize(d)?;
     if n == 0 {
         return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn sample_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if n == 0 || n > agent_common::ALLOWED_SAMPLE_MAX {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is not between 1 and {}",
+            agent_common::ALLOWED_SAMPLE_MAX
+        )));
     }
     Ok(n)
 }

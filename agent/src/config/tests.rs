@@ -103,18 +103,52 @@ fn bad_values_are_errors_at_the_value() {
 }
 
 #[test]
-fn allowed_events_need_kernel_support() {
+fn allowed_events_and_their_sampling_rate_are_read() {
+    let c = parse_ok("[events]\nallowed = \"none\"\n");
+    assert_eq!(c.events.allowed, AllowedEvents::None);
+    assert_eq!(c.events.allowed_sample, 100, "default sampling rate");
+    let c = parse_ok("[events]\nallowed = \"all\"\n");
+    assert_eq!(c.events.allowed, AllowedEvents::All);
+    let c = parse_ok("[events]\nallowed = \"sampled\"\nallowed_sample = 7\n");
     assert_eq!(
-        parse_ok("[events]\nallowed = \"none\"\n").events.allowed,
-        AllowedEvents::None
+        (c.events.allowed, c.events.allowed_sample),
+        (AllowedEvents::Sampled, 7)
     );
-    for value in ["sampled", "all"] {
-        let e = error_of(&format!("[events]\nallowed = \"{value}\"\n"));
+    let k = c.events.kernel_settings();
+    assert_eq!(
+        (k.allowed_events, k.allowed_sample),
+        (agent_common::AllowedEvents::Sampled as u32, 7),
+        "the kernel's SETTINGS entry carries the mode code and the rate"
+    );
+    assert_eq!(
+        parse_ok("").events.kernel_settings(),
+        agent_common::Settings {
+            allowed_events: agent_common::AllowedEvents::None as u32,
+            allowed_sample: 100
+        },
+        "by default the kernel reports no allowed decision"
+    );
+}
+
+#[test]
+fn bad_allowed_values_are_errors_at_the_value() {
+    let e = error_of("[events]\nallowed = \"some\"\n");
+    assert!(
+        e.starts_with("corral.toml:2:11: unknown value `some`"),
+        "expected the unknown mode placed at 2:11, got: {e}"
+    );
+    for bad in ["0", "1048577"] {
+        let e = error_of(&format!("[events]\nallowed_sample = {bad}\n"));
         assert!(
-            e.starts_with("corral.toml:2:11: ") && e.contains("needs kernel support"),
-            "expected `{value}` refused as needing kernel support at 2:11, got: {e}"
+            e.starts_with("corral.toml:2:18: ") && e.contains("not between 1 and 1048576"),
+            "expected allowed_sample = {bad} refused at 2:18, got: {e}"
         );
     }
+    let e = error_of("[events]\nallowed_sample = -3\n");
+    assert!(
+        e.starts_with("corral.toml:2:18: "),
+        "expected a negative rate refused at 2:18, got: {e}"
+    );
 }
 
 #[test]
@@ -174,7 +208,7 @@ fn shipped_file_documents_every_key_with_its_default() {
     );
     let table: toml::Table = toml::from_str(&text)
         .unwrap_or_else(|e| panic!("expected deploy/corral.toml to be TOML: {e}"));
-    let default_keys = [("daemon", 2), ("events", 7), ("metrics", 2), ("log", 1)];
+    let default_keys = [("daemon", 2), ("events", 8), ("metrics", 2), ("log", 1)];
     for (section, count) in default_keys {
         let keys = table
             .get(section)

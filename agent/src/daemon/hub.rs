@@ -7,7 +7,7 @@ use std::{
     collections::{BTreeMap, VecDeque},
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -20,6 +20,7 @@ pub struct Published {
     pub line: String,
     pub task: String,
     pub op: &'static str,
+    pub decision: &'static str,
 }
 
 /// `(task, op, decision)` → events seen.
@@ -34,8 +35,10 @@ struct Inner {
 /// Shared by the event pump (publishes) and the control socket (subscribes).
 pub struct Hub {
     inner: Mutex<Inner>,
-    backlog_max: usize,
-    queue_max: usize,
+    /// `events.backlog`; changed by a configuration reload.
+    backlog_max: AtomicUsize,
+    /// `events.subscriber_queue` of subscribers that join from now on.
+    queue_max: AtomicUsize,
     /// Events dropped for subscribers that did not keep up, all subscribers together.
     subscriber_drops: AtomicU64,
 }
@@ -49,8 +52,8 @@ impl Hub {
                 subscribers: Vec::new(),
                 decisions: BTreeMap::new(),
             }),
-            backlog_max,
-            queue_max: queue_max.max(1),
+            backlog_max: AtomicUsize::new(backlog_max),
+            queue_max: AtomicUsize::new(queue_max.max(1)),
             subscriber_drops: AtomicU64::new(0),
         }
     }
@@ -66,17 +69,25 @@ impl Hub {
             line,
             task: event.task.clone(),
             op: event.op,
+            decision: event.decision,
         });
         let mut inner = self.lock();
-        *inner
-            .decisions
-            .entry((event.task.clone(), event.op, event.decision))
-            .or_default() += 1;
-        if self.backlog_max > 0 {
-            if inner.backlog.len() >= self.backlog_max {
+        // Allowed decisions are counted by the kernel (`corral_decisions_total{task=""}`); their
+        // events may be sampled, so they are not counted again here.
+        if event.decision != agent_common::Decision::Allowed.as_str() {
+            *inner
+                .decisions
+                .entry((event.task.clone(), event.op, event.decision))
+                .or_default() += 1;
+        }
+        let backlog_max = self.backlog_max.load(Ordering::Relaxed);
+        if backlog_max > 0 {
+            while inner.backlog.len() >= backlog_max {
                 inner.backlog.pop_front();
             }
             inner.backlog.push_back(Arc::clone(&published));
+        } else {
+            inner.backlog.clear();
         }
         inner.subscribers.retain(|s| !s.is_closed());
         for s in &inner.subscribers {
@@ -101,14 +112,25 @@ impl Hub {
             .cloned()
             .collect();
         let subscriber = follow.then(|| {
-            let s = Arc::new(Subscriber::new(filter, self.queue_max));
+            let s = Arc::new(Subscriber::new(
+                filter,
+                self.queue_max.load(Ordering::Relaxed),
+            ));
             inner.subscribers.push(Arc::clone(&s));
             s
         });
         (backlog, subscriber)
     }
 
-    /// Events counted per task, operation and decision since the daemon started.
+    /// New limits from a configuration reload: the backlog is trimmed at the next event;
+    /// subscribers that join from now on get the new queue length.
+    pub fn set_limits(&self, backlog_max: usize, queue_max: usize) {
+        self.backlog_max.store(backlog_max, Ordering::Relaxed);
+        self.queue_max.store(queue_max.max(1), Ordering::Relaxed);
+    }
+
+    /// Denied and audited events counted per task, operation and decision since the daemon
+    /// started (allowed events are not: the kernel counts allowed decisions).
     #[must_use]
     pub fn decisions(&self) -> DecisionCounts {
         self.lock().decisions.clone()
@@ -133,5 +155,78 @@ impl Hub {
         let mut inner = self.lock();
         inner.subscribers.retain(|s| !s.is_closed());
         inner.subscribers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{JsonEvent, Process, Target};
+
+    fn event(decision: &'static str, n: u32) -> JsonEvent {
+        JsonEvent {
+            time: String::new(),
+            decision,
+            mode: "enforce",
+            op: "open",
+            backend: "kill",
+            enforcement: "none",
+            task: "t".to_owned(),
+            instance: None,
+            parent_tasks: Vec::new(),
+            reason: "none",
+            target: Target::KernelLoad { id: n },
+            process: Process {
+                pid: n,
+                tgid: n,
+                ppid: 0,
+                uid: 0,
+                gid: 0,
+                comm: String::new(),
+                exe: None,
+            },
+        }
+    }
+
+    #[test]
+    fn allowed_events_are_published_but_not_counted_again() {
+        let hub = Hub::new(10, 4);
+        hub.publish(&event("allowed", 1), "a".to_owned());
+        hub.publish(&event("denied", 2), "d".to_owned());
+        let counts = hub.decisions();
+        assert_eq!(
+            counts.get(&("t".to_owned(), "open", "denied")),
+            Some(&1),
+            "denied events are counted per task"
+        );
+        assert!(
+            !counts.keys().any(|(_, _, d)| *d == "allowed"),
+            "allowed events must not be counted (the kernel counts them): {counts:?}"
+        );
+        let (backlog, _) = hub.subscribe(Filter::default(), false);
+        assert_eq!(backlog.len(), 2, "both events are in the backlog");
+    }
+
+    #[test]
+    fn new_limits_trim_the_backlog_and_size_new_subscribers() {
+        let hub = Hub::new(10, 4);
+        for n in 0..6 {
+            hub.publish(&event("denied", n), format!("{n}"));
+        }
+        hub.set_limits(2, 1);
+        hub.publish(&event("denied", 6), "6".to_owned());
+        let (backlog, sub) = hub.subscribe(Filter::default(), true);
+        let lines: Vec<&str> = backlog.iter().map(|p| p.line.as_str()).collect();
+        assert_eq!(lines, ["5", "6"], "the backlog keeps the 2 newest");
+        let sub = sub.unwrap_or_else(|| panic!("expected a follower"));
+        assert!(sub.push(backlog[0].clone()), "room for one");
+        assert!(
+            !sub.push(backlog[1].clone()),
+            "a queue of 1 is full after one"
+        );
+        hub.set_limits(0, 1);
+        hub.publish(&event("denied", 7), "7".to_owned());
+        let (backlog, _) = hub.subscribe(Filter::default(), false);
+        assert!(backlog.is_empty(), "a backlog of 0 keeps nothing");
     }
 }

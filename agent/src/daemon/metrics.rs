@@ -47,21 +47,75 @@ pub struct Sources {
 #[derive(Default)]
 pub struct Endpoint {
     sources: OnceLock<Sources>,
+    /// The address served now and how to stop its thread (`None`: not serving).
+    serving: Mutex<Option<(SocketAddr, Arc<tokio::sync::Notify>)>>,
+    /// Configuration reloads by result, for `corral_config_reloads_total`.
+    pub config_reloads: ConfigReloads,
+}
+
+/// Configuration reloads (`SIGHUP`) by result.
+#[derive(Default)]
+pub struct ConfigReloads {
+    pub ok: std::sync::atomic::AtomicU64,
+    pub error: std::sync::atomic::AtomicU64,
 }
 
 impl Endpoint {
     /// Binds `addr` and serves it on a thread of its own.
+    #[cfg(test)]
     pub fn start(addr: SocketAddr) -> Result<Arc<Self>, MetricsError> {
+        let endpoint = Arc::new(Self::default());
+        endpoint.listen(addr)?;
+        Ok(endpoint)
+    }
+
+    /// Serves `addr` from now on: binds it first, then stops serving the previous address, so
+    /// a failure leaves the endpoint as it was. Nothing happens if `addr` is served already.
+    pub fn listen(self: &Arc<Self>, addr: SocketAddr) -> Result<(), MetricsError> {
+        if self.serving_addr() == Some(addr) {
+            return Ok(());
+        }
         let bind_err = |source| MetricsError::Bind { addr, source };
         let listener = TcpListener::bind(addr).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
-        let endpoint = Arc::new(Self::default());
-        let shared = Arc::clone(&endpoint);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let shared = Arc::clone(self);
+        let stop_thread = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("corral-metrics".to_owned())
-            .spawn(move || serve(listener, &shared))
+            .spawn(move || serve(listener, &shared, &stop_thread))
             .map_err(bind_err)?;
-        Ok(endpoint)
+        let old = self
+            .serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace((addr, stop));
+        if let Some((_, old_stop)) = old {
+            old_stop.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops serving (the address is released once its thread has seen it).
+    pub fn stop(&self) {
+        let old = self
+            .serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((_, stop)) = old {
+            stop.notify_one();
+        }
+    }
+
+    /// The address served now.
+    #[must_use]
+    pub fn serving_addr(&self) -> Option<SocketAddr> {
+        self.serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(a, _)| *a)
     }
 
     /// Programs attached, policies loaded: `/readyz` answers 200 from now on.
@@ -87,7 +141,7 @@ impl Endpoint {
                     TEXT,
                     "not ready\n".to_owned(),
                 ),
-                Some(sources) => match scrape(sources) {
+                Some(sources) => match scrape(sources, &self.config_reloads) {
                     Ok(text) => (
                         StatusCode::OK,
                         "text/plain; version=0.0.4; charset=utf-8",
@@ -101,7 +155,10 @@ impl Endpoint {
     }
 }
 
-fn scrape(s: &Sources) -> Result<String, metrics_text::RenderError> {
+fn scrape(
+    s: &Sources,
+    config_reloads: &ConfigReloads,
+) -> Result<String, metrics_text::RenderError> {
     let status = {
         let state = s.state.lock().unwrap_or_else(PoisonError::into_inner);
         match state.status() {
@@ -129,6 +186,18 @@ fn scrape(s: &Sources) -> Result<String, metrics_text::RenderError> {
         ("ok", policy["reloads"]["applied"].as_u64().unwrap_or(0)),
         ("error", policy["reloads"]["rejected"].as_u64().unwrap_or(0)),
     ];
+    let config_reloads = [
+        (
+            "ok",
+            config_reloads.ok.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        (
+            "error",
+            config_reloads
+                .error
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ),
+    ];
     metrics_text::render(&Snapshot {
         status: &status,
         decisions: &s.hub.decisions(),
@@ -138,10 +207,11 @@ fn scrape(s: &Sources) -> Result<String, metrics_text::RenderError> {
         generation,
         reloads: &reloads,
         run_stats: run_stats.as_deref(),
+        config_reloads: &config_reloads,
     })
 }
 
-fn serve(listener: TcpListener, endpoint: &Arc<Endpoint>) {
+fn serve(listener: TcpListener, endpoint: &Arc<Endpoint>, stop: &tokio::sync::Notify) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -161,7 +231,11 @@ fn serve(listener: TcpListener, endpoint: &Arc<Endpoint>) {
             }
         };
         loop {
-            let stream = match listener.accept().await {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = stop.notified() => return,
+            };
+            let stream = match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!("metrics endpoint: accept: {e}");
@@ -233,5 +307,32 @@ mod tests {
                 "got {e}"
             ),
         }
+    }
+
+    #[test]
+    fn listening_elsewhere_releases_the_old_address_and_stop_releases_the_new() {
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap_or_else(|e| panic!("expected a free loopback port: {e}"))
+        };
+        let (a, b) = (free(), free());
+        let endpoint = Endpoint::start(a).unwrap_or_else(|e| panic!("expected to serve {a}: {e}"));
+        assert_eq!(endpoint.serving_addr(), Some(a));
+        endpoint
+            .listen(b)
+            .unwrap_or_else(|e| panic!("expected to serve {b}: {e}"));
+        assert_eq!(endpoint.serving_addr(), Some(b));
+        let released = |addr| {
+            (0..100).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                TcpListener::bind(addr).is_ok()
+            })
+        };
+        assert!(released(a), "expected {a} released after moving to {b}");
+        assert!(TcpListener::bind(b).is_err(), "expected {b} still served");
+        endpoint.stop();
+        assert_eq!(endpoint.serving_addr(), None);
+        assert!(released(b), "expected {b} released after stop");
     }
 }

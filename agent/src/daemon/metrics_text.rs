@@ -26,6 +26,8 @@ pub struct Snapshot<'a> {
     pub reloads: &'a [(&'static str, u64)],
     /// Per program, when the kernel keeps run statistics.
     pub run_stats: Option<&'a [(&'a str, RunStats)]>,
+    /// Configuration (`corral.toml`) reloads by result (`ok`, `error`).
+    pub config_reloads: &'a [(&'static str, u64)],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,7 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, RenderError> {
     decisions_and_drops(&r, s)?;
     tasks_and_maps(&r, s)?;
     programs_and_build(&r, s)?;
+    config_reloads(&r, s)?;
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&r.gather(), &mut out)
@@ -92,11 +95,24 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, RenderError> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+fn config_reloads(r: &Registry, s: &Snapshot<'_>) -> Result<(), RenderError> {
+    let reloads = counter_vec(
+        r,
+        "corral_config_reloads_total",
+        "Re-reads of corral.toml on SIGHUP: result=ok (applied), result=error (invalid or not applicable; the running configuration was kept).",
+        &["result"],
+    )?;
+    for (result, n) in s.config_reloads {
+        reloads.with_label_values(&[result]).inc_by(*n);
+    }
+    Ok(())
+}
+
 fn decisions_and_drops(r: &Registry, s: &Snapshot<'_>) -> Result<(), RenderError> {
     let decisions = counter_vec(
         r,
         "corral_decisions_total",
-        "Decisions of the kernel programs. task=\"\": the kernel's own counters over all tasks (allowed included); task=NAME: the events of that task (denied and audited).",
+        "Decisions of the kernel programs. task=\"\": the kernel's own counters over all tasks (allowed included); task=NAME: the events of that task (denied and audited; allowed events, which may be sampled, are not counted here).",
         &["task", "op", "decision"],
     )?;
     if let Some(counters) = s.status.get("counters").and_then(Value::as_object) {
@@ -269,6 +285,7 @@ mod tests {
             generation: 1,
             reloads: &[("ok", 0), ("error", 0)],
             run_stats: Some(&programs),
+            config_reloads: &[("ok", 1), ("error", 2)],
         })
         .unwrap_or_else(|e| panic!("expected the metrics to render: {e}"));
         for line in [
@@ -284,6 +301,8 @@ mod tests {
             "corral_map_capacity{map=\"TAGS\"} 131072",
             "corral_hook_run_time_seconds_total{program=\"corral_file_open\"} 1.5",
             "corral_hook_runs_total{program=\"corral_file_open\"} 7",
+            "corral_config_reloads_total{result=\"ok\"} 1",
+            "corral_config_reloads_total{result=\"error\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -1,6 +1,7 @@
 //! `corral daemon`: compiles the policies, loads the kernel programs, installs the rules, then
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
+mod config_reload;
 mod hub;
 mod instances;
 mod metrics;
@@ -32,6 +33,7 @@ use crate::{
     policy::{self, PolicyDirError},
 };
 
+pub use config_reload::{ConfigSource, LogFilter};
 pub use sink::{Sink, SinkError};
 pub use state::State;
 
@@ -48,6 +50,10 @@ pub struct DaemonConfig {
     pub pin_dir: PathBuf,
     /// `corral.toml` with the explicit flags applied: the event sinks, subscribers, metrics.
     pub settings: crate::config::Config,
+    /// Where `settings` came from, re-read on `SIGHUP`.
+    pub source: ConfigSource,
+    /// Changes the log filter on a reload (`None`: `CORRAL_LOG` fixes it).
+    pub log_filter: Option<LogFilter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +81,8 @@ pub enum DaemonError {
     Watch(#[from] reload::WatchError),
     #[error(transparent)]
     Tasks(#[from] tasks::ApplyError),
+    #[error(transparent)]
+    Hangup(#[from] config_reload::HangupError),
 }
 
 impl DaemonError {
@@ -98,7 +106,8 @@ impl DaemonError {
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     // Bound first so /readyz answers 503 while the programs load; reported once loaded, so a
     // refusal to start stays the one line `corral: <message>`.
-    let endpoint = start_metrics(&config.settings.metrics);
+    let endpoint = Arc::new(metrics::Endpoint::default());
+    let listen_error = start_metrics(&endpoint, &config.settings.metrics);
     // Everything that can be wrong with the configuration is found before the kernel is touched.
     let policies = policy::load_policy_dir_files(&config.policies)?;
     let trial: Vec<CompiledTask> = policies
@@ -128,6 +137,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         maps,
         selectors,
         instances,
+        settings: settings_map,
         events: ring,
         backends,
         attached,
@@ -158,22 +168,31 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     report_backends(&probe, backends, &modes);
     let programs = run_stats::Programs::of(&ebpf);
     let state = Arc::new(Mutex::new(state));
-    match &endpoint {
-        Some(Ok(endpoint)) => {
-            endpoint.set_ready(metrics::Sources {
-                state: Arc::clone(&state),
-                hub: Arc::clone(&hub),
-                rule_maps: rule_map_entries(&trial),
-                programs,
-            });
-            tracing::info!(
-                addr = %config.settings.metrics.listen,
-                "metrics endpoint serving /metrics, /healthz, /readyz"
-            );
-        }
-        Some(Err(e)) => tracing::error!("{e:#}; running without metrics, /healthz and /readyz"),
-        None => {}
+    endpoint.set_ready(metrics::Sources {
+        state: Arc::clone(&state),
+        hub: Arc::clone(&hub),
+        rule_maps: rule_map_entries(&trial),
+        programs,
+    });
+    match (&listen_error, config.settings.metrics.enabled) {
+        (None, true) => tracing::info!(
+            addr = %config.settings.metrics.listen,
+            "metrics endpoint serving /metrics, /healthz, /readyz"
+        ),
+        (Some(e), _) => tracing::error!("{e:#}; running without metrics, /healthz and /readyz"),
+        (None, false) => {}
     }
+    let (sinks_tx, sinks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut live = config_reload::Live {
+        source: config.source.clone(),
+        running: config.settings.clone(),
+        settings: settings_map,
+        hub: Arc::clone(&hub),
+        endpoint: Arc::clone(&endpoint),
+        sinks: sinks_tx,
+        log_filter: config.log_filter.clone(),
+    };
+    live.apply_kernel_settings().map_err(LoaderError::from)?;
     tracing::info!(
         tasks = modes.len(),
         policies = %config.policies.display(),
@@ -184,7 +203,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|source| DaemonError::Runtime { source })?;
-    let result = runtime.block_on(serve(config, state, ring, sinks, hub));
+    let result = runtime.block_on(serve(config, state, ring, (sinks, sinks_rx), hub, live));
     // The links are pinned: the programs keep enforcing after the daemon exits, until the next
     // daemon replaces them or `corral unload` removes them.
     drop(links);
@@ -224,8 +243,9 @@ async fn serve(
     config: &DaemonConfig,
     state: Arc<Mutex<State>>,
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    sinks: Vec<Sink>,
+    (sinks, new_sinks): (Vec<Sink>, tokio::sync::mpsc::UnboundedReceiver<Vec<Sink>>),
     hub: Arc<hub::Hub>,
+    live: config_reload::Live,
 ) -> Result<(), DaemonError> {
     let listener = server::bind(&config.socket)?;
     // SAFETY: the `AsyncFd` owns the ring buffer, whose fd stays open and unchanged until the
@@ -247,6 +267,7 @@ async fn serve(
         hub.clone(),
         policy_rx,
         stop_rx,
+        new_sinks,
     );
     tokio::pin!(pump);
     let mut pump_done = false;
@@ -257,6 +278,7 @@ async fn serve(
             r
         }
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
+        r = config_reload::watch(live) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
@@ -284,6 +306,7 @@ async fn pump_events(
     hub: Arc<hub::Hub>,
     mut policy_events: tokio::sync::mpsc::UnboundedReceiver<state::PolicyEvent>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    mut new_sinks: tokio::sync::mpsc::UnboundedReceiver<Vec<Sink>>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
     let mut exes = events::ExeCache::default();
@@ -297,6 +320,12 @@ async fn pump_events(
                     deliver(&item, &state, &clock, &mut exes, &mut sinks, &hub);
                 }
                 return Ok(());
+            }
+            Some(replacement) = new_sinks.recv() => {
+                // A configuration reload opened these; the old ones close here, after their
+                // last line.
+                sinks = replacement;
+                continue;
             }
             Some(ev) = policy_events.recv() => {
                 let line = state::TimedPolicyEvent { time: clock.now_rfc3339(), event: ev };
@@ -426,12 +455,16 @@ fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
     ]
 }
 
-/// The metrics endpoint, if enabled. Failing to serve metrics (address in use, say) does not
-/// stop the daemon: enforcement matters more than its observation.
+/// Serves the metrics endpoint, if enabled; returns why it cannot. Failing to serve metrics
+/// (address in use, say) does not stop the daemon: enforcement matters more than its
+/// observation.
 fn start_metrics(
+    endpoint: &Arc<metrics::Endpoint>,
     settings: &crate::config::MetricsSection,
-) -> Option<Result<Arc<metrics::Endpoint>, metrics::MetricsError>> {
-    settings
-        .enabled
-        .then(|| metrics::Endpoint::start(settings.listen))
+) -> Option<metrics::MetricsError> {
+    if settings.enabled {
+        endpoint.listen(settings.listen).err()
+    } else {
+        None
+    }
 }

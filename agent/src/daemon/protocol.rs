@@ -31,6 +31,9 @@ pub enum Request {
         /// all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ops: Vec<String>,
+        /// Only events with these decisions (`denied`, `audited`, `allowed`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        decisions: Vec<String>,
         /// Keep streaming new events after the recent ones.
         #[serde(default)]
         follow: bool,

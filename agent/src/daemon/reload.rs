@@ -79,7 +79,7 @@ pub async fn watch(
             }
             _ = rescan.tick() => reload(&state, &events),
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the policies now (corral.toml's sinks and metrics are read at start only)");
+                tracing::info!("SIGHUP: rescanning the policies now");
                 reload(&state, &events);
             }
             _ = sweep.tick() => {

@@ -83,8 +83,19 @@ async fn handle(
     let mut line = String::new();
     let mut read = BufReader::new(read);
     read.read_line(&mut line).await?;
-    if let Ok(Request::Subscribe { task, ops, follow }) = serde_json::from_str::<Request>(&line) {
-        return subscriber::stream(&hub, Filter { task, ops }, follow, read, write).await;
+    if let Ok(Request::Subscribe {
+        task,
+        ops,
+        decisions,
+        follow,
+    }) = serde_json::from_str::<Request>(&line)
+    {
+        let filter = Filter {
+            task,
+            ops,
+            decisions,
+        };
+        return subscriber::stream(&hub, filter, follow, read, write).await;
     }
     let response = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::Refused {

@@ -26,6 +26,8 @@ use super::{
 pub struct Filter {
     pub task: Option<String>,
     pub ops: Vec<String>,
+    /// Decisions (`denied`, `audited`, `allowed`); empty: all.
+    pub decisions: Vec<String>,
 }
 
 impl Filter {
@@ -33,6 +35,7 @@ impl Filter {
     pub fn matches(&self, p: &Published) -> bool {
         self.task.as_ref().is_none_or(|t| *t == p.task)
             && (self.ops.is_empty() || self.ops.iter().any(|o| o == p.op))
+            && (self.decisions.is_empty() || self.decisions.iter().any(|d| d == p.decision))
     }
 }
 
@@ -207,6 +210,7 @@ mod tests {
             line: format!("{{\"n\":{n}}}"),
             task: task.to_owned(),
             op,
+            decision: "denied",
         })
     }
 
@@ -215,11 +219,29 @@ mod tests {
         let f = Filter {
             task: Some("a".to_owned()),
             ops: vec!["open".to_owned(), "exec".to_owned()],
+            decisions: Vec::new(),
         };
         assert!(f.matches(&event("a", "open", 0)));
         assert!(!f.matches(&event("b", "open", 0)), "other task");
         assert!(!f.matches(&event("a", "connect", 0)), "other op");
         assert!(Filter::default().matches(&event("x", "sendmsg", 0)));
+    }
+
+    #[test]
+    fn filters_by_decision() {
+        let f = Filter {
+            decisions: vec!["denied".to_owned(), "audited".to_owned()],
+            ..Filter::default()
+        };
+        assert!(f.matches(&event("a", "open", 0)), "denied passes");
+        let allowed = Arc::new(Published {
+            line: String::new(),
+            task: "a".to_owned(),
+            op: "open",
+            decision: "allowed",
+        });
+        assert!(!f.matches(&allowed), "allowed is filtered out");
+        assert!(Filter::default().matches(&allowed), "no filter: everything");
     }
 
     #[test]

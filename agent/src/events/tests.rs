@@ -195,3 +195,41 @@ fn mmap_rename_and_unlink_targets_name_the_path_and_access() {
         );
     }
 }
+
+#[test]
+fn allowed_event_has_reason_none_and_no_enforcement() {
+    let mut ev = blank();
+    ev.op = Op::Open as u32;
+    ev.decision = Decision::Allowed as u32;
+    ev.mode = Mode::Enforce as u32;
+    ev.task_id = 7;
+    ev.reason = Reason::None as u32;
+    ev.backend = Backend::Kill as u32;
+    ev.access = Access::READ;
+    set_path(&mut ev, b"/srv/repo/main.rs");
+    let v = decode(&ev);
+    assert_eq!(v["decision"], "allowed");
+    assert_eq!(v["reason"], "none");
+    assert_eq!(v["backend"], "kill");
+    assert_eq!(
+        v["enforcement"], "none",
+        "nothing was done about an allowed operation"
+    );
+    assert_eq!(
+        v["target"],
+        serde_json::json!({"path": "/srv/repo/main.rs", "access": "read"})
+    );
+    assert_eq!(
+        Decision::try_from(3).map(Decision::as_str),
+        Ok("allowed"),
+        "the allowed code round-trips"
+    );
+    assert_eq!(
+        agent_common::AllowedEvents::try_from(2).map(agent_common::AllowedEvents::as_str),
+        Ok("all")
+    );
+    assert!(
+        agent_common::AllowedEvents::try_from(3).is_err(),
+        "an unknown allowed-events code is refused"
+    );
+}

@@ -19,7 +19,7 @@ const fn lpm<T>() -> usize {
 fn maps_in_the_object_match_the_shared_types() {
     let obj = aya_obj::Object::parse(EBPF_OBJECT)
         .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
-    let expected: [(&str, usize, usize, u32); 11] = [
+    let expected: [(&str, usize, usize, u32); 12] = [
         (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
         (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
         (names::FILE_RULES, lpm::<FileRuleData>(), 4, FILE_RULES_MAX),
@@ -51,6 +51,12 @@ fn maps_in_the_object_match_the_shared_types() {
         ),
         ("PATH_SCRATCH", 4, size_of::<FileRuleKeyScratch>(), 1),
         ("EXE_SCRATCH", 4, size_of::<ExePath>(), 1),
+        (
+            names::SETTINGS,
+            4,
+            size_of::<agent_common::Settings>(),
+            agent_common::SETTINGS_MAX,
+        ),
     ];
     for (name, key, value, max) in expected {
         let map = obj

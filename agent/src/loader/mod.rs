@@ -13,6 +13,7 @@ mod preflight;
 mod probe;
 mod rules;
 mod selectors;
+mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,7 @@ pub use preflight::{PreflightError, active_lsms};
 pub use probe::{Finding, Probe, probe};
 pub use rules::{Counters, RuleMaps, RulesError};
 pub use selectors::SelectorMaps;
+pub use settings::SettingsMap;
 
 /// The object built by `build.rs` from `agent-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
@@ -232,6 +234,8 @@ pub struct Loaded {
     pub maps: RuleMaps,
     pub selectors: SelectorMaps,
     pub instances: InstanceMaps,
+    /// Run-time settings of the programs (`SETTINGS`).
+    pub settings: SettingsMap,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
     /// What enforces each operation.
     pub backends: Backends,
@@ -320,8 +324,10 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
     let selectors = SelectorMaps::take(&mut ebpf)?;
     let instances = InstanceMaps::take(&mut ebpf)?;
+    let settings = SettingsMap::take(&mut ebpf)?;
     Ok(Loaded {
         instances,
+        settings,
         ebpf,
         links,
         adopted,
