@@ -1,7 +1,7 @@
 //! `host` connect rules in whole documents: parsing, positioned errors, sub-task narrowing.
 
 use super::{
-    Destination,
+    Destination, HostName,
     tests::{error_of, parse, with_spec},
     wider_than,
 };
@@ -13,7 +13,7 @@ fn host_rules_parse_lowercased_next_to_cidr_rules() {
     ));
     assert_eq!(p.connect.len(), 2, "two connect rules");
     assert_eq!(
-        p.connect[0].host().map(|h| h.as_str()),
+        p.connect[0].host().map(HostName::as_str),
         Some("api.github.com"),
         "the host is lowercased and loses its trailing dot"
     );
