@@ -102,12 +102,17 @@ impl Endpoint {
 }
 
 fn scrape(s: &Sources) -> Result<String, metrics_text::RenderError> {
-    let status = {
+    let (status, dns_resolutions) = {
         let state = s.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match state.status() {
+        let status = match state.status() {
             protocol::Response::Status { status } => status,
             _ => Value::Null,
-        }
+        };
+        let dns: Vec<(&'static str, u64)> = ["ok", "no_records", "nxdomain", "error"]
+            .into_iter()
+            .map(|r| (r, state.dns_resolutions().get(r).copied().unwrap_or(0)))
+            .collect();
+        (status, dns)
     };
     let tagged: u64 = status
         .get("tasks")
@@ -138,6 +143,7 @@ fn scrape(s: &Sources) -> Result<String, metrics_text::RenderError> {
         generation,
         reloads: &reloads,
         run_stats: run_stats.as_deref(),
+        dns_resolutions: &dns_resolutions,
     })
 }
 

@@ -1,6 +1,7 @@
 //! `corral daemon`: compiles the policies, loads the kernel programs, installs the rules, then
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
+mod dns;
 mod hub;
 mod instances;
 mod metrics;
@@ -256,6 +257,7 @@ async fn serve(
             pump_done = true;
             r
         }
+        () = dns::run(config.settings.dns.clone(), Arc::clone(&state), policy_tx.clone()) => Ok(()),
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
