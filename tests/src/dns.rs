@@ -10,9 +10,11 @@ use std::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use crate::daemon::Launch;
+use crate::{Background, Daemon, Policy, Scratch, env};
 use hickory_proto::{
     op::{Message, MessageType, ResponseCode},
     rr::{
@@ -32,6 +34,87 @@ struct Records {
 struct Zone {
     /// Lowercase name without the trailing dot → records.
     names: HashMap<String, Records>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// the DNS egress scenario shared by the native and VM tests
+
+pub const TASK: &str = "dns-egress";
+pub const HOST: &str = "svc.corral.test";
+
+/// Longest wait for a resolver event (refreshes come at 3/4 of TTLs of a few seconds).
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[must_use]
+pub fn policy() -> Policy {
+    Policy::probe_only(TASK).connect_host(HOST, &["1-65535"])
+}
+
+/// A daemon whose resolver asks `server`, with a 1s TTL floor, enforcing `policies`.
+#[must_use]
+pub fn daemon(server: &DnsServer, scratch: &Scratch, policies: &[&Policy]) -> Daemon {
+    let config = scratch.file(
+        "corral.toml",
+        &format!(
+            "[dns]\nservers = [\"{}\"]\nmin_ttl = \"1s\"\n",
+            server.addr()
+        ),
+    );
+    let files: Vec<(String, String)> = policies.iter().map(|p| (p.file_name(), p.yaml())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, y)| (n.as_str(), y.as_str()))
+        .collect();
+    Daemon::launch(&Launch {
+        policies: &refs,
+        env: &[("CORRAL_CONFIG", &config)],
+        ..Launch::default()
+    })
+}
+
+/// Waits for the resolver event of `kind` about `HOST` whose list `field` holds `addr`; returns
+/// when it was seen.
+#[must_use]
+pub fn wait_dns_event(d: &Daemon, kind: &str, field: &str, addr: &str) -> Instant {
+    let _ = d.wait_events(
+        |e| {
+            e["kind"] == kind
+                && e["host"] == HOST
+                && e[field]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == addr))
+        },
+        DNS_TIMEOUT,
+    );
+    Instant::now()
+}
+
+/// A tagged TCP connect to a fresh listener on `addr` succeeds (the listener sees it).
+pub fn expect_connect_allowed(d: &Daemon, addr: &str, why: &str) {
+    let listener = Background::probe(&["listen", "tcp", addr, "0"]);
+    let port = listener.port().to_string();
+    let out = d.run_accepting_unenforced(TASK, &[&env::probe(), "connect", "tcp", addr, &port]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "expected the connect to {addr}:{port} to be allowed ({why})\n{}\ndaemon stderr:\n{}",
+        out.describe(),
+        d.stderr()
+    );
+    let accepted = listener.wait();
+    assert_eq!(
+        accepted.code,
+        Some(0),
+        "expected the listener on {addr}:{port} to accept the connect ({why})\n{}",
+        accepted.describe()
+    );
+}
+
+/// A tagged TCP connect to `addr` is refused with EPERM before it leaves.
+pub fn expect_connect_refused(d: &Daemon, addr: &str, why: &str) {
+    let out = d.run_accepting_unenforced(TASK, &[&env::probe(), "connect", "tcp", addr, "9"]);
+    eprintln!("expecting EPERM: {why}");
+    d.expect_errno(&out, "EPERM");
 }
 
 /// A running server; stopped when dropped.

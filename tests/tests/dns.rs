@@ -5,84 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use corral_tests::daemon::Launch;
-use corral_tests::dns::DnsServer;
-use corral_tests::{Background, Daemon, Policy, Scratch, Value, env};
-
-const TASK: &str = "dns-egress";
-const HOST: &str = "svc.corral.test";
-
-/// Longest wait for a resolver event (refreshes come at 3/4 of TTLs of a few seconds).
-const DNS_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn policy() -> Policy {
-    Policy::probe_only(TASK).connect_host(HOST, &["1-65535"])
-}
-
-/// A daemon whose resolver asks `server`, with a 1s TTL floor, enforcing `policies`.
-fn daemon(server: &DnsServer, scratch: &Scratch, policies: &[&Policy]) -> Daemon {
-    let config = scratch.file(
-        "corral.toml",
-        &format!(
-            "[dns]\nservers = [\"{}\"]\nmin_ttl = \"1s\"\n",
-            server.addr()
-        ),
-    );
-    let files: Vec<(String, String)> = policies.iter().map(|p| (p.file_name(), p.yaml())).collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, y)| (n.as_str(), y.as_str()))
-        .collect();
-    Daemon::launch(&Launch {
-        policies: &refs,
-        env: &[("CORRAL_CONFIG", &config)],
-        ..Launch::default()
-    })
-}
-
-/// Waits for the resolver event of `kind` about `HOST` whose list `field` holds `addr`; returns
-/// when it was seen.
-fn wait_dns_event(d: &Daemon, kind: &str, field: &str, addr: &str) -> Instant {
-    let _ = d.wait_events(
-        |e| {
-            e["kind"] == kind
-                && e["host"] == HOST
-                && e[field]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|v| v == addr))
-        },
-        DNS_TIMEOUT,
-    );
-    Instant::now()
-}
-
-/// A tagged TCP connect to a fresh listener on `addr` succeeds (the listener sees it).
-fn expect_connect_allowed(d: &Daemon, addr: &str, why: &str) {
-    let listener = Background::probe(&["listen", "tcp", addr, "0"]);
-    let port = listener.port().to_string();
-    let out = d.run_accepting_unenforced(TASK, &[&env::probe(), "connect", "tcp", addr, &port]);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "expected the connect to {addr}:{port} to be allowed ({why})\n{}\ndaemon stderr:\n{}",
-        out.describe(),
-        d.stderr()
-    );
-    let accepted = listener.wait();
-    assert_eq!(
-        accepted.code,
-        Some(0),
-        "expected the listener on {addr}:{port} to accept the connect ({why})\n{}",
-        accepted.describe()
-    );
-}
-
-/// A tagged TCP connect to `addr` is refused with EPERM before it leaves.
-fn expect_connect_refused(d: &Daemon, addr: &str, why: &str) {
-    let out = d.run_accepting_unenforced(TASK, &[&env::probe(), "connect", "tcp", addr, "9"]);
-    eprintln!("expecting EPERM: {why}");
-    d.expect_errno(&out, "EPERM");
-}
+use corral_tests::dns::{
+    DNS_TIMEOUT, DnsServer, HOST, TASK, daemon, expect_connect_allowed, expect_connect_refused,
+    policy, wait_dns_event,
+};
+use corral_tests::{Scratch, Value};
 
 #[test]
 fn dns_host_rule_allows_the_resolved_v4_and_v6_addresses_only_and_survives_a_reload() {
