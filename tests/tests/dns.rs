@@ -9,6 +9,7 @@ use corral_tests::dns::{
     DNS_TIMEOUT, DnsServer, HOST, TASK, daemon, expect_connect_allowed, expect_connect_refused,
     policy, wait_dns_event,
 };
+use corral_tests::reload::replace_file;
 use corral_tests::{Scratch, Value};
 
 #[test]
@@ -27,8 +28,7 @@ fn dns_host_rule_allows_the_resolved_v4_and_v6_addresses_only_and_survives_a_rel
 
     // A reload writes the task's rules under a new rules id: the resolved entries come along.
     let reloaded = pol.connect("192.0.2.0/24", &["443"]);
-    std::fs::write(d.policies().join(reloaded.file_name()), reloaded.yaml())
-        .unwrap_or_else(|e| panic!("expected to rewrite the policy: {e}"));
+    replace_file(&d.policies(), &reloaded.file_name(), &reloaded.yaml());
     let _ = d.wait_events(
         |e| e["kind"] == "policy_applied" && e["changed"] == serde_json::json!([TASK]),
         DNS_TIMEOUT,
@@ -135,4 +135,40 @@ fn dns_silent_server_keeps_the_addresses_until_their_ttl_then_they_go() {
     }
     expect_connect_allowed(&d, "::1", "the server answers again");
     assert!(server.queries() >= 3, "expected the daemon to keep asking");
+}
+
+#[test]
+fn dns_host_added_by_a_reload_resolves_and_one_removed_goes_at_once() {
+    let server = DnsServer::start();
+    server.set(HOST, &["127.0.0.2"], 300);
+    let scratch = Scratch::new("dns-reload");
+    // No host rule at start: the resolver has nothing to ask.
+    let without = corral_tests::Policy::probe_only(TASK).connect("192.0.2.0/24", &["443"]);
+    let d = daemon(&server, &scratch, &[&without]);
+    expect_connect_refused(&d, "127.0.0.2", "no rule names it yet");
+    assert_eq!(server.queries(), 0, "expected no lookup without host rules");
+
+    let with = policy();
+    replace_file(&d.policies(), &with.file_name(), &with.yaml());
+    let _ = wait_dns_event(&d, "dns_resolved", "added", "127.0.0.2");
+    expect_connect_allowed(&d, "127.0.0.2", "the host rule a reload added");
+
+    // The rule goes: its addresses go with the task's new rules, whatever their TTL.
+    replace_file(&d.policies(), &without.file_name(), &without.yaml());
+    let applied = |d: &corral_tests::Daemon| {
+        d.events()
+            .iter()
+            .filter(|e| e["kind"] == "policy_applied")
+            .count()
+    };
+    let deadline = Instant::now() + DNS_TIMEOUT;
+    while applied(&d) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "expected the second reload to be applied\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    expect_connect_refused(&d, "127.0.0.2", "the host rule was removed");
 }
