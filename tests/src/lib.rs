@@ -8,6 +8,7 @@
 
 pub mod daemon;
 pub mod deep;
+pub mod dns;
 pub mod doctor;
 pub mod env;
 pub mod events;

@@ -7,6 +7,9 @@ use crate::runtime;
 
 /// One `network.connect` rule.
 struct ConnectRule {
+    /// `cidr` or `host`.
+    key: &'static str,
+    /// The network or the DNS name.
     cidr: String,
     /// `None`: every port (the `ports` key is left out).
     ports: Option<Vec<String>>,
@@ -109,7 +112,19 @@ impl Policy {
     #[must_use]
     pub fn connect(mut self, cidr: &str, ports: &[&str]) -> Self {
         self.connect.push(ConnectRule {
+            key: "cidr",
             cidr: cidr.to_owned(),
+            ports: Some(ports.iter().map(|p| (*p).to_owned()).collect()),
+        });
+        self
+    }
+
+    /// Adds a `network.connect` rule for the DNS name `host`, limited to `ports`.
+    #[must_use]
+    pub fn connect_host(mut self, host: &str, ports: &[&str]) -> Self {
+        self.connect.push(ConnectRule {
+            key: "host",
+            cidr: host.to_owned(),
             ports: Some(ports.iter().map(|p| (*p).to_owned()).collect()),
         });
         self
@@ -119,6 +134,7 @@ impl Policy {
     #[must_use]
     pub fn connect_any_port(mut self, cidr: &str) -> Self {
         self.connect.push(ConnectRule {
+            key: "cidr",
             cidr: cidr.to_owned(),
             ports: None,
         });
@@ -188,7 +204,7 @@ impl Policy {
             if !self.connect.is_empty() {
                 y.push_str("    connect:\n");
                 for rule in &self.connect {
-                    let _ = writeln!(y, "      - cidr: {}", quote(&rule.cidr));
+                    let _ = writeln!(y, "      - {}: {}", rule.key, quote(&rule.cidr));
                     if let Some(ports) = &rule.ports {
                         let ports: Vec<String> = ports
                             .iter()

@@ -2322,3 +2322,28 @@ fn names_with_newlines_and_invalid_utf8_give_valid_events() {
         &denied_open("edge-names", &replaced, "read"),
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// egress by DNS name, judged by the BPF LSM hook
+
+#[test]
+fn dns_host_rule_allows_the_resolved_address_and_the_lsm_refuses_others() {
+    use corral_tests::dns::{
+        DnsServer, HOST, TASK, daemon, expect_connect_allowed, expect_connect_refused, policy,
+        wait_dns_event,
+    };
+    let server = DnsServer::start();
+    server.set(HOST, &["127.0.0.2", "::1"], 300);
+    let scratch = Scratch::new("dns-vm");
+    let d = daemon(&server, &scratch, &[&policy()]);
+    let _ = wait_dns_event(&d, "dns_resolved", "added", "127.0.0.2");
+    let _ = wait_dns_event(&d, "dns_resolved", "added", "::1");
+    expect_connect_allowed(&d, "127.0.0.2", "A record of the host rule");
+    expect_connect_allowed(&d, "::1", "AAAA record of the host rule");
+    expect_connect_refused(&d, "127.0.0.3", "not an address of the name");
+    let ev = d.expect_one_event(
+        "the refused connect to 127.0.0.3",
+        &denied_connect(TASK, "127.0.0.3", 9, "ipv4", "tcp"),
+    );
+    assert_field(&ev, "/backend", &json!("lsm"));
+}

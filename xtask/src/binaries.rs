@@ -30,7 +30,7 @@ pub fn build() -> Result<Binaries> {
     Ok(Binaries {
         corral,
         probe: cargo::executable(&bins, "corral-probe", "bin")?.to_path_buf(),
-        native_tests: ["host", "landlock", "reload", "ops"]
+        native_tests: ["host", "landlock", "reload", "ops", "dns"]
             .into_iter()
             .map(|name| Ok((name, cargo::executable(&tests, name, "test")?.to_path_buf())))
             .collect::<Result<_>>()?,

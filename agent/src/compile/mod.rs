@@ -5,18 +5,28 @@
 //! directory rules, ports of enclosing networks). The most specific entry is then the answer.
 
 mod capacity;
+mod diff;
 mod files;
 mod network;
 mod selectors;
 mod unix;
 
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
 use agent_common::{FileRuleData, Mode, NetV4Data, NetV6Data, PortSet, UnixRuleKey};
 use ipnet::IpNet;
 use thiserror::Error;
 
-use crate::policy::TaskPolicy;
+use crate::policy::{HostName, TaskPolicy};
+
+/// The addresses each DNS name currently stands for (the daemon's resolver keeps them).
+pub type ResolvedHosts = BTreeMap<HostName, BTreeSet<IpAddr>>;
 
 pub use capacity::check_capacity;
+pub use diff::{NetDiff, net_diff};
 pub use selectors::{CgroupEntry, cgroup_entries, executable_key};
 
 /// A `FILE_RULES` entry: LPM key (`prefix_len` in bits, over task id and path) and rule flags.
@@ -91,9 +101,20 @@ pub enum CompileError {
     },
 }
 
-/// Compiles one task's policy into map entries keyed by `task_id`.
+/// Compiles one task's policy into map entries keyed by `task_id`; `host` rules allow nothing
+/// (no name has resolved yet).
 pub fn compile(task_id: u32, policy: &TaskPolicy) -> Result<CompiledTask, CompileError> {
-    let (net_v4, net_v6) = network::net_entries(task_id, policy)?;
+    compile_resolved(task_id, policy, &ResolvedHosts::new())
+}
+
+/// Compiles one task's policy into map entries keyed by `task_id`, each `host` rule standing for
+/// the addresses `resolved` holds for its name.
+pub fn compile_resolved(
+    task_id: u32,
+    policy: &TaskPolicy,
+    resolved: &ResolvedHosts,
+) -> Result<CompiledTask, CompileError> {
+    let (net_v4, net_v6) = network::net_entries(task_id, policy, resolved)?;
     Ok(CompiledTask {
         mode: policy.mode,
         files: files::file_entries(task_id, policy)?,
@@ -103,5 +124,7 @@ pub fn compile(task_id: u32, policy: &TaskPolicy) -> Result<CompiledTask, Compil
     })
 }
 
+#[cfg(test)]
+mod host_tests;
 #[cfg(test)]
 mod tests;

@@ -5,22 +5,38 @@ use std::collections::BTreeMap;
 use agent_common::{NetV4Data, NetV6Data, PORT_RANGES_MAX, PortRange, PortSet};
 use ipnet::IpNet;
 
-use super::{CompileError, NetEntry};
-use crate::policy::TaskPolicy;
+use super::{CompileError, NetEntry, ResolvedHosts};
+use crate::policy::{Destination, TaskPolicy};
 
 type NetEntries = (Vec<NetEntry<NetV4Data>>, Vec<NetEntry<NetV6Data>>);
 
 /// One entry per distinct network of the task. Each entry's ports are the union of the ports of
 /// every rule whose network contains the entry's network (same family), merged into the fewest
-/// ranges; an absent `ports` is the whole range 0..=65535.
-pub(super) fn net_entries(task_id: u32, policy: &TaskPolicy) -> Result<NetEntries, CompileError> {
+/// ranges; an absent `ports` is the whole range 0..=65535. A `host` rule stands for one /32 or
+/// /128 rule per address `resolved` holds for its name (none while it has not resolved).
+pub(super) fn net_entries(
+    task_id: u32,
+    policy: &TaskPolicy,
+    resolved: &ResolvedHosts,
+) -> Result<NetEntries, CompileError> {
     // Normalized network → ranges of the rules written for exactly that network.
     let mut rules: BTreeMap<IpNet, Vec<(u16, u16)>> = BTreeMap::new();
     for rule in &policy.connect {
-        let ranges = rules.entry(rule.cidr().trunc()).or_default();
-        match rule.ports() {
-            None => ranges.push((0, u16::MAX)),
-            Some(spans) => ranges.extend(spans.iter().map(|s| (s.lo(), s.hi()))),
+        let nets: Vec<IpNet> = match rule.destination() {
+            Destination::Cidr(net) => vec![net.trunc()],
+            Destination::Host(name) => resolved
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(|addr| IpNet::from(addr.to_canonical()))
+                .collect(),
+        };
+        for net in nets {
+            let ranges = rules.entry(net).or_default();
+            match rule.ports() {
+                None => ranges.push((0, u16::MAX)),
+                Some(spans) => ranges.extend(spans.iter().map(|s| (s.lo(), s.hi()))),
+            }
         }
     }
     let mut v4 = Vec::new();

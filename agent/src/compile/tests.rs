@@ -10,7 +10,7 @@ use agent_common::{
 use super::*;
 use crate::policy::{load_policy_dir, parse_policy};
 
-fn policy(spec: &str) -> TaskPolicy {
+pub(super) fn policy(spec: &str) -> TaskPolicy {
     let text =
         format!("apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: t\nspec:\n{spec}");
     parse_policy(Path::new("inline.yaml"), &text)

@@ -15,6 +15,7 @@ use std::{
 };
 
 pub use error::ConfigError;
+pub use schema::DnsSection;
 pub use schema::{
     AllowedEvents, Config, DEFAULT_CONFIG, DEFAULT_METRICS_LISTEN, DEFAULT_POLICIES, DaemonSection,
     EventsSection, LogSection, MetricsSection,

@@ -1,7 +1,7 @@
 //! The keys of `corral.toml`. Every key is optional; an absent key takes the default shown in
 //! `deploy/corral.toml`. Unknown keys are errors.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
@@ -24,6 +24,8 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// `[log]`: the daemon's own log (stderr, journald-friendly).
     pub log: LogSection,
+    /// `[dns]`: how the daemon resolves the `host` of connect rules.
+    pub dns: DnsSection,
 }
 
 /// `[daemon]`.
@@ -174,6 +176,40 @@ impl Default for LogSection {
             level: "info".to_owned(),
         }
     }
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// Name servers asked for the A and AAAA records of `host` rules (`IP:PORT`, tried in
+    /// order). Empty: the `nameserver` lines of `/etc/resolv.conf`, on port 53.
+    pub servers: Vec<SocketAddr>,
+    /// Shortest time an answer counts for (`humantime`, e.g. `5s`): a smaller TTL is raised to
+    /// it, for the refresh and for how long addresses stay allowed. At least 1s.
+    #[serde(deserialize_with = "min_ttl")]
+    pub min_ttl: Duration,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            min_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+fn min_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    let ttl = humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e}")))?;
+    if ttl < Duration::from_secs(1) {
+        return Err(serde::de::Error::custom(format!(
+            "`{text}` is less than 1s"
+        )));
+    }
+    Ok(ttl)
 }
 
 fn at_least_one_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {

@@ -103,6 +103,37 @@ fn bad_values_are_errors_at_the_value() {
 }
 
 #[test]
+fn dns_servers_and_min_ttl_are_read_and_checked() {
+    let c = parse_ok("[dns]\nservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\nmin_ttl = \"2m\"\n");
+    let servers: Vec<String> = c.dns.servers.iter().map(ToString::to_string).collect();
+    assert_eq!(servers, ["127.0.0.1:5353", "[::1]:53"]);
+    assert_eq!(c.dns.min_ttl, std::time::Duration::from_secs(120));
+    let d = parse_ok("");
+    assert!(
+        d.dns.servers.is_empty(),
+        "no servers by default (the daemon reads /etc/resolv.conf)"
+    );
+    assert_eq!(d.dns.min_ttl, std::time::Duration::from_secs(5));
+    let e = error_of("[dns]\nservers = [\"127.0.0.1\"]\n");
+    assert!(
+        e.starts_with("corral.toml:2:12: "),
+        "expected a server without a port refused at 2:12, got: {e}"
+    );
+    let e = error_of("[dns]\nmin_ttl = \"500ms\"\n");
+    assert_eq!(e, "corral.toml:2:11: `500ms` is less than 1s");
+    let e = error_of("[dns]\nmin_ttl = \"soon\"\n");
+    assert!(
+        e.starts_with("corral.toml:2:11: invalid duration `soon`"),
+        "expected the bad duration placed at 2:11, got: {e}"
+    );
+    let e = error_of("[dns]\nserver = []\n");
+    assert!(
+        e.starts_with("corral.toml:2:1: unknown field `server`"),
+        "expected the unknown key named at 2:1, got: {e}"
+    );
+}
+
+#[test]
 fn allowed_events_and_their_sampling_rate_are_read() {
     let c = parse_ok("[events]\nallowed = \"none\"\n");
     assert_eq!(c.events.allowed, AllowedEvents::None);
@@ -208,7 +239,13 @@ fn shipped_file_documents_every_key_with_its_default() {
     );
     let table: toml::Table = toml::from_str(&text)
         .unwrap_or_else(|e| panic!("expected deploy/corral.toml to be TOML: {e}"));
-    let default_keys = [("daemon", 2), ("events", 8), ("metrics", 2), ("log", 1)];
+    let default_keys = [
+        ("daemon", 2),
+        ("events", 8),
+        ("metrics", 2),
+        ("log", 1),
+        ("dns", 2),
+    ];
     for (section, count) in default_keys {
         let keys = table
             .get(section)

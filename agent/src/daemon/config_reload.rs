@@ -1,6 +1,6 @@
 //! `SIGHUP` re-reads `corral.toml` and applies what can change while the daemon runs: the event
 //! sinks and their limits, `events.allowed` (the kernel's `SETTINGS`), the metrics endpoint and
-//! the log filter. Keys that need a restart (`[daemon]`) are named in one log line each and
+//! the log filter. Keys that need a restart (`[daemon]`, `[dns]`) are named in one log line each and
 //! keep their running value. An invalid file is one `file:line:column: message` line, counted
 //! (`corral_config_reloads_total{result="error"}`), and changes nothing.
 
@@ -124,6 +124,12 @@ impl Live {
                 running = %running.display(),
                 file = %wanted.display(),
                 "SIGHUP: {file}: `{key}` needs a restart to change; keeping the running value"
+            );
+        }
+        if new.dns != self.running.dns {
+            tracing::warn!(
+                key = "dns",
+                "SIGHUP: {file}: `[dns]` needs a restart to change; keeping the running resolver settings"
             );
         }
         if sink_keys(&new.events) != sink_keys(&self.running.events) {

@@ -159,12 +159,17 @@ fn scrape(
     s: &Sources,
     config_reloads: &ConfigReloads,
 ) -> Result<String, metrics_text::RenderError> {
-    let status = {
+    let (status, dns_resolutions) = {
         let state = s.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match state.status() {
+        let status = match state.status() {
             protocol::Response::Status { status } => status,
             _ => Value::Null,
-        }
+        };
+        let dns: Vec<(&'static str, u64)> = ["ok", "no_records", "nxdomain", "error"]
+            .into_iter()
+            .map(|r| (r, state.dns_resolutions().get(r).copied().unwrap_or(0)))
+            .collect();
+        (status, dns)
     };
     let tagged: u64 = status
         .get("tasks")
@@ -208,6 +213,7 @@ fn scrape(
         reloads: &reloads,
         run_stats: run_stats.as_deref(),
         config_reloads: &config_reloads,
+        dns_resolutions: &dns_resolutions,
     })
 }
 

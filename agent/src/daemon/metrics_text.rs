@@ -28,6 +28,8 @@ pub struct Snapshot<'a> {
     pub run_stats: Option<&'a [(&'a str, RunStats)]>,
     /// Configuration (`corral.toml`) reloads by result (`ok`, `error`).
     pub config_reloads: &'a [(&'static str, u64)],
+    /// Lookups of `host` rule names by result (`ok`, `no_records`, `nxdomain`, `error`).
+    pub dns_resolutions: &'a [(&'static str, u64)],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +189,15 @@ fn tasks_and_maps(r: &Registry, s: &Snapshot<'_>) -> Result<(), RenderError> {
     for (result, n) in s.reloads {
         reloads.with_label_values(&[result]).inc_by(*n);
     }
+    let dns = counter_vec(
+        r,
+        "corral_dns_resolutions_total",
+        "Lookups of the names of host connect rules, by result.",
+        &["result"],
+    )?;
+    for (result, n) in s.dns_resolutions {
+        dns.with_label_values(&[result]).inc_by(*n);
+    }
     let generation = IntGauge::new(
         "corral_policy_generation",
         "Generation of the policy set in force (1 after the start-up load).",
@@ -286,6 +297,7 @@ mod tests {
             reloads: &[("ok", 0), ("error", 0)],
             run_stats: Some(&programs),
             config_reloads: &[("ok", 1), ("error", 2)],
+            dns_resolutions: &[("ok", 6), ("nxdomain", 1)],
         })
         .unwrap_or_else(|e| panic!("expected the metrics to render: {e}"));
         for line in [
@@ -297,6 +309,8 @@ mod tests {
             "corral_event_subscribers 2",
             "corral_policy_reloads_total{result=\"error\"} 0",
             "corral_policy_generation 1",
+            "corral_dns_resolutions_total{result=\"ok\"} 6",
+            "corral_dns_resolutions_total{result=\"nxdomain\"} 1",
             "corral_map_entries{map=\"TAGS\"} 3",
             "corral_map_capacity{map=\"TAGS\"} 131072",
             "corral_hook_run_time_seconds_total{program=\"corral_file_open\"} 1.5",

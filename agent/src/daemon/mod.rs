@@ -2,6 +2,7 @@
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
 mod config_reload;
+mod dns;
 mod hub;
 mod instances;
 mod metrics;
@@ -277,6 +278,7 @@ async fn serve(
             pump_done = true;
             r
         }
+        () = dns::run(config.settings.dns.clone(), Arc::clone(&state), policy_tx.clone()) => Ok(()),
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         r = config_reload::watch(live) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),

@@ -41,6 +41,24 @@ pub enum PolicyEvent {
     PolicyRejected { error: String },
     /// A task instance outlived its `--ttl`: its processes are denied everything from now on.
     InstanceExpired { instance: String, task: String },
+    /// A DNS name of a `host` connect rule resolved to addresses it did not stand for: they are
+    /// allowed (with the rule's ports) to every task naming it, until their TTL runs out.
+    DnsResolved {
+        host: String,
+        added: Vec<String>,
+        addresses: Vec<String>,
+        ttl_secs: u64,
+    },
+    /// Addresses of a DNS name whose TTL ran out without an answer renewing them: refused from
+    /// now on.
+    DnsExpired { host: String, expired: Vec<String> },
+    /// A DNS name stopped resolving (`result`: `nxdomain`, `no_records`, `error`): its addresses
+    /// stay allowed until their TTLs run out. Reported once per change of result.
+    DnsUnresolved {
+        host: String,
+        result: String,
+        error: String,
+    },
     /// A new policy generation reached the kernel.
     PolicyApplied {
         generation: u64,
@@ -68,6 +86,8 @@ pub struct State {
     policies: PathBuf,
     cgroup_root: Option<PathBuf>,
     reloads: ReloadStats,
+    /// Name lookups by result (`ok`, `no_records`, `nxdomain`, `error`).
+    dns_resolutions: BTreeMap<&'static str, u64>,
 }
 
 impl State {
@@ -91,6 +111,7 @@ impl State {
             policies,
             cgroup_root,
             reloads: ReloadStats::default(),
+            dns_resolutions: BTreeMap::new(),
         }
     }
 
@@ -192,6 +213,35 @@ impl State {
         }
         self.reloads.problems = problems;
         events
+    }
+
+    /// The DNS names the loaded policies' `host` rules use.
+    #[must_use]
+    pub fn wanted_hosts(&self) -> std::collections::BTreeSet<policy::HostName> {
+        self.tasks.wanted_hosts()
+    }
+
+    /// Installs the resolver's current addresses into the tasks' rules.
+    pub fn set_resolved(
+        &mut self,
+        resolved: crate::compile::ResolvedHosts,
+    ) -> Result<(), ApplyError> {
+        let changed = self.tasks.set_resolved(&mut self.maps, resolved)?;
+        if !changed.is_empty() {
+            tracing::debug!(tasks = ?changed, "resolved addresses written");
+        }
+        Ok(())
+    }
+
+    /// Counts one name lookup by result.
+    pub fn count_resolution(&mut self, result: &'static str) {
+        *self.dns_resolutions.entry(result).or_default() += 1;
+    }
+
+    /// Name lookups by result, for the metrics.
+    #[must_use]
+    pub fn dns_resolutions(&self) -> &BTreeMap<&'static str, u64> {
+        &self.dns_resolutions
     }
 
     /// Confines the processes already in selected cgroups.

@@ -7,7 +7,7 @@
 //! are denied everything (fail closed), never untagged.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -16,10 +16,10 @@ use agent_common::{InodeKey, Mode};
 
 use super::selectors;
 use crate::{
-    compile::{self, CgroupEntry, CompileError, CompiledTask, cgroup_entries},
+    compile::{self, CgroupEntry, CompileError, CompiledTask, ResolvedHosts, cgroup_entries},
     landlock::{self, LandlockSpec},
     loader::{RuleMaps, RulesError, SelectorMaps},
-    policy::TaskPolicy,
+    policy::{HostName, TaskPolicy},
 };
 
 /// How long replaced rules stay in the maps after no task points at them. BPF programs run to
@@ -101,6 +101,9 @@ pub struct TaskTable {
     cgroups: Vec<CgroupEntry>,
     /// Bumped by every apply that changed something.
     pub generation: u64,
+    /// The addresses of the `host` rules' names, as the resolver last handed them over: every
+    /// compile uses them, so a reload carries them over into the new rules id.
+    resolved: ResolvedHosts,
 }
 
 impl TaskTable {
@@ -196,7 +199,7 @@ impl TaskTable {
                     }
                     self.next_rules_id += 1;
                     let rules_id = self.next_rules_id;
-                    let compiled = compile::compile(rules_id, &policy)?;
+                    let compiled = compile::compile_resolved(rules_id, &policy, &self.resolved)?;
                     staged.push((file, policy, rules_id, compiled));
                 }
             }
@@ -341,5 +344,60 @@ impl TaskTable {
                 tracing::warn!(rules_id, "cannot delete replaced rules: {e:#}");
             }
         }
+    }
+
+    /// The names the loaded tasks' `host` rules use.
+    #[must_use]
+    pub fn wanted_hosts(&self) -> BTreeSet<HostName> {
+        self.tasks
+            .values()
+            .flat_map(|t| t.policy.connect.iter().filter_map(|r| r.host().cloned()))
+            .collect()
+    }
+
+    /// Installs a new set of resolved addresses: each task using a name whose addresses changed
+    /// gets the changed entries written into its current rules id (new and re-ported entries
+    /// first, departed ones deleted after), without a new rules id. Returns the tasks changed.
+    /// On error the maps may hold part of the change; the next call writes the rest.
+    pub fn set_resolved(
+        &mut self,
+        maps: &mut RuleMaps,
+        resolved: ResolvedHosts,
+    ) -> Result<Vec<String>, ApplyError> {
+        let mut staged = Vec::new();
+        for (name, task) in &self.tasks {
+            if !task.policy.connect.iter().any(|r| r.host().is_some()) {
+                continue;
+            }
+            let new = compile::compile_resolved(task.rules_id, &task.policy, &resolved)?;
+            let diff = compile::net_diff(&task.compiled, &new);
+            if !diff.is_empty() {
+                staged.push((name.clone(), new, diff));
+            }
+        }
+        let mut in_maps: Vec<CompiledTask> = self
+            .tasks
+            .iter()
+            .map(|(name, t)| {
+                staged
+                    .iter()
+                    .find(|(n, _, _)| n == name)
+                    .map_or_else(|| t.compiled.clone(), |(_, new, _)| new.clone())
+            })
+            .collect();
+        in_maps.extend(self.retired.iter().map(|(_, _, c)| c.clone()));
+        compile::check_capacity(&in_maps)?;
+        self.resolved = resolved;
+        let mut changed = Vec::new();
+        for (name, new, diff) in staged {
+            let Some(task) = self.tasks.get_mut(&name) else {
+                continue;
+            };
+            maps.write_rules(task.rules_id, &diff.write)?;
+            maps.delete_rules(task.rules_id, &diff.delete)?;
+            task.compiled = new;
+            changed.push(name);
+        }
+        Ok(changed)
     }
 }

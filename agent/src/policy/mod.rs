@@ -5,6 +5,7 @@
 mod dir;
 mod document;
 mod error;
+mod host;
 mod include;
 mod narrowing;
 mod network;
@@ -14,6 +15,8 @@ mod selector;
 mod task_name;
 mod unix_addr;
 
+#[cfg(test)]
+mod host_tests;
 #[cfg(test)]
 mod tests;
 
@@ -27,9 +30,10 @@ pub use dir::{
 };
 pub use document::{API_VERSION, KIND};
 pub use error::PolicyError;
+pub use host::{HOST_NAME_MAX, HostName};
 pub use include::{FRAGMENT_KIND, FRAGMENTS_DIR};
 pub use narrowing::wider_than;
-pub use network::{ConnectRule, PortSpan};
+pub use network::{ConnectRule, Destination, PortSpan};
 pub use path_rule::{EXACT_PATH_MAX, PREFIX_PATH_MAX, PathRule};
 pub use selector::{CGROUP_SELECTOR_MAX, CgroupPath, ExecutablePath};
 pub use task_name::{TASK_NAME_MAX, TaskName};

@@ -1,6 +1,6 @@
 //! Sub-tasks may only narrow: everything a sub-task allows, its parent task allows too.
 
-use super::{ConnectRule, PathRule, TaskPolicy};
+use super::{ConnectRule, Destination, PathRule, TaskPolicy};
 use agent_common::Mode;
 
 /// Why `child` is not narrower than `parent`, or `None` when it is.
@@ -38,7 +38,7 @@ pub fn wider_than(child: &TaskPolicy, parent: &TaskPolicy) -> Option<String> {
         if !parent.connect.iter().any(|p| connect_covers(p, rule)) {
             return Some(format!(
                 "network.connect {} (ports {}) is not allowed to its parent",
-                rule.cidr(),
+                rule.destination(),
                 ports_text(rule)
             ));
         }
@@ -58,8 +58,16 @@ fn covers(outer: &PathRule, inner: &PathRule) -> bool {
     outer == inner || (outer.is_prefix() && inner.as_str().starts_with(outer.as_str()))
 }
 
+/// Whether rule `outer` allows every destination and port `inner` allows. A host rule is
+/// covered only by a rule for the same name: the addresses a name resolves to change, so no
+/// network can be known to hold them all, and a network is never covered by a name.
 fn connect_covers(outer: &ConnectRule, inner: &ConnectRule) -> bool {
-    if !outer.cidr().contains(&inner.cidr()) {
+    let same_destination = match (outer.destination(), inner.destination()) {
+        (Destination::Cidr(theirs), Destination::Cidr(ours)) => theirs.contains(ours),
+        (Destination::Host(theirs), Destination::Host(ours)) => theirs == ours,
+        _ => false,
+    };
+    if !same_destination {
         return false;
     }
     match (outer.ports(), inner.ports()) {

@@ -1,4 +1,4 @@
-//! `spec.network.connect`: CIDR + port rules for TCP/UDP destinations.
+//! `spec.network.connect`: CIDR or DNS-name + port rules for TCP/UDP destinations.
 
 use std::fmt;
 
@@ -8,33 +8,109 @@ use serde::{
     de::{self, SeqAccess, Visitor},
 };
 
-use super::scalar::{ScalarRule, deserialize_as_scalar};
+use super::{
+    host::HostName,
+    scalar::{ScalarRule, deserialize_as_scalar},
+};
 
-/// One `connect` entry: destinations under `cidr`, on `ports`.
+/// One `connect` entry: destinations (`cidr` or `host`, exactly one), on `ports`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawConnectRule")]
 pub struct ConnectRule {
+    /// `cidr` or `host`, as written.
+    destination: Destination,
+    /// `ports`; `None` = every port.
+    ports: Option<PortList>,
+}
+
+/// Where a connect rule allows connecting to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Every address of a network.
+    Cidr(IpNet),
+    /// The addresses a DNS name resolves to, kept current by the daemon.
+    Host(HostName),
+}
+
+/// `connect` entry as written, before the one-destination check.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnectRule {
     /// Destination network, e.g. `10.0.0.0/8` or `"2001:db8::/32"`. Host bits must be zero.
     /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is read as the IPv4 network, since the
     /// kernel judges IPv4-mapped destinations as IPv4.
-    cidr: Cidr,
+    #[serde(default)]
+    cidr: Option<Cidr>,
+    /// Destination DNS name, e.g. `api.github.com`: the daemon resolves it (A and AAAA, honouring
+    /// the TTLs) and allows the addresses it answers. Exclusive with `cidr`.
+    #[serde(default)]
+    host: Option<HostName>,
     /// Allowed destination ports: integers (`443`) and inclusive ranges (`"9000-9100"`).
     /// Absent = every port. An empty list is an error (it would allow nothing).
     #[serde(default)]
     ports: Option<PortList>,
 }
 
+impl TryFrom<RawConnectRule> for ConnectRule {
+    type Error = String;
+
+    fn try_from(raw: RawConnectRule) -> Result<Self, String> {
+        let destination = match (raw.cidr, raw.host) {
+            (Some(cidr), None) => Destination::Cidr(cidr.0),
+            (None, Some(host)) => Destination::Host(host),
+            (Some(_), Some(_)) => {
+                return Err("a connect rule has `cidr` or `host`, not both".to_owned());
+            }
+            (None, None) => {
+                return Err("a connect rule needs a destination: `cidr` or `host`".to_owned());
+            }
+        };
+        Ok(Self {
+            destination,
+            ports: raw.ports,
+        })
+    }
+}
+
 impl ConnectRule {
-    /// The destination network, host bits zero, IPv4-mapped networks converted to IPv4.
+    /// Where the rule allows connecting to.
     #[must_use]
-    pub fn cidr(&self) -> IpNet {
-        self.cidr.0
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// The destination network of a `cidr` rule (host bits zero, IPv4-mapped networks converted
+    /// to IPv4); `None` for a `host` rule.
+    #[must_use]
+    pub fn cidr(&self) -> Option<IpNet> {
+        match &self.destination {
+            Destination::Cidr(net) => Some(*net),
+            Destination::Host(_) => None,
+        }
+    }
+
+    /// The DNS name of a `host` rule; `None` for a `cidr` rule.
+    #[must_use]
+    pub fn host(&self) -> Option<&HostName> {
+        match &self.destination {
+            Destination::Host(name) => Some(name),
+            Destination::Cidr(_) => None,
+        }
     }
 
     /// The allowed port ranges; `None` means every port.
     #[must_use]
     pub fn ports(&self) -> Option<&[PortSpan]> {
         self.ports.as_ref().map(|p| p.0.as_slice())
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cidr(net) => write!(f, "{net}"),
+            Self::Host(name) => write!(f, "host {name}"),
+        }
     }
 }
 

@@ -31,13 +31,13 @@ spec:
     unix: [/run/agent-tools.sock]               # AF_UNIX connect; "@name" = abstract
 "#;
 
-fn parse(text: &str) -> TaskPolicy {
+pub(super) fn parse(text: &str) -> TaskPolicy {
     parse_policy(Path::new("test.yaml"), text)
         .unwrap_or_else(|e| panic!("expected the policy to parse, got: {e}"))
 }
 
 /// Parses `text` as `bad.yaml`, expecting an error; returns its display.
-fn error_of(text: &str) -> String {
+pub(super) fn error_of(text: &str) -> String {
     match parse_policy(Path::new("bad.yaml"), text) {
         Ok(policy) => panic!("expected a policy error, but it parsed: {policy:?}"),
         Err(e) => e.to_string(),
@@ -49,7 +49,7 @@ fn strs<T: ToString>(items: &[T]) -> Vec<String> {
 }
 
 /// A minimal valid document whose `spec` is `spec` (indented by the caller).
-fn with_spec(spec: &str) -> String {
+pub(super) fn with_spec(spec: &str) -> String {
     format!("apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: t\nspec:\n{spec}")
 }
 
@@ -70,7 +70,7 @@ fn parses_the_documented_example() {
     assert_eq!(strs(&p.write), ["/workspace/", "/tmp/"]);
     assert_eq!(strs(&p.deny), ["/workspace/.env"]);
     assert_eq!(p.connect.len(), 2, "two connect rules");
-    assert_eq!(p.connect[0].cidr().to_string(), "127.0.0.1/32");
+    assert_eq!(p.connect[0].destination().to_string(), "127.0.0.1/32");
     let ports: Vec<(u16, u16)> = p.connect[0]
         .ports()
         .expect("the first rule lists ports")
@@ -78,7 +78,7 @@ fn parses_the_documented_example() {
         .map(|s| (s.lo(), s.hi()))
         .collect();
     assert_eq!(ports, [(8080, 8080), (9000, 9100)]);
-    assert_eq!(p.connect[1].cidr().to_string(), "::1/128");
+    assert_eq!(p.connect[1].destination().to_string(), "::1/128");
     assert_eq!(strs(&p.unix), ["/run/agent-tools.sock"]);
 }
 
@@ -208,7 +208,7 @@ fn structure_errors_name_file_line_column_and_field() {
                 "      - cidr: \"::1/128\"\n",
                 "      - cidr: \"::1/128\"\n        proto: tcp\n",
             ),
-            "bad.yaml:18:9: spec.network.connect[1]: unknown field `proto`, expected `cidr` or `ports`",
+            "bad.yaml:18:9: spec.network.connect[1]: unknown field `proto`, expected one of `cidr`, `host`, `ports`",
         ),
         (
             FULL_EXAMPLE.replace("kind: TaskPolicy\n", ""),
@@ -254,7 +254,7 @@ fn v4_mapped_cidrs_become_ipv4() {
     let p = parse(&with_spec(
         "  network:\n    connect:\n      - cidr: \"::ffff:10.0.0.0/104\"\n        ports: [443]\n",
     ));
-    assert_eq!(p.connect[0].cidr().to_string(), "10.0.0.0/8");
+    assert_eq!(p.connect[0].destination().to_string(), "10.0.0.0/8");
 }
 
 #[test]
