@@ -28,7 +28,8 @@ pub type DecisionCounts = BTreeMap<(String, &'static str, &'static str), u64>;
 struct Inner {
     backlog: VecDeque<Arc<Published>>,
     subscribers: Vec<Arc<Subscriber>>,
-    decisions: DecisionCounts,
+    /// task → `(op, decision)` → events seen.
+    decisions: BTreeMap<String, BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// Shared by the event pump (publishes) and the control socket (subscribes).
@@ -68,10 +69,21 @@ impl Hub {
             op: event.op,
         });
         let mut inner = self.lock();
-        *inner
+        // Counted in place: no key is built for a combination already seen.
+        if let Some(n) = inner
             .decisions
-            .entry((event.task.clone(), event.op, event.decision))
-            .or_default() += 1;
+            .get_mut(event.task.as_str())
+            .and_then(|per_task| per_task.get_mut(&(event.op, event.decision)))
+        {
+            *n += 1;
+        } else {
+            *inner
+                .decisions
+                .entry(event.task.clone())
+                .or_default()
+                .entry((event.op, event.decision))
+                .or_default() += 1;
+        }
         if self.backlog_max > 0 {
             if inner.backlog.len() >= self.backlog_max {
                 inner.backlog.pop_front();
@@ -111,7 +123,15 @@ impl Hub {
     /// Events counted per task, operation and decision since the daemon started.
     #[must_use]
     pub fn decisions(&self) -> DecisionCounts {
-        self.lock().decisions.clone()
+        self.lock()
+            .decisions
+            .iter()
+            .flat_map(|(task, counts)| {
+                counts
+                    .iter()
+                    .map(move |(&(op, decision), &n)| ((task.clone(), op, decision), n))
+            })
+            .collect()
     }
 
     /// Events dropped for slow subscribers since the daemon started.
