@@ -385,8 +385,8 @@ const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ring buffer records handled before the event pump lets the daemon's other tasks run.
 const EVENTS_PER_TURN: usize = 256;
-/// The sinks, with the buffer each event is encoded into (reused, so encoding allocates
-/// nothing once it has grown to the longest line).
+/// The sinks, with the buffer each event's line is put together in (reused: it stops
+/// allocating once it has grown to the longest line).
 struct Output {
     sinks: Vec<Sink>,
     line: Vec<u8>,
@@ -403,13 +403,17 @@ impl Output {
     /// Queues one event's line in every sink (written whole by the next `flush`), then hands
     /// it to the hub (live subscribers, backlog, per-task counts), which never waits.
     fn publish(&mut self, event: &events::JsonEvent, hub: &hub::Hub) {
+        // Encoded once as a `String` (the hub keeps it; serde_json's output needs no UTF-8
+        // check, unlike bytes turned into a string afterwards), copied into the line buffer.
+        let text = match serde_json::to_string(event) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!("cannot encode event: {e}");
+                return;
+            }
+        };
         self.line.clear();
-        if let Err(e) = serde_json::to_writer(&mut self.line, event) {
-            tracing::error!("cannot encode event: {e}");
-            return;
-        }
-        // serde_json writes UTF-8 only: nothing is replaced here.
-        let text = String::from_utf8_lossy(&self.line).into_owned();
+        self.line.extend_from_slice(text.as_bytes());
         self.line.push(b'\n');
         queue_line(&mut self.sinks, &self.line);
         hub.publish(event, text);
