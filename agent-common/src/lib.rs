@@ -12,7 +12,9 @@ mod maps;
 
 pub use codes::AllowedEvents;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
-pub use event::{COMM_LEN, EVENT_SIZE, Event};
+pub use event::{
+    COMM_LEN, EVENT_HEAD_SIZE, EVENT_SIZE, Event, PATH_CLASS_SHORT, PATH_CLASS_UNIX, record_size,
+};
 pub use maps::{ALLOWED_SAMPLE_MAX, SETTINGS_MAX, Settings};
 pub use maps::{
     CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX,

@@ -402,5 +402,6 @@ pub const FILE_RULES_MAX: u32 = 65_536;
 pub const NET_RULES_MAX: u32 = 16_384;
 /// Bound of `UNIX_RULES`.
 pub const UNIX_RULES_MAX: u32 = 4096;
-/// Bytes of the `EVENTS` ring buffer (a power of two; about 1000 events of `EVENT_SIZE`).
+/// Bytes of the `EVENTS` ring buffer (a power of two): about 30 000 records without a path or
+/// 10 000 with a short path (`record_size`), 1000 with a `PATH_MAX` one.
 pub const EVENTS_RING_BYTES: u32 = 4 << 20;
