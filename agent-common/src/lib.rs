@@ -19,9 +19,9 @@ pub use maps::{
 pub use maps::{
     CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED,
     ConnectSeen, EVENTS_RING_BYTES, EXE_PATH_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
-    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PATH_MAX,
-    PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
-    RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
+    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, OP_CODE_MAX, PATH_MAX,
+    PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_DENY_BENEATH, RULE_EXEC, RULE_PATH_MAX,
+    RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
     UnixRuleKey, counter_index,
 };
 
@@ -83,6 +83,7 @@ pub mod names {
     pub const PROG_PATH_UNLINK: &str = "corral_path_unlink";
     pub const PROG_PATH_RMDIR: &str = "corral_path_rmdir";
     pub const PROG_PERF_EVENT_OPEN: &str = "corral_perf_event_open";
+    pub const PROG_INODE_INIT_SECURITY_ANON: &str = "corral_inode_init_security_anon";
     pub const PROG_CONNECT4: &str = "corral_connect4";
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";
