@@ -22,6 +22,7 @@ mod selector;
 mod sock_addr;
 mod tagging;
 mod tamper;
+mod userfaultfd;
 
 #[cfg(not(test))]
 #[panic_handler]

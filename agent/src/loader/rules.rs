@@ -362,7 +362,7 @@ impl RuleMaps {
             })
         };
         let mut ops = std::collections::BTreeMap::new();
-        for code in 1..16 {
+        for code in 1..=agent_common::OP_CODE_MAX {
             if let Ok(o) = Op::try_from(code) {
                 ops.insert(o.as_str(), op(o)?);
             }
