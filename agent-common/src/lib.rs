@@ -24,6 +24,10 @@ pub use maps::{
     RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
     UnixRuleKey, counter_index,
 };
+pub use maps::{
+    PRIV_NETLINK, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS, PRIV_USERFAULTFD,
+    PRIVILEGES_MAX,
+};
 
 /// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.
 pub mod names {
@@ -53,6 +57,8 @@ pub mod names {
     pub const EXEC_SELECTORS: &str = "EXEC_SELECTORS";
     /// `LpmTrie<CgroupPathData, u32 task id>`: cgroup v2 paths whose processes join a task.
     pub const CGROUP_SELECTORS: &str = "CGROUP_SELECTORS";
+    /// `HashMap<u32 rules id, u32 PRIV_* bits>`: guarded operations a task's policy re-allowed.
+    pub const PRIVILEGES: &str = "PRIVILEGES";
     /// `HashMap<u32 instance, InstanceInfo>`: task instances (`corral run`), their parent and
     /// expiry.
     pub const INSTANCES: &str = "INSTANCES";

@@ -26,6 +26,19 @@ pub const RULE_DENY: u32 = 1 << 3;
 /// denied path to a new name, so a rename is refused at either end carrying it. Opens ignore it.
 pub const RULE_DENY_BENEATH: u32 = 1 << 4;
 
+/// `PRIVILEGES` bit: `SOCK_RAW` sockets (other than `AF_PACKET`) may be created.
+pub const PRIV_RAW_SOCKETS: u32 = 1;
+/// `PRIVILEGES` bit: `AF_PACKET` sockets may be created.
+pub const PRIV_PACKET_SOCKETS: u32 = 1 << 1;
+/// `PRIVILEGES` bit: `AF_NETLINK` sockets may be created.
+pub const PRIV_NETLINK: u32 = 1 << 2;
+/// `PRIVILEGES` bit: `perf_event_open` may be called.
+pub const PRIV_PERF_EVENTS: u32 = 1 << 3;
+/// `PRIVILEGES` bit: a userfaultfd may be created.
+pub const PRIV_USERFAULTFD: u32 = 1 << 4;
+/// Bound of `PRIVILEGES`: a current and a new rule set per task (during a reload).
+pub const PRIVILEGES_MAX: u32 = 2 * TASKS_MAX;
+
 /// Longest `sun_path` of an `AF_UNIX` address.
 pub const UNIX_PATH_MAX: usize = 108;
 

@@ -16,6 +16,7 @@ mod maps;
 mod mmap;
 mod pathwalk;
 mod perf;
+mod privileges;
 mod rename;
 mod report;
 mod selector;

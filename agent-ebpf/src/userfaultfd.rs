@@ -5,7 +5,7 @@
 //! anonymous inode named `[userfaultfd]` through `anon_inode_getfd_secure`, which asks the LSM
 //! `inode_init_security_anon` hook first.
 
-use agent_common::{Op, Reason};
+use agent_common::{Op, PRIV_USERFAULTFD, Reason};
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
     macros::lsm,
@@ -14,6 +14,7 @@ use aya_ebpf::{
 
 use crate::{
     context::caller,
+    privileges::granted,
     report::{Target, finish, lsm_verdict},
 };
 
@@ -50,7 +51,8 @@ fn is_userfaultfd(name: *const u8) -> bool {
 
 /// `inode_init_security_anon(struct inode *inode, const struct qstr *name, const struct inode
 /// *context_inode)`: a new anonymous inode with its own security context. Refused for tagged
-/// processes when it is a `[userfaultfd]`; every other kind (`[io_uring]`, ...) is let through.
+/// processes when it is a `[userfaultfd]` (unless the task's `spec.privileges` grants
+/// `userfaultfd`); every other kind (`[io_uring]`, ...) is let through.
 #[lsm(hook = "inode_init_security_anon")]
 pub fn corral_inode_init_security_anon(ctx: LsmContext) -> i32 {
     let Some(who) = caller() else {
@@ -61,10 +63,6 @@ pub fn corral_inode_init_security_anon(ctx: LsmContext) -> i32 {
     if !is_userfaultfd(name) {
         return 0;
     }
-    lsm_verdict(finish(
-        Op::Userfaultfd,
-        &who,
-        Some(Reason::Forbidden),
-        &Target::empty(),
-    ))
+    let miss = (!granted(&who, PRIV_USERFAULTFD)).then_some(Reason::Forbidden);
+    lsm_verdict(finish(Op::Userfaultfd, &who, miss, &Target::empty()))
 }

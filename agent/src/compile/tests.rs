@@ -378,6 +378,7 @@ fn empty_task() -> CompiledTask {
         net_v4: Vec::new(),
         net_v6: Vec::new(),
         unix: Vec::new(),
+        privileges: 0,
     }
 }
 
