@@ -592,6 +592,9 @@ fn doctor_reports_incomplete_enforcement_and_the_fix_for_bpf_lsm() {
         "expected a \"MISSING bpf_lsm ...\" line followed by a \"fix: ...\" line\n{}",
         text.describe()
     );
+    // The guards (renames, tampering, userfaultfd, ...) need BPF LSM: none is enforced here.
+    let (_, doc) = doctor::json();
+    doctor::expect_guards(&doc, &text.stdout, None);
 }
 
 #[test]

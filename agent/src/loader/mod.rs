@@ -4,6 +4,7 @@
 
 mod backends;
 mod cgroup;
+mod guards;
 mod instances;
 #[cfg(test)]
 mod layout_tests;
@@ -24,6 +25,7 @@ use aya::{
 
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
+pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
 pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use pins::{DEFAULT_PIN_DIR, PinDir, PinError};
