@@ -898,6 +898,7 @@ fn doctor_reports_full_enforcement_and_status_agrees() {
         "expected no missing bpf_lsm in the VM\n{}",
         text.describe()
     );
+    doctor::expect_guards(&doc, &text.stdout, Some("lsm"));
 
     let pol = Policy::probe_only("backends");
     let d = Daemon::with(&[&pol]);
@@ -2371,6 +2372,43 @@ fn userfaultfd_is_forbidden_to_tagged_processes() {
         );
         assert_field(&ev, "/target/anon", &json!("[userfaultfd]"));
     }
+}
+
+#[test]
+fn privileges_re_allow_only_what_the_policy_names() {
+    let pol = Policy::probe_only("privileged")
+        .privilege("netlink")
+        .privilege("userfaultfd");
+    let d = Daemon::with(&[&pol]);
+    // Granted: the guards let them through, and nothing is reported.
+    d.expect_ok(&d.run("privileged", &[&probe(), "tamper", "netlink"]));
+    d.expect_ok(&d.run("privileged", &[&probe(), "tamper", "userfaultfd"]));
+    // Not granted: still refused.
+    let out = d.run("privileged", &[&probe(), "tamper", "raw"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused raw socket of a task granted only netlink and userfaultfd",
+        &with(
+            forbidden("privileged", "socket"),
+            "/process/pid",
+            json!(out.pid),
+        ),
+    );
+    assert_field(&ev, "/target/family", &json!(libc::AF_INET));
+    let out = d.run("privileged", &[&probe(), "tamper", "bpf"]);
+    d.expect_errno(&out, "EPERM");
+    d.expect_no_event(
+        "the granted netlink socket and userfaultfd",
+        &forbidden("privileged", "userfaultfd"),
+    );
+    let evs = d.events();
+    assert!(
+        !evs.iter()
+            .any(|e| has(e, &forbidden("privileged", "socket"))
+                && e.pointer("/target/family") == Some(&json!(libc::AF_NETLINK))),
+        "expected no refusal of the granted netlink socket:\n{}",
+        events::tail(&evs, 8)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
