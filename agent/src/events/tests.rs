@@ -195,3 +195,21 @@ fn mmap_rename_and_unlink_targets_name_the_path_and_access() {
         );
     }
 }
+
+#[test]
+fn userfaultfd_event_names_the_anonymous_inode() {
+    let mut ev = blank();
+    ev.op = Op::Userfaultfd as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.mode = Mode::Enforce as u32;
+    ev.reason = Reason::Forbidden as u32;
+    ev.task_id = 7;
+    let v = decode(&ev);
+    assert_eq!(v["op"], "userfaultfd", "expected op userfaultfd in {v}");
+    assert_eq!(v["reason"], "forbidden", "expected reason forbidden in {v}");
+    assert_eq!(
+        v["target"],
+        serde_json::json!({"anon": "[userfaultfd]"}),
+        "expected the anonymous inode as the target in {v}"
+    );
+}
