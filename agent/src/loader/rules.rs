@@ -178,7 +178,11 @@ impl RuleMaps {
         for key in &task.unix {
             gone(names::UNIX_RULES)(self.unix.remove(key))?;
         }
-        gone(names::PRIVILEGES)(self.privileges.remove(&rules_id))?;
+        // Written only when the task has privileges (a missing key is ENOENT here, not
+        // `KeyNotFound`).
+        if task.privileges != 0 {
+            gone(names::PRIVILEGES)(self.privileges.remove(&rules_id))?;
+        }
         Ok(())
     }
 
