@@ -202,7 +202,22 @@ pub fn judge_resolved(
     who: &Caller,
     scratch: *mut FileRuleKeyScratch,
     len: i64,
+    target: Target,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    judge_resolved_denying(op, who, scratch, len, target, RULE_DENY, allowed)
+}
+
+/// As `judge_resolved`, with the rule flags that make a `deny_rule` miss given by `deny` (a
+/// rename also refuses `RULE_DENY_BENEATH`: a directory holding a denied path).
+#[inline(always)]
+pub fn judge_resolved_denying(
+    op: Op,
+    who: &Caller,
+    scratch: *mut FileRuleKeyScratch,
+    len: i64,
     mut target: Target,
+    deny: u32,
     allowed: impl Fn(u32) -> bool,
 ) -> i32 {
     let me = bpf_get_current_pid_tgid();
@@ -234,7 +249,7 @@ pub fn judge_resolved(
         // Another program on this CPU reused the buffer while this one was preempted: the
         // look-up may have used its path. Fail closed.
         Some(Reason::PathUnresolved)
-    } else if flags & RULE_DENY != 0 {
+    } else if flags & deny != 0 {
         Some(Reason::DenyRule)
     } else if allowed(flags) {
         None

@@ -268,6 +268,49 @@ fn tcp_connect_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &
 }
 
 #[test]
+fn clone3_into_an_untagged_cgroup_keeps_the_tag_for_the_connect_hooks() {
+    let cg = TestCgroup::new("fb-clone3");
+    let (allowed, other) = two_listeners("127.0.0.1");
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    // The probe opens the cgroup directory for clone3 (Landlock lets it read it).
+    let pol = Policy::probe_only("fb-clone3")
+        .read(&format!("{}/", cg.dir()))
+        .connect("127.0.0.1/32", &[&pa]);
+    let d = Daemon::with(&[&pol]);
+    let out = d.run_accepting_unenforced(
+        "fb-clone3",
+        &[
+            &probe(),
+            "clone-into-cgroup",
+            &cg.dir(),
+            &probe(),
+            "connect",
+            "tcp",
+            "127.0.0.1",
+            &po,
+        ],
+    );
+    d.expect_errno(&out, "EPERM");
+    let want = InetEvent {
+        task: "fb-clone3",
+        op: "connect",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port: other.port(),
+        family: "ipv4",
+        proto: "tcp",
+    };
+    let ev = d.expect_one_event("the refused connect of the cloned child", &want.denied());
+    assert_ne!(
+        event_pid(&ev),
+        u64::from(out.pid),
+        "expected the refusal from the child cloned into {}, not the probe itself: {ev}",
+        cg.name
+    );
+    drop(allowed);
+}
+
+#[test]
 fn fallback_refuses_tcp_connect_v4_to_unlisted_port() {
     tcp_connect_only_to_listed_port("fb-tcp-v4", "127.0.0.1", "127.0.0.1/32", "ipv4");
 }
@@ -592,6 +635,9 @@ fn doctor_reports_incomplete_enforcement_and_the_fix_for_bpf_lsm() {
         "expected a \"MISSING bpf_lsm ...\" line followed by a \"fix: ...\" line\n{}",
         text.describe()
     );
+    // The guards (renames, tampering, userfaultfd, ...) need BPF LSM: none is enforced here.
+    let (_, doc) = doctor::json();
+    doctor::expect_guards(&doc, &text.stdout, None);
 }
 
 #[test]

@@ -94,6 +94,8 @@ pub enum Target {
     Mount {},
     /// `perf_event_open`: the kind of access asked (the kernel's `PERF_SECURITY_*`).
     Perf { r#type: u32 },
+    /// userfaultfd: the anonymous inode the process tried to create (`"[userfaultfd]"`).
+    Anon { anon: &'static str },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -223,6 +225,9 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
         Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
         Op::Mount | Op::Link => Ok(Target::Mount {}),
         Op::Perf => Ok(Target::Perf { r#type: ev.access }),
+        Op::Userfaultfd => Ok(Target::Anon {
+            anon: "[userfaultfd]",
+        }),
         Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {

@@ -280,3 +280,21 @@ fn allowed_event_has_reason_none_and_no_enforcement() {
         "an unknown allowed-events code is refused"
     );
 }
+
+#[test]
+fn userfaultfd_event_names_the_anonymous_inode() {
+    let mut ev = blank();
+    ev.op = Op::Userfaultfd as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.mode = Mode::Enforce as u32;
+    ev.reason = Reason::Forbidden as u32;
+    ev.task_id = 7;
+    let v = decode(&ev);
+    assert_eq!(v["op"], "userfaultfd", "expected op userfaultfd in {v}");
+    assert_eq!(v["reason"], "forbidden", "expected reason forbidden in {v}");
+    assert_eq!(
+        v["target"],
+        serde_json::json!({"anon": "[userfaultfd]"}),
+        "expected the anonymous inode as the target in {v}"
+    );
+}

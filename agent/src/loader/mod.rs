@@ -5,6 +5,7 @@
 mod backends;
 mod btf_members;
 mod cgroup;
+mod guards;
 mod heap;
 mod instances;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use aya::{
 
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
+pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
 pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use pins::{DEFAULT_PIN_DIR, PinDir, PinError};
@@ -111,7 +113,7 @@ pub const KILL_HOOKS: [HookSpec; 1] = [hook(
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
 /// packet sockets, mounts, hard links); executable file mappings, renames and removals.
-pub const LSM_HOOKS: [HookSpec; 20] = [
+pub const LSM_HOOKS: [HookSpec; 21] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -143,6 +145,11 @@ pub const LSM_HOOKS: [HookSpec; 20] = [
         names::PROG_PERF_EVENT_OPEN,
         HookKind::Lsm,
         "perf_event_open",
+    ),
+    hook(
+        names::PROG_INODE_INIT_SECURITY_ANON,
+        HookKind::Lsm,
+        "inode_init_security_anon",
     ),
 ];
 
