@@ -257,7 +257,7 @@ fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
     } else {
         RULE_DENY
     };
-    judge_resolved_denying(op, who, scratch, len, target, deny, |flags| {
+    judge_resolved_denying(op, who, scratch, len, target, deny, true, |flags| {
         flags & RULE_WRITE != 0
     })
 }
