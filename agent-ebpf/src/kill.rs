@@ -88,7 +88,16 @@ fn judge_walked(
     };
     // `dentry_path` returns the length without the NUL; `judge_resolved` wants it with.
     let len = if len >= 0 { len + 1 } else { len };
-    judge_resolved_denying(op, who, scratch, len, target, RULE_DENY, count_allowed, allowed)
+    judge_resolved_denying(
+        op,
+        who,
+        scratch,
+        len,
+        target,
+        RULE_DENY,
+        count_allowed,
+        allowed,
+    )
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return, attached only without BPF

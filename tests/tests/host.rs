@@ -1184,6 +1184,53 @@ fn cgroup_selector_confines_processes_already_there_and_those_that_arrive() {
 }
 
 #[test]
+fn memfd_fexecve_under_landlock_is_killed_by_the_same_rules() {
+    // Landlock does not judge files of the kernel's internal mounts, so it lets a program
+    // written into a memfd run; the kill backend judges the executed file by the task's rules.
+    // Its path walk names such a pseudo file by its mount's root, `/`; the kernel names the
+    // process after the memfd (`comm`).
+    let pol = Policy::probe_only("ll-memfd");
+    let d = Daemon::with(&[&pol]);
+    let out = d.run_accepting_unenforced(
+        "ll-memfd",
+        &[&probe(), "memfd-exec", &probe(), "open", &probe(), "r"],
+    );
+    assert!(
+        killed(&out),
+        "expected the confined memfd exec to be killed before the payload runs\n{}",
+        out.describe()
+    );
+    let evs = d.wait_events(
+        |e| {
+            events::has(
+                e,
+                &[
+                    ("/op", json!("exec")),
+                    ("/task", json!("ll-memfd")),
+                    ("/decision", json!("denied")),
+                    ("/backend", json!("kill")),
+                ],
+            ) && events::text(e, "/process/comm").starts_with("memfd:corral")
+        },
+        EVENT_TIMEOUT,
+    );
+    assert_eq!(
+        evs.len(),
+        1,
+        "expected one killed exec of /memfd:corral-payload, got:\n{}",
+        events::tail(&evs, 5)
+    );
+    // The same probe outside the task runs its payload: the refusal came from the task's rules.
+    let free = process::probe(&["memfd-exec", &probe(), "open", &probe(), "r"]);
+    assert_eq!(
+        free.code,
+        Some(0),
+        "expected the untagged memfd exec to run\n{}",
+        free.describe()
+    );
+}
+
+#[test]
 fn landlock_refusals_of_corral_run_are_reported_as_events() {
     let scratch = Scratch::new("ll-events");
     let secret = scratch.file("secret.txt", "secret\n");
