@@ -172,7 +172,6 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     endpoint.set_ready(metrics::Sources {
         state: Arc::clone(&state),
         hub: Arc::clone(&hub),
-        rule_maps: rule_map_entries(&trial),
         programs,
     });
     match (&listen_error, config.settings.metrics.enabled) {
@@ -472,35 +471,6 @@ fn queue_line(sinks: &mut [Sink], line: &[u8]) {
             tracing::error!("{e:#}");
         }
     }
-}
-
-/// `(map, entries, capacity)` of the rule maps the compiled tasks fill.
-fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
-    use agent_common::{FILE_RULES_MAX, NET_RULES_MAX, TASKS_MAX, UNIX_RULES_MAX, names};
-    let total = |count: fn(&CompiledTask) -> usize| tasks.iter().map(count).sum::<usize>() as u64;
-    vec![
-        (names::TASKS, tasks.len() as u64, u64::from(TASKS_MAX)),
-        (
-            names::FILE_RULES,
-            total(|t| t.files.len()),
-            u64::from(FILE_RULES_MAX),
-        ),
-        (
-            names::NET_V4_RULES,
-            total(|t| t.net_v4.len()),
-            u64::from(NET_RULES_MAX),
-        ),
-        (
-            names::NET_V6_RULES,
-            total(|t| t.net_v6.len()),
-            u64::from(NET_RULES_MAX),
-        ),
-        (
-            names::UNIX_RULES,
-            total(|t| t.unix.len()),
-            u64::from(UNIX_RULES_MAX),
-        ),
-    ]
 }
 
 /// Serves the metrics endpoint, if enabled; returns why it cannot. Failing to serve metrics
