@@ -1,0 +1,105 @@
+//! The built-in task `corral-selftest`: what `corral doctor --selftest` confines its probes with.
+//!
+//! The daemon compiles it at start and at every reload from fixed rules, so no operator writes
+//! a policy for it; a policy file may neither define it nor list it as a sub-task. It allows
+//! only what a probe needs to start (exec and read of the daemon's own binary, reads of the
+//! system libraries) and the scratch directory the doctor prepares: it can only narrow what a
+//! process may do, and it changes nothing for other tasks.
+
+use std::path::{Path, PathBuf};
+
+use super::{PolicyError, TaskPolicy, parse_policy};
+
+/// The reserved task name.
+pub const SELFTEST_TASK: &str = "corral-selftest";
+
+/// Where `corral doctor --selftest` lays out its fixtures (root-owned, recreated per run).
+pub const SELFTEST_DIR: &str = "/run/corral-selftest";
+
+/// The pseudo file the built-in task is reported as coming from.
+pub const SELFTEST_FILE: &str = "<built-in>/corral-selftest.yaml";
+
+/// The built-in policy: `exe` (the daemon's own binary, which the probes run) may be executed;
+/// `SELFTEST_DIR/allowed/` is readable and writable, `SELFTEST_DIR/denied/` is denied, nothing
+/// else is writable or reachable over the network.
+pub fn policy(exe: &Path) -> Result<(PathBuf, TaskPolicy), PolicyError> {
+    let exe = exe.display();
+    let text = format!(
+        r#"apiVersion: corral.dev/v1
+kind: TaskPolicy
+metadata:
+  name: {SELFTEST_TASK}
+spec:
+  mode: enforce
+  exec:
+    allow:
+      - "{exe}"
+  files:
+    read:
+      - "{exe}"
+      - /usr/
+      - /lib/
+      - /lib64/
+      - /etc/ld.so.cache
+      - /dev/null
+      - {SELFTEST_DIR}/allowed/
+    write:
+      - /dev/null
+      - {SELFTEST_DIR}/allowed/
+    deny:
+      - {SELFTEST_DIR}/denied/
+"#
+    );
+    let file = PathBuf::from(SELFTEST_FILE);
+    parse_policy(&file, &text).map(|p| (file, p))
+}
+
+/// The built-in task for the running binary, to add to the policies the daemon loads; `None`
+/// (with a warning) when the binary's path cannot be a rule: `corral doctor --selftest` then
+/// finds no such task.
+#[must_use]
+pub fn for_this_binary() -> Option<(PathBuf, TaskPolicy)> {
+    let built = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|exe| policy(&exe).map_err(|e| format!("{e:#}")));
+    match built {
+        Ok(p) => Some(p),
+        Err(why) => {
+            tracing::warn!(task = SELFTEST_TASK, "built-in task not loaded: {why}");
+            None
+        }
+    }
+}
+
+/// Whether `file` is the built-in task's pseudo file.
+#[must_use]
+pub fn is_builtin(file: &Path) -> bool {
+    file == Path::new(SELFTEST_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_task_allows_only_the_binary_and_the_scratch_dir() {
+        let (file, p) = policy(Path::new("/opt/corral/bin/corral"))
+            .unwrap_or_else(|e| panic!("expected the built-in policy to parse: {e}"));
+        assert!(is_builtin(&file), "expected the pseudo file, got {file:?}");
+        assert_eq!(p.name.as_str(), SELFTEST_TASK);
+        let exec: Vec<String> = p.exec.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            exec,
+            ["/opt/corral/bin/corral"],
+            "exec allows the binary only"
+        );
+        let write: Vec<String> = p.write.iter().map(ToString::to_string).collect();
+        assert_eq!(write, ["/dev/null", "/run/corral-selftest/allowed/"]);
+        assert!(
+            p.connect.is_empty() && p.unix.is_empty(),
+            "no network at all"
+        );
+        assert!(p.privileges.is_empty() && p.subtasks.is_empty());
+        assert!(p.select_executables.is_empty() && p.select_cgroups.is_empty());
+    }
+}
