@@ -102,4 +102,44 @@ mod tests {
         assert!(p.privileges.is_empty() && p.subtasks.is_empty());
         assert!(p.select_executables.is_empty() && p.select_cgroups.is_empty());
     }
+
+    fn user_policy(name: &str, subtasks: &str) -> (PathBuf, TaskPolicy) {
+        let file = PathBuf::from("/etc/corral/policies/mine.yaml");
+        let text = format!(
+            "apiVersion: corral.dev/v1\nkind: TaskPolicy\nmetadata:\n  name: {name}\nspec:\n  subtasks: [{subtasks}]\n"
+        );
+        let p = parse_policy(&file, &text)
+            .unwrap_or_else(|e| panic!("expected the user policy to parse: {e}"));
+        (file, p)
+    }
+
+    fn reserved(set: &[(PathBuf, TaskPolicy)]) -> usize {
+        crate::policy::set_problems(set)
+            .iter()
+            .filter(|p| matches!(p, crate::policy::PolicyDirProblem::ReservedTask { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_policy_file_may_neither_define_nor_list_the_reserved_task() {
+        let builtin = policy(Path::new("/usr/bin/corral"))
+            .unwrap_or_else(|e| panic!("expected the built-in policy to parse: {e}"));
+        assert_eq!(
+            reserved(std::slice::from_ref(&builtin)),
+            0,
+            "the built-in task is fine"
+        );
+        let defined = user_policy(SELFTEST_TASK, "");
+        assert_eq!(
+            reserved(&[defined]),
+            1,
+            "a file defining corral-selftest is refused"
+        );
+        let listed = user_policy("agent", SELFTEST_TASK);
+        assert_eq!(
+            reserved(&[listed, builtin]),
+            1,
+            "a file listing corral-selftest as a sub-task is refused"
+        );
+    }
 }

@@ -248,3 +248,82 @@ pub const fn backend(
 pub fn judged(spec: &ProbeSpec, backend: Option<Backend>) -> bool {
     backend.is_some_and(|b| !spec.lsm_only || b == Backend::Lsm)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::Capabilities;
+
+    fn judged_names(caps: Capabilities) -> Vec<&'static str> {
+        let backends = Backends::choose(caps);
+        let guard = crate::loader::guard_backend(caps);
+        PROBES
+            .iter()
+            .filter(|p| judged(p, backend(p, &backends, guard)))
+            .map(|p| p.name)
+            .collect()
+    }
+
+    #[test]
+    fn probe_names_are_unique_and_every_class_has_probes() {
+        let mut names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PROBES.len(), "expected unique probe names");
+        for class in [
+            PATH_ALIASES,
+            EXEC_WITHOUT_EXEC,
+            NETWORK,
+            TAMPERING,
+            IDENTITY,
+            LONG_PATHS,
+        ] {
+            assert!(
+                PROBES.iter().any(|p| p.class == class),
+                "expected probes for class {class}"
+            );
+        }
+    }
+
+    #[test]
+    fn bpf_lsm_judges_every_probe_and_the_fallbacks_only_what_they_claim() {
+        let all = Capabilities {
+            lsm: true,
+            tp_btf: true,
+            sock_addr: true,
+            landlock: true,
+        };
+        assert_eq!(
+            judged_names(all).len(),
+            PROBES.len(),
+            "BPF LSM judges every probe"
+        );
+        let fallback = judged_names(Capabilities { lsm: false, ..all });
+        for name in [
+            "hardlink",
+            "memfd",
+            "ld.so",
+            "mmap-exec",
+            "unix",
+            "raw-socket",
+            "bpf",
+        ] {
+            assert!(
+                !fallback.contains(&name),
+                "expected {name} not judged without BPF LSM, judged: {fallback:?}"
+            );
+        }
+        for name in [
+            "symlink",
+            "execveat",
+            "udp-sendto",
+            "ipv4-mapped",
+            "deep-path",
+        ] {
+            assert!(
+                fallback.contains(&name),
+                "expected {name} judged by a fallback, judged: {fallback:?}"
+            );
+        }
+    }
+}

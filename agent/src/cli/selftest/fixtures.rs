@@ -39,7 +39,7 @@ fn at(path: &Path) -> impl Fn(io::Error) -> FixtureError + '_ {
 
 /// Recreates `dir` from scratch: `denied/secret`, `denied/new\nline`, the deep tree under
 /// `denied/`, and in `allowed/`: `plain`, `symlink` and `hardlink` to `denied/secret`, `payload`
-/// (a copy of `payload_src`), `mnt/` and the unix socket `socket`.
+/// (a copy of `payload_src`, executable), `mnt/` and the unix socket `socket`.
 pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError> {
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(at(dir))?;

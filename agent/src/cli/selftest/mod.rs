@@ -98,9 +98,9 @@ pub struct Options<'a> {
 /// Runs every probe; the outcomes in catalog order.
 pub fn run(host: &Probe, options: &Options<'_>) -> Result<Vec<Outcome>, SelftestError> {
     let exe = std::env::current_exe().map_err(|source| SelftestError::OwnPath { source })?;
-    let payload_src = Path::new("/usr/bin/true");
     let dir = PathBuf::from(SELFTEST_DIR);
-    let fixtures = fixtures::prepare(&dir, payload_src)?;
+    // The payload is a copy of this binary: present on every host, and `--version` exits 0.
+    let fixtures = fixtures::prepare(&dir, &exe)?;
     let seen = watch::start(options.socket)?;
     let loader = crate::landlock::interpreter_of(&exe)
         .and_then(|p| std::fs::canonicalize(p).ok())

@@ -14,6 +14,9 @@ pub const REFUSED: u8 = 10;
 /// It failed for another reason: the probe proves nothing.
 pub const FAILED: u8 = 11;
 
+/// The payload is a copy of the corral binary: run with this argument, it exits 0.
+const PAYLOAD_ARG: &std::ffi::CStr = c"--version";
+
 /// Length of each directory name of the deep tree, and how many there are: more than 4096
 /// bytes of path below `denied/`.
 pub const DEEP_NAME_LEN: usize = 200;
@@ -92,8 +95,8 @@ fn operate(op: &str, rest: &[OsString]) -> Result<Result<libc::c_long, Failure>,
         "open" => open(&path?, libc::O_RDONLY),
         "openat2" => openat2(&path?),
         "deep-open" => deep_open(&path?),
-        "exec" => exec(&[path?]),
-        "ldso" => exec(&[path?, arg(1)?]),
+        "exec" => exec(&[path?, PAYLOAD_ARG.to_owned()]),
+        "ldso" => exec(&[path?, arg(1)?, PAYLOAD_ARG.to_owned()]),
         "execveat" => execveat(&path?),
         "memfd-exec" => memfd_exec(&path?),
         "mmap-exec" => mmap_exec(&path?),
@@ -192,7 +195,7 @@ fn exec(argv: &[CString]) -> Result<libc::c_long, Failure> {
 }
 
 fn fd_exec(fd: libc::c_int) -> Failure {
-    let argv = [c"payload".as_ptr(), std::ptr::null()];
+    let argv = [c"payload".as_ptr(), PAYLOAD_ARG.as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null::<libc::c_char>()];
     unsafe {
         libc::syscall(
