@@ -91,15 +91,15 @@ pub const PROBES: &[ProbeSpec] = &[
         Op::Open,
         JudgedBy::Open,
     ),
-    // Landlock judges the path reached, not the file: a hard link made before launch in an
-    // allowed directory reaches its file.
-    lsm_only(probe(
+    // A hard link to the denied file, made by the task in the allowed directory. (One made
+    // beforehand by someone else is not judged by the file's identity: not claimed, not probed.)
+    probe(
         PATH_ALIASES,
         "hardlink",
-        &["open", "{dir}/allowed/hardlink"],
-        Op::Open,
-        JudgedBy::Open,
-    )),
+        &["link", "{dir}/denied/secret", "{dir}/allowed/newlink"],
+        Op::Link,
+        JudgedBy::Guard,
+    ),
     probe(
         EXEC_WITHOUT_EXEC,
         "exec-copy",

@@ -38,7 +38,7 @@ fn at(path: &Path) -> impl Fn(io::Error) -> FixtureError + '_ {
 }
 
 /// Recreates `dir` from scratch: `denied/secret`, `denied/new\nline`, the deep tree under
-/// `denied/`, and in `allowed/`: `plain`, `symlink` and `hardlink` to `denied/secret`, `payload`
+/// `denied/`, and in `allowed/`: `plain`, `symlink` (to `denied/secret`), `payload`
 /// (a copy of `payload_src`, executable), `mnt/` and the unix socket `socket`.
 pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError> {
     if dir.exists() {
@@ -63,8 +63,6 @@ pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError>
     }
     let symlink = allowed.join("symlink");
     std::os::unix::fs::symlink("../denied/secret", &symlink).map_err(at(&symlink))?;
-    let hardlink = allowed.join("hardlink");
-    fs::hard_link(&secret, &hardlink).map_err(at(&hardlink))?;
     let payload = allowed.join("payload");
     fs::copy(payload_src, &payload).map_err(at(&payload))?;
     fs::set_permissions(&payload, fs::Permissions::from_mode(0o755)).map_err(at(&payload))?;

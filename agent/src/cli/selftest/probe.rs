@@ -107,6 +107,10 @@ fn operate(op: &str, rest: &[OsString]) -> Result<Result<libc::c_long, Failure>,
             unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) }.into(),
             "socket(AF_INET, SOCK_RAW)",
         ),
+        "link" => check(
+            unsafe { libc::link(path?.as_ptr(), arg(1)?.as_ptr()) }.into(),
+            "link",
+        ),
         "bpf" => bpf_next_map_id(),
         "ptrace" => ptrace(number(0)?),
         "signal" => check(
