@@ -56,19 +56,25 @@ spec:
 
 /// The built-in task for the running binary, to add to the policies the daemon loads; `None`
 /// (with a warning) when the binary's path cannot be a rule: `corral doctor --selftest` then
-/// finds no such task.
+/// finds no such task. Built once per process, at the first call (the daemon's start): a binary
+/// replaced on disk later does not change the task at the next reload.
 #[must_use]
 pub fn for_this_binary() -> Option<(PathBuf, TaskPolicy)> {
-    let built = std::env::current_exe()
-        .map_err(|e| e.to_string())
-        .and_then(|exe| policy(&exe).map_err(|e| format!("{e:#}")));
-    match built {
-        Ok(p) => Some(p),
-        Err(why) => {
-            tracing::warn!(task = SELFTEST_TASK, "built-in task not loaded: {why}");
-            None
-        }
-    }
+    static BUILT: std::sync::OnceLock<Option<(PathBuf, TaskPolicy)>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let built = std::env::current_exe()
+                .map_err(|e| e.to_string())
+                .and_then(|exe| policy(&exe).map_err(|e| format!("{e:#}")));
+            match built {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    tracing::warn!(task = SELFTEST_TASK, "built-in task not loaded: {why}");
+                    None
+                }
+            }
+        })
+        .clone()
 }
 
 /// Whether `file` is the built-in task's pseudo file.
