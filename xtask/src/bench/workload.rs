@@ -71,6 +71,43 @@ impl Arrivals {
     }
 }
 
+/// How far the file sink was read. The daemon rotates it (`events.rotate_bytes`, 64 MiB by
+/// default: a fast daemon writes that in one flood), so the file is followed by inode.
+#[derive(Default)]
+struct FileOffset {
+    inode: Option<u64>,
+    offset: usize,
+}
+
+impl FileOffset {
+    /// Counts the lines added to `path` since the last call, and the rest of the file it was
+    /// rotated into (`path.1`) if it was rotated since.
+    fn read_new(&mut self, path: &Path, arrivals: &Arrivals) {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(inode) = fs::metadata(path).map(|m| m.ino()) else {
+            return;
+        };
+        // Rotated since the last call, or before the first (the flood is over when counting
+        // starts): the lines not counted yet are in `path.1` (the flood starts without it).
+        if self.inode != Some(inode) {
+            let old = fs::read(rotated(path)).unwrap_or_default();
+            arrivals.count(old.get(self.offset..).unwrap_or_default());
+            self.offset = 0;
+        }
+        self.inode = Some(inode);
+        let data = fs::read(path).unwrap_or_default();
+        arrivals.count(data.get(self.offset..).unwrap_or_default());
+        self.offset = data.len();
+    }
+}
+
+/// `path.1`, where the daemon rotates `path` to.
+fn rotated(path: &Path) -> std::path::PathBuf {
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    rotated.into()
+}
+
 fn counter(status: &Value, path: &[&str]) -> u64 {
     path.iter()
         .fold(status, |v, k| &v[*k])
@@ -93,6 +130,7 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
         println!("bench {}: event flood, {subscriber} subscriber", rec.env);
         let events = tools.work.join("flood.json");
         let _ = fs::remove_file(&events);
+        let _ = fs::remove_file(rotated(&events));
         let mut daemon = if subscriber == "file" {
             Daemon::start(
                 &tools.corral,
@@ -137,13 +175,10 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
             .first()
             .and_then(|r| r["ops"].as_u64())
             .context("the flood printed no result")?;
-        let mut offset = 0u64;
+        let mut seen = FileOffset::default();
         arrivals.settle(|| {
             if subscriber == "file" {
-                let data = fs::read(&events).unwrap_or_default();
-                let new = data.get(offset as usize..).unwrap_or_default();
-                arrivals.count(new);
-                offset = data.len() as u64;
+                seen.read_new(&events, &arrivals);
             }
             Ok(())
         })?;
