@@ -36,11 +36,14 @@ pub struct Resolved<'a> {
     pub parent_tasks: &'a [String],
 }
 
+/// `Event::comm`.
+type Comm = [u8; agent_common::COMM_LEN];
+
 /// Per-batch names, plus the `/proc` cache that outlives batches.
 #[derive(Default)]
 pub struct BatchNames {
-    /// tgid → executable, for this batch.
-    exes: HashMap<u32, Option<String>>,
+    /// (tgid, comm) → executable, for this batch.
+    exes: HashMap<(u32, Comm), Option<String>>,
     /// instance → (uuid, ancestors' task names), for this batch.
     lineages: HashMap<u32, (Option<String>, Vec<String>)>,
     /// `/proc` look-ups (executables of processes `EXES` does not know, parents).
@@ -57,14 +60,20 @@ impl BatchNames {
     /// The executable of `tgid` (the kernel's record first: by now the pid may be reused, the
     /// record is the process's own; else `/proc/<tgid>/exe`) and the lineage of `instance`
     /// (0: none), each looked up once per batch.
-    pub fn resolve(&mut self, tgid: u32, instance: u32, namer: &mut impl Namer) -> Resolved<'_> {
+    pub fn resolve(
+        &mut self,
+        tgid: u32,
+        comm: Comm,
+        instance: u32,
+        namer: &mut impl Namer,
+    ) -> Resolved<'_> {
         if instance != 0 && !self.lineages.contains_key(&instance) {
             self.lineages.insert(instance, namer.lineage(instance));
         }
         let procs = &mut self.procs;
         let exe = self
             .exes
-            .entry(tgid)
+            .entry((tgid, comm))
             .or_insert_with(|| {
                 namer
                     .exe_of(tgid)
@@ -114,8 +123,17 @@ mod tests {
         }
     }
 
+    fn comm(name: &str) -> Comm {
+        let mut comm = Comm::default();
+        comm[..name.len()].copy_from_slice(name.as_bytes());
+        comm
+    }
+
     fn exe(names: &mut BatchNames, kernel: &mut Kernel, tgid: u32) -> Option<String> {
-        names.resolve(tgid, 0, kernel).exe.map(str::to_owned)
+        names
+            .resolve(tgid, comm("sh"), 0, kernel)
+            .exe
+            .map(str::to_owned)
     }
 
     #[test]
@@ -160,12 +178,29 @@ mod tests {
     }
 
     #[test]
+    fn an_exec_to_another_name_is_seen_within_the_batch() {
+        let mut kernel = Kernel::default();
+        kernel.paths.insert(7, "/usr/bin/bash".to_owned());
+        let mut names = BatchNames::default();
+        names.new_batch();
+        let before = names.resolve(7, comm("bash"), 0, &mut kernel).exe;
+        assert_eq!(before, Some("/usr/bin/bash"));
+        kernel.paths.insert(7, "/usr/bin/python3".to_owned());
+        let after = names.resolve(7, comm("python3"), 0, &mut kernel).exe;
+        assert_eq!(
+            after,
+            Some("/usr/bin/python3"),
+            "expected an event whose comm changed (an exec) to be looked up again"
+        );
+    }
+
+    #[test]
     fn a_lineage_is_looked_up_once_per_batch_and_none_without_instance() {
         let mut kernel = Kernel::default();
         kernel.paths.insert(7, "/bin/sh".to_owned());
         let mut names = BatchNames::default();
         for _ in 0..3 {
-            let resolved = names.resolve(7, 5, &mut kernel);
+            let resolved = names.resolve(7, comm("sh"), 5, &mut kernel);
             assert_eq!(
                 resolved,
                 Resolved {
@@ -179,14 +214,14 @@ mod tests {
             kernel.lineage_look_ups, 1,
             "expected one look-up in a batch"
         );
-        let none = names.resolve(7, 0, &mut kernel);
+        let none = names.resolve(7, comm("sh"), 0, &mut kernel);
         assert_eq!(
             (none.instance, none.parent_tasks),
             (None, [].as_slice()),
             "expected no instance for id 0"
         );
         names.new_batch();
-        let _ = names.resolve(7, 5, &mut kernel);
+        let _ = names.resolve(7, comm("sh"), 5, &mut kernel);
         assert_eq!(
             kernel.lineage_look_ups, 2,
             "expected a new batch to look up again"

@@ -399,7 +399,7 @@ fn deliver(
     let mut line = std::mem::take(&mut published.line).into_bytes();
     let parent = (ev.ppid == 0).then(|| batch.parent(ev.tgid)).flatten();
     let written = if let Ok(mut state) = state.lock() {
-        let resolved = batch.resolve(ev.tgid, ev.instance, &mut *state);
+        let resolved = batch.resolve(ev.tgid, ev.comm, ev.instance, &mut *state);
         let task = state.task_names().get(&ev.task_id).map(String::as_str);
         match task {
             Some(task) => published.task.push_str(task),
