@@ -72,7 +72,8 @@ impl Arrivals {
 }
 
 /// How far the file sink was read. The daemon rotates it (`events.rotate_bytes`, 64 MiB by
-/// default: a fast daemon writes that in one flood), so the file is followed by inode.
+/// default: a fast daemon writes that once or twice in one flood), so the file is followed by
+/// inode.
 #[derive(Default)]
 struct FileOffset {
     inode: Option<u64>,
@@ -87,10 +88,16 @@ impl FileOffset {
         let Ok(inode) = fs::metadata(path).map(|m| m.ino()) else {
             return;
         };
-        // Rotated since the last call, or before the first (the flood is over when counting
-        // starts): the lines not counted yet are in `path.1` (the flood starts without it).
+        if self.inode.is_none() {
+            // The first call comes after the flood: every rotated file (oldest first) holds
+            // lines of this flood (it starts without any).
+            for n in (2..=ROTATED_KEPT).rev() {
+                arrivals.count(&fs::read(rotated_to(path, n)).unwrap_or_default());
+            }
+        }
         if self.inode != Some(inode) {
-            let old = fs::read(rotated(path)).unwrap_or_default();
+            // Rotated since the last call (or before the first): the rest is in `path.1`.
+            let old = fs::read(rotated_to(path, 1)).unwrap_or_default();
             arrivals.count(old.get(self.offset..).unwrap_or_default());
             self.offset = 0;
         }
@@ -101,10 +108,13 @@ impl FileOffset {
     }
 }
 
-/// `path.1`, where the daemon rotates `path` to.
-fn rotated(path: &Path) -> std::path::PathBuf {
+/// Rotated files the daemon keeps (`events.keep`, default 5).
+const ROTATED_KEPT: u32 = 5;
+
+/// `path.n`, where the daemon's `n`th rotation of `path` went.
+fn rotated_to(path: &Path, n: u32) -> std::path::PathBuf {
     let mut rotated = path.as_os_str().to_owned();
-    rotated.push(".1");
+    rotated.push(format!(".{n}"));
     rotated.into()
 }
 
@@ -130,7 +140,9 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
         println!("bench {}: event flood, {subscriber} subscriber", rec.env);
         let events = tools.work.join("flood.json");
         let _ = fs::remove_file(&events);
-        let _ = fs::remove_file(rotated(&events));
+        for n in 1..=ROTATED_KEPT {
+            let _ = fs::remove_file(rotated_to(&events, n));
+        }
         let mut daemon = if subscriber == "file" {
             Daemon::start(
                 &tools.corral,
