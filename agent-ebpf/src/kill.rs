@@ -17,7 +17,8 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
-    files::{judge_resolved_denying, open_access, open_allowed, remember_exe},
+    files::{judge_resolved_identity, open_access, open_allowed, remember_exe},
+    identity::identity_denied,
     maps::{PATH_SCRATCH, offsets},
     pathwalk::dentry_path,
     report::{DENY, PathSource, Target, finish, report_allowed},
@@ -88,7 +89,7 @@ fn judge_walked(
     };
     // `dentry_path` returns the length without the NUL; `judge_resolved` wants it with.
     let len = if len >= 0 { len + 1 } else { len };
-    judge_resolved_denying(
+    judge_resolved_identity(
         op,
         who,
         scratch,
@@ -96,6 +97,7 @@ fn judge_walked(
         target,
         RULE_DENY,
         count_allowed,
+        identity_denied(who.rules, file),
         allowed,
     )
 }

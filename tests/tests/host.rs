@@ -1251,3 +1251,69 @@ fn landlock_refusals_of_corral_run_are_reported_as_events() {
         ],
     );
 }
+
+// identity (device + inode) of denied files, judged by the kill observer
+
+#[test]
+fn kill_observer_judges_hard_links_to_denied_files_by_identity() {
+    let scratch = Scratch::new("ident-kill");
+    let blocked = scratch.copy_exe(Path::new(&env::probe()), "denied/blocked");
+    let secret = scratch.file("data/secret.txt", "secret\n");
+    let plain = scratch.file("data/plain.txt", "fine\n");
+    let (copy, pol) = selected_probe(&scratch, "ident-kill");
+    let pol = pol
+        .read(&scratch.dir_entry("data"))
+        .exec(&scratch.dir_entry("bin"))
+        .read(&scratch.dir_entry("bin"))
+        .deny(&secret)
+        .deny(&scratch.dir_entry("denied"));
+    // Made by this untagged process before the daemon loads the policy: judged by path only,
+    // these would be allowed (data/ is readable, bin/ executable).
+    let secret_link = scratch.hard_link(&secret, "data/secret-link.txt");
+    let blocked_link = scratch.hard_link(&blocked, "bin/blocked-link");
+    let plain_link = scratch.hard_link(&plain, "data/plain-link.txt");
+    let d = Daemon::with(&[&pol]);
+
+    let run = |args: &[&str]| {
+        process::run({
+            let mut c = Command::new(&copy);
+            c.args(args);
+            c
+        })
+    };
+    let out = run(&["open", &secret_link, "r"]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open of a hard link to a denied file to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open of the hard link",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("ident-kill")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("denied_identity")),
+            ("/target/path", json!(secret_link)),
+        ],
+    );
+    let out = run(&["exec", &blocked_link]);
+    assert!(
+        killed(&out),
+        "expected the exec of a hard link to a denied binary to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed exec of the hard link",
+        &[
+            ("/op", json!("exec")),
+            ("/task", json!("ident-kill")),
+            ("/backend", json!("kill")),
+            ("/reason", json!("denied_identity")),
+            ("/target/path", json!(blocked_link)),
+        ],
+    );
+    // A second link to an allowed file is not a reason to deny.
+    expect_probe(&run(&["open", &plain_link, "r"]), "ok", 0);
+}

@@ -4,6 +4,7 @@
 mod config_reload;
 mod dns;
 mod hub;
+mod identities;
 mod instances;
 mod metrics;
 mod metrics_text;
