@@ -289,26 +289,29 @@ mod tests {
 
     #[test]
     fn st_dev_converts_to_the_kernel_encoding_mountinfo_shows() {
-        // /proc/self/mountinfo prints MAJOR:MINOR of `sb->s_dev`; stat's st_dev of the mount
-        // point's root must convert to the same value.
-        let meta = fs::metadata("/proc/self").unwrap_or_else(|e| panic!("expected /proc: {e}"));
-        let dev = kernel_dev(meta.dev());
+        // /proc/self/mountinfo prints MAJOR:MINOR of `sb->s_dev`; stat's st_dev of a mount
+        // point must convert to the same value (`/` is a block device here: a non-zero major).
         let info = fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_else(|e| panic!("expected mountinfo: {e}"));
-        let proc_line = info
-            .lines()
-            .find(|l| l.split(' ').nth(4) == Some("/proc"))
-            .unwrap_or_else(|| panic!("expected /proc in mountinfo:\n{info}"));
-        let majmin = proc_line.split(' ').nth(2).unwrap_or_default();
-        let (major, minor) = majmin
-            .split_once(':')
-            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-            .unwrap_or_else(|| panic!("expected major:minor in {proc_line}"));
-        assert_eq!(
-            dev,
-            (major << 20) | minor,
-            "expected {majmin} in the kernel's encoding"
-        );
+        for mount in ["/", "/proc"] {
+            let meta = fs::metadata(mount).unwrap_or_else(|e| panic!("expected {mount}: {e}"));
+            // The last line for a mount point is the one on top.
+            let line = info
+                .lines()
+                .rfind(|l| l.split(' ').nth(4) == Some(mount))
+                .unwrap_or_else(|| panic!("expected {mount} in mountinfo:\n{info}"));
+            let majmin = line.split(' ').nth(2).unwrap_or_default();
+            let (major, minor) = majmin
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+                .unwrap_or_else(|| panic!("expected major:minor in {line}"));
+            assert_eq!(
+                kernel_dev(meta.dev()),
+                (major << 20) | minor,
+                "expected {mount}'s st_dev {:#x} to become {majmin} in the kernel's encoding",
+                meta.dev()
+            );
+        }
         let glibc = libc::makedev(0x103, 0x12c);
         assert_eq!(
             kernel_dev(glibc),
