@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use corral_tests::daemon::SETTLE;
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid, two_listeners};
+use corral_tests::reload::replace_file;
 use corral_tests::selectors::{TestCgroup, cgroup2_mount, killed, selected_probe};
 use corral_tests::{
     Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
@@ -1316,4 +1317,58 @@ fn kill_observer_judges_hard_links_to_denied_files_by_identity() {
     );
     // A second link to an allowed file is not a reason to deny.
     expect_probe(&run(&["open", &plain_link, "r"]), "ok", 0);
+}
+
+/// Runs the selected probe `copy` with `args` until `done` says its outcome is the awaited one,
+/// or `EVENT_TIMEOUT` passes; returns the last outcome.
+fn run_until(copy: &str, args: &[&str], done: impl Fn(&RunOutput) -> bool) -> RunOutput {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let out = process::run({
+            let mut c = Command::new(copy);
+            c.args(args);
+            c
+        });
+        if done(&out) || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn identity_of_files_created_beneath_a_deny_rule_joins_at_the_next_reload() {
+    let scratch = Scratch::new("ident-rewalk");
+    let _ = scratch.file("secrets/old.txt", "old\n");
+    let (copy, base) = selected_probe(&scratch, "ident-rewalk");
+    let base = base.read(&scratch.dir_entry("data"));
+    let _ = scratch.mkdir("data");
+    let pol = base.clone().deny(&scratch.dir_entry("secrets"));
+    let d = Daemon::with(&[&pol]);
+    // Created after the daemon walked the deny rule, then linked into the readable directory.
+    let fresh = scratch.file("secrets/new.txt", "new\n");
+    let link = scratch.hard_link(&fresh, "data/new-link.txt");
+
+    d.signal(libc::SIGHUP)
+        .unwrap_or_else(|e| panic!("expected to signal the daemon: {e}"));
+    let out = run_until(&copy, &["open", &link, "r"], killed);
+    assert!(
+        killed(&out),
+        "expected the open of a link to a file created beneath the deny rule to be killed once the daemon re-walked it (SIGHUP)\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open of the link, after the re-walk",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("ident-rewalk")),
+            ("/reason", json!("denied_identity")),
+            ("/target/path", json!(link)),
+        ],
+    );
+
+    // A new rule set without the deny rule carries no identity of the old one.
+    replace_file(&d.policies(), &pol.file_name(), &base.yaml());
+    let out = run_until(&copy, &["open", &link, "r"], |o| !killed(o));
+    expect_probe(&out, "ok", 0);
 }
