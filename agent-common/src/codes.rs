@@ -162,6 +162,9 @@ code_enum! {
         Forbidden = 9 => "forbidden",
         /// The process's task instance outlived its `--ttl`: everything is denied.
         InstanceExpired = 10 => "instance_expired",
+        /// The path was allowed, but the file reached is (by device and inode) one a
+        /// `files.deny` rule covers: a hard link to a denied file (`DENIED_INODES`).
+        DeniedIdentity = 11 => "denied_identity",
     }
 }
 

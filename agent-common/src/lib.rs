@@ -8,6 +8,7 @@
 
 mod codes;
 mod event;
+mod identity;
 mod maps;
 
 pub use codes::AllowedEvents;
@@ -15,6 +16,7 @@ pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode}
 pub use event::{
     COMM_LEN, EVENT_HEAD_SIZE, EVENT_SIZE, Event, PATH_CLASS_SHORT, PATH_CLASS_UNIX, record_size,
 };
+pub use identity::{DENIED_INODES_MAX, DeniedInodeKey, IDENTITY_DENIED, kernel_dev};
 pub use maps::{ALLOWED_SAMPLE_MAX, SETTINGS_MAX, Settings};
 pub use maps::{
     CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX,
@@ -68,6 +70,8 @@ pub mod names {
     pub const INSTANCES: &str = "INSTANCES";
     /// `Array<Settings>` of one entry (key 0): run-time settings (allowed events, sampling).
     pub const SETTINGS: &str = "SETTINGS";
+    /// `HashMap<DeniedInodeKey, u32>`: files `files.deny` covers, by identity (device and inode).
+    pub const DENIED_INODES: &str = "DENIED_INODES";
     pub const PROG_SCHED_EXEC: &str = "corral_sched_exec";
     pub const PROG_CGROUP_ATTACH: &str = "corral_cgroup_attach";
     pub const PROG_KILL_EXEC: &str = "corral_kill_exec";

@@ -355,6 +355,8 @@ pub struct KernelOffsets {
     /// Non-zero when the kill observer is attached (no BPF LSM): tagged processes that Landlock
     /// does not confine are judged just after their exec and opens, and killed on a miss.
     pub kill_observer: u32,
+    /// `struct inode::__i_nlink` (the link count; `i_nlink` is its const alias in a union).
+    pub inode_i_nlink: u32,
 }
 
 /// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
@@ -386,7 +388,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 32 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 33 * 4);
 const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
 const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
 const _: () = assert!((OP_CODE_MAX + 1).is_power_of_two());

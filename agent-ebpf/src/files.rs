@@ -17,6 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
+    identity::identity_denied,
     maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, offsets},
     report::{DENY, PathSource, Target, finish, finish_counting, lsm_verdict},
 };
@@ -182,6 +183,8 @@ pub fn judge_file(
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let off = offsets();
+    // Judged before the path resolves: the look-up does not touch the path scratch.
+    let by_identity = identity_denied(who.rules, file);
     // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the
     // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
     let len = unsafe {
@@ -189,26 +192,25 @@ pub fn judge_file(
         let path_ptr = file.add(off.file_f_path as usize) as *mut path;
         bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
     };
-    judge_resolved(op, who, scratch, len, target, allowed)
+    judge_resolved_identity(
+        op,
+        who,
+        scratch,
+        len,
+        target,
+        RULE_DENY,
+        true,
+        by_identity,
+        allowed,
+    )
 }
 
 /// Finishes a file judgement once the path is in `scratch.path`: `len` is what the resolver
 /// returned (bytes with the NUL, or a negative errno). Looks the path up in `FILE_RULES` for the
 /// caller's task; `allowed` gets the matched flags (0 when no rule matched) and is only asked when
 /// no deny rule matched. Returns `DENY` or 0.
-#[inline(always)]
-pub fn judge_resolved(
-    op: Op,
-    who: &Caller,
-    scratch: *mut FileRuleKeyScratch,
-    len: i64,
-    target: Target,
-    allowed: impl Fn(u32) -> bool,
-) -> i32 {
-    judge_resolved_denying(op, who, scratch, len, target, RULE_DENY, true, allowed)
-}
-
-/// As `judge_resolved`, with the rule flags that make a `deny_rule` miss given by `deny` (a
+///
+/// The rule flags that make a `deny_rule` miss are given by `deny` (a
 /// rename also refuses `RULE_DENY_BENEATH`: a directory holding a denied path).
 /// `count_allowed` false: a second judge of an operation another mechanism already allowed and
 /// counted (see `report::finish_counting`); only a miss is counted and reported.
@@ -222,9 +224,41 @@ pub fn judge_resolved_denying(
     who: &Caller,
     scratch: *mut FileRuleKeyScratch,
     len: i64,
+    target: Target,
+    deny: u32,
+    count_allowed: bool,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    judge_resolved_identity(
+        op,
+        who,
+        scratch,
+        len,
+        target,
+        deny,
+        count_allowed,
+        false,
+        allowed,
+    )
+}
+
+/// As `judge_resolved_denying`; `by_identity` true (see `identity::identity_denied`) turns a path
+/// the rules allow into a `denied_identity` miss: the file reached is a denied one by device and
+/// inode (a hard link). Path misses keep their own reason.
+#[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one judgement's inputs; a struct would only be built to be taken apart here"
+)]
+pub fn judge_resolved_identity(
+    op: Op,
+    who: &Caller,
+    scratch: *mut FileRuleKeyScratch,
+    len: i64,
     mut target: Target,
     deny: u32,
     count_allowed: bool,
+    by_identity: bool,
     allowed: impl Fn(u32) -> bool,
 ) -> i32 {
     let me = bpf_get_current_pid_tgid();
@@ -259,7 +293,11 @@ pub fn judge_resolved_denying(
     } else if flags & deny != 0 {
         Some(Reason::DenyRule)
     } else if allowed(flags) {
-        None
+        if by_identity {
+            Some(Reason::DeniedIdentity)
+        } else {
+            None
+        }
     } else {
         Some(Reason::NotAllowed)
     };

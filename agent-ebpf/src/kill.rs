@@ -17,7 +17,8 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
-    files::{judge_resolved_denying, open_access, open_allowed, remember_exe},
+    files::{judge_resolved_identity, open_access, open_allowed, remember_exe},
+    identity::identity_denied,
     maps::{PATH_SCRATCH, offsets},
     pathwalk::dentry_path,
     report::{DENY, PathSource, Target, finish, report_allowed},
@@ -86,9 +87,9 @@ fn judge_walked(
         (*scratch).owner = bpf_get_current_pid_tgid();
         dentry_path(file.add(off.file_f_path as usize), scratch)
     };
-    // `dentry_path` returns the length without the NUL; `judge_resolved` wants it with.
+    // `dentry_path` returns the length without the NUL; `judge_resolved_denying` wants it with.
     let len = if len >= 0 { len + 1 } else { len };
-    judge_resolved_denying(
+    judge_resolved_identity(
         op,
         who,
         scratch,
@@ -96,6 +97,7 @@ fn judge_walked(
         target,
         RULE_DENY,
         count_allowed,
+        identity_denied(who.rules, file),
         allowed,
     )
 }

@@ -11,6 +11,7 @@
 mod connect;
 mod context;
 mod files;
+mod identity;
 mod kill;
 mod maps;
 mod mmap;

@@ -9,6 +9,7 @@ use agent_common::{
     FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
     NetV6Data, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
 };
+use agent_common::{DENIED_INODES_MAX, DeniedInodeKey};
 use aya_ebpf::{
     helpers::bpf_get_prandom_u32,
     macros::map,
@@ -63,6 +64,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     vma_vm_file: 0,
     vma_vm_flags: 0,
     dentry_d_name: 0,
+    inode_i_nlink: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.
@@ -164,6 +166,15 @@ pub static INSTANCES: HashMap<u32, InstanceInfo> = HashMap::with_max_entries(INS
 /// start and on every configuration reload. Pinned: a killed daemon's settings stay in force.
 #[map(name = "SETTINGS")]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(SETTINGS_MAX, 0);
+
+/// Key: `DeniedInodeKey` {rules id, device, inode}. Value: u32, `IDENTITY_DENIED`. Bound:
+/// `DENIED_INODES_MAX`. Why: a hard link made by an unconfined process gives a denied file a
+/// second path a task may be allowed; the file's identity is denied whatever path reaches it.
+/// Looked up only for files with more than one link, after the path was allowed; a missing key
+/// allows (the path decision stands). Keyed by rules id, switched with the rest by a reload.
+#[map(name = "DENIED_INODES")]
+pub static DENIED_INODES: HashMap<DeniedInodeKey, u32> =
+    HashMap::with_max_entries(DENIED_INODES_MAX, 0);
 
 /// Whether this allowed decision of a tagged process becomes an event: never with
 /// `AllowedEvents::None` (the default, also when the entry cannot be read), always with `All`,

@@ -6,6 +6,7 @@ use crate::env;
 use crate::runtime;
 
 /// One `network.connect` rule.
+#[derive(Clone)]
 struct ConnectRule {
     /// `cidr` or `host`.
     key: &'static str,
@@ -17,6 +18,7 @@ struct ConnectRule {
 
 /// A task policy under construction. Sections with no entries are left out of the YAML, which the
 /// contract reads as "nothing of that kind allowed".
+#[derive(Clone)]
 pub struct Policy {
     name: String,
     mode: Option<&'static str>,

@@ -90,6 +90,16 @@ impl Scratch {
         p
     }
 
+    /// Creates the hard link `<scratch>/<rel>` to the file `target` (as this untagged process);
+    /// returns the link's path.
+    #[must_use]
+    pub fn hard_link(&self, target: &str, rel: &str) -> String {
+        let p = self.join(rel);
+        std::fs::hard_link(target, &p)
+            .unwrap_or_else(|e| panic!("expected to create hard link {p} -> {target}: {e}"));
+        p
+    }
+
     /// Creates the symlink `<scratch>/<rel>` pointing at `target`; returns the link's path.
     #[must_use]
     pub fn symlink(&self, target: &str, rel: &str) -> String {

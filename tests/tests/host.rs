@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use corral_tests::daemon::SETTLE;
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid, two_listeners};
+use corral_tests::reload::replace_file;
 use corral_tests::selectors::{TestCgroup, cgroup2_mount, killed, selected_probe};
 use corral_tests::{
     Background, Daemon, EVENT_TIMEOUT, EXIT_CONFIG, EXIT_REFUSED, EXIT_UNAVAILABLE, Policy,
@@ -1437,4 +1438,124 @@ fn a_policy_file_may_not_define_the_reserved_selftest_task() {
         failure.code,
         failure.stderr
     );
+}
+
+// identity (device + inode) of denied files, judged by the kill observer
+
+#[test]
+fn kill_observer_judges_hard_links_to_denied_files_by_identity() {
+    let scratch = Scratch::new("ident-kill");
+    let blocked = scratch.copy_exe(Path::new(&env::probe()), "denied/blocked");
+    let secret = scratch.file("data/secret.txt", "secret\n");
+    let plain = scratch.file("data/plain.txt", "fine\n");
+    let (copy, pol) = selected_probe(&scratch, "ident-kill");
+    let pol = pol
+        .read(&scratch.dir_entry("data"))
+        .exec(&scratch.dir_entry("bin"))
+        .read(&scratch.dir_entry("bin"))
+        .deny(&secret)
+        .deny(&scratch.dir_entry("denied"));
+    // Made by this untagged process before the daemon loads the policy: judged by path only,
+    // these would be allowed (data/ is readable, bin/ executable).
+    let secret_link = scratch.hard_link(&secret, "data/secret-link.txt");
+    let blocked_link = scratch.hard_link(&blocked, "bin/blocked-link");
+    let plain_link = scratch.hard_link(&plain, "data/plain-link.txt");
+    let d = Daemon::with(&[&pol]);
+
+    let run = |args: &[&str]| {
+        process::run({
+            let mut c = Command::new(&copy);
+            c.args(args);
+            c
+        })
+    };
+    let out = run(&["open", &secret_link, "r"]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open of a hard link to a denied file to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open of the hard link",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("ident-kill")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("denied_identity")),
+            ("/target/path", json!(secret_link)),
+        ],
+    );
+    let out = run(&["exec", &blocked_link]);
+    assert!(
+        killed(&out),
+        "expected the exec of a hard link to a denied binary to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed exec of the hard link",
+        &[
+            ("/op", json!("exec")),
+            ("/task", json!("ident-kill")),
+            ("/backend", json!("kill")),
+            ("/reason", json!("denied_identity")),
+            ("/target/path", json!(blocked_link)),
+        ],
+    );
+    // A second link to an allowed file is not a reason to deny.
+    expect_probe(&run(&["open", &plain_link, "r"]), "ok", 0);
+}
+
+/// Runs the selected probe `copy` with `args` until `done` says its outcome is the awaited one,
+/// or `EVENT_TIMEOUT` passes; returns the last outcome.
+fn run_until(copy: &str, args: &[&str], done: impl Fn(&RunOutput) -> bool) -> RunOutput {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let out = process::run({
+            let mut c = Command::new(copy);
+            c.args(args);
+            c
+        });
+        if done(&out) || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn identity_of_files_created_beneath_a_deny_rule_joins_at_the_next_reload() {
+    let scratch = Scratch::new("ident-rewalk");
+    let _ = scratch.file("secrets/old.txt", "old\n");
+    let (copy, base) = selected_probe(&scratch, "ident-rewalk");
+    let base = base.read(&scratch.dir_entry("data"));
+    let _ = scratch.mkdir("data");
+    let pol = base.clone().deny(&scratch.dir_entry("secrets"));
+    let d = Daemon::with(&[&pol]);
+    // Created after the daemon walked the deny rule, then linked into the readable directory.
+    let fresh = scratch.file("secrets/new.txt", "new\n");
+    let link = scratch.hard_link(&fresh, "data/new-link.txt");
+
+    d.signal(libc::SIGHUP)
+        .unwrap_or_else(|e| panic!("expected to signal the daemon: {e}"));
+    let out = run_until(&copy, &["open", &link, "r"], killed);
+    assert!(
+        killed(&out),
+        "expected the open of a link to a file created beneath the deny rule to be killed once the daemon re-walked it (SIGHUP)\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open of the link, after the re-walk",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("ident-rewalk")),
+            ("/reason", json!("denied_identity")),
+            ("/target/path", json!(link)),
+        ],
+    );
+
+    // A new rule set without the deny rule carries no identity of the old one.
+    replace_file(&d.policies(), &pol.file_name(), &base.yaml());
+    let out = run_until(&copy, &["open", &link, "r"], |o| !killed(o));
+    expect_probe(&out, "ok", 0);
 }

@@ -2686,3 +2686,94 @@ fn doctor_selftest_closes_every_class_under_bpf_lsm() {
         weak.describe()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// identity: hard links made by unconfined processes to denied files
+
+/// Fields of a `denied_identity` refusal of `op` on `path`.
+fn denied_identity(task: &str, op: &str, path: &str) -> Vec<(&'static str, Value)> {
+    let mut f = denied(task, op);
+    f.push(("/target/path", json!(path)));
+    f.push(("/reason", json!("denied_identity")));
+    f
+}
+
+#[test]
+fn hard_link_to_denied_file_in_allowed_dir_is_denied_by_identity() {
+    let s = Scratch::new("ident-open");
+    let env_file = s.file("ws/.env", "TOKEN=x");
+    let key = s.file("ws/secrets/deep/key", "k");
+    let main = s.file("ws/main.rs", "fn main() {}");
+    // Made by this untagged process before the policy loads...
+    let env_link = s.hard_link(&env_file, "ws/env-link");
+    let main_link = s.hard_link(&main, "ws/main-link.rs");
+    let pol = Policy::probe_only("ident-open")
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .deny(&env_file)
+        .deny(&s.dir_entry("ws/secrets"));
+    let d = Daemon::with(&[&pol]);
+    // ...and after: a file beneath a denied directory, linked elsewhere.
+    let key_link = s.hard_link(&key, "ws/key-link");
+
+    for (link, mode, access) in [
+        (&env_link, "r", "read"),
+        (&env_link, "w", "write"),
+        (&key_link, "r", "read"),
+    ] {
+        let out = d.run("ident-open", &[&probe(), "open", link, mode]);
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(
+            "the open of a hard link to a denied file",
+            &with(
+                denied_identity("ident-open", "open", link),
+                "/target/access",
+                json!(access),
+            ),
+        );
+        assert_field(&ev, "/backend", &json!("lsm"));
+    }
+    // The denied paths themselves keep their own reason.
+    d.expect_errno(
+        &d.run("ident-open", &[&probe(), "open", &env_file, "r"]),
+        "EPERM",
+    );
+    let _ = d.expect_one_event(
+        "the open of the denied path",
+        &with(
+            denied_open("ident-open", &env_file, "read"),
+            "/reason",
+            json!("deny_rule"),
+        ),
+    );
+    // A second link is not a reason to deny: a link to an allowed file opens.
+    d.expect_ok(&d.run("ident-open", &[&probe(), "open", &main_link, "r"]));
+    d.expect_ok(&d.run("ident-open", &[&probe(), "open", &main, "r"]));
+}
+
+#[test]
+fn exec_of_hard_link_to_denied_binary_is_denied_by_identity() {
+    let s = Scratch::new("ident-exec");
+    let ok_tool = s.copy_exe(&env::probe_bin(), "bin/ok-tool");
+    let blocked = s.copy_exe(&env::probe_bin(), "blocked/tool");
+    let ok_link = s.hard_link(&ok_tool, "bin/ok-link");
+    let pol = Policy::probe_only("ident-exec")
+        .exec(&s.dir_entry("bin"))
+        .deny(&s.dir_entry("blocked"));
+    let d = Daemon::with(&[&pol]);
+    let link = s.hard_link(&blocked, "bin/blocked-link");
+
+    let out = d.run(
+        "ident-exec",
+        &[&probe(), "exec", &link, "open", &probe(), "r"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the exec of a hard link to a denied binary",
+        &denied_identity("ident-exec", "exec", &link),
+    );
+    d.expect_ok(&d.run(
+        "ident-exec",
+        &[&probe(), "exec", &ok_link, "open", &probe(), "r"],
+    ));
+}

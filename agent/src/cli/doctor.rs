@@ -57,6 +57,7 @@ pub fn to_json(probe: &Probe) -> serde_json::Value {
         },
         "backends": backends.to_json(),
         "guards": guards_json(probe.caps),
+        "identity": super::doctor_identity::identity_json(probe.caps),
         "kernel": probe.kernel,
         "active_lsms": probe.active_lsms,
         "btf": probe.btf,
@@ -97,6 +98,8 @@ pub fn render(probe: &Probe) -> String {
             "(no BPF LSM: a confined process is not stopped from any of the guarded operations)"
         );
     }
+    let _ = writeln!(out);
+    super::doctor_identity::render_identity(probe.caps, &mut out);
     let _ = writeln!(out);
     let _ = writeln!(out, "kernel        {}", probe.kernel);
     let _ = writeln!(out, "active LSMs   {}", probe.active_lsms.join(","));

@@ -3,6 +3,7 @@
 mod client;
 pub mod daemon_flags;
 pub mod doctor;
+pub mod doctor_identity;
 pub mod events;
 pub mod policy_check;
 pub mod policy_mode;

@@ -42,6 +42,7 @@ pub fn net_diff(old: &CompiledTask, new: &CompiledTask) -> NetDiff {
         unix: Vec::new(),
         // 0: neither written nor deleted with the network entries (the task keeps its entry).
         privileges: 0,
+        identities: Vec::new(),
     };
     let mut write = empty();
     let mut delete = empty();

@@ -7,6 +7,7 @@
 mod capacity;
 mod diff;
 mod files;
+mod identities;
 mod network;
 mod selectors;
 mod unix;
@@ -16,7 +17,9 @@ use std::{
     net::IpAddr,
 };
 
-use agent_common::{FileRuleData, Mode, NetV4Data, NetV6Data, PortSet, UnixRuleKey};
+use agent_common::{
+    DeniedInodeKey, FileRuleData, Mode, NetV4Data, NetV6Data, PortSet, UnixRuleKey,
+};
 use ipnet::IpNet;
 use thiserror::Error;
 
@@ -27,6 +30,7 @@ pub type ResolvedHosts = BTreeMap<HostName, BTreeSet<IpAddr>>;
 
 pub use capacity::check_capacity;
 pub use diff::{NetDiff, net_diff};
+pub use identities::{DeniedIdentities, deny_identities, identity_diff};
 pub use selectors::{CgroupEntry, cgroup_entries, executable_key};
 
 /// A `FILE_RULES` entry: LPM key (`prefix_len` in bits, over task id and path) and rule flags.
@@ -68,6 +72,10 @@ pub struct CompiledTask {
     pub unix: Vec<UnixRuleKey>,
     /// The `PRIVILEGES` value: `PRIV_*` bits of `spec.privileges` (0: no entry).
     pub privileges: u32,
+    /// `DENIED_INODES` keys, sorted: the files `files.deny` covers, by identity. Empty from
+    /// `compile`; the daemon walks the file system for them (`deny_identities`) when it loads
+    /// the rule set.
+    pub identities: Vec<DeniedInodeKey>,
 }
 
 /// A policy that does not fit the kernel maps.
@@ -92,6 +100,17 @@ pub enum CompileError {
         task: String,
         path: String,
         len: usize,
+        bound: usize,
+    },
+    /// Walking a `files.deny` rule met more entries than `DENIED_INODES` can hold.
+    #[error(
+        "task {task}: deny rule {rule} covers more than {bound} files and directories, more \
+         than the identity map DENIED_INODES holds (hard links are judged by identity); narrow \
+         the rule"
+    )]
+    TooManyDeniedFiles {
+        task: String,
+        rule: String,
         bound: usize,
     },
     /// The tasks together need more entries than a map holds.
@@ -124,6 +143,7 @@ pub fn compile_resolved(
         net_v6,
         unix: unix::unix_keys(task_id, policy),
         privileges: crate::policy::privilege_bits(&policy.privileges),
+        identities: Vec::new(),
     })
 }
 

@@ -379,6 +379,7 @@ fn empty_task() -> CompiledTask {
         net_v6: Vec::new(),
         unix: Vec::new(),
         privileges: 0,
+        identities: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ mod batch_names;
 mod config_reload;
 mod dns;
 mod hub;
+mod identities;
 mod instances;
 mod metrics;
 mod metrics_text;

@@ -14,7 +14,7 @@ use std::{
 
 use agent_common::{InodeKey, Mode};
 
-use super::selectors;
+use super::{identities, selectors};
 use crate::{
     compile::{self, CgroupEntry, CompileError, CompiledTask, ResolvedHosts, cgroup_entries},
     landlock::{self, LandlockSpec},
@@ -199,7 +199,9 @@ impl TaskTable {
                     }
                     self.next_rules_id += 1;
                     let rules_id = self.next_rules_id;
-                    let compiled = compile::compile_resolved(rules_id, &policy, &self.resolved)?;
+                    let mut compiled =
+                        compile::compile_resolved(rules_id, &policy, &self.resolved)?;
+                    compiled.identities = identities::walk(rules_id, &policy)?;
                     staged.push((file, policy, rules_id, compiled));
                 }
             }
@@ -233,9 +235,9 @@ impl TaskTable {
             }
         }
 
-        for (name, file) in keep {
-            if let Some(t) = self.tasks.get_mut(&name) {
-                t.file = file;
+        for (name, file) in &keep {
+            if let Some(t) = self.tasks.get_mut(name) {
+                t.file.clone_from(file);
             }
         }
         for (file, policy, rules_id, compiled) in staged {
@@ -269,11 +271,39 @@ impl TaskTable {
                 maps.remove_task(id)?;
             }
         }
+        for (name, _) in &keep {
+            self.refresh_identities(maps, name)?;
+        }
         self.sync_selectors(selector_maps)?;
         if !change.is_empty() {
             self.generation += 1;
         }
         Ok(change)
+    }
+
+    /// Re-walks the deny rules of a task that kept its rules: files created beneath them since
+    /// the last walk join `DENIED_INODES`, files gone leave it (see `identities::refresh`).
+    fn refresh_identities(&mut self, maps: &mut RuleMaps, name: &str) -> Result<(), RulesError> {
+        let others: usize = self
+            .tasks
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .map(|(_, t)| t.compiled.identities.len())
+            .chain(self.retired.iter().map(|(_, _, c)| c.identities.len()))
+            .sum();
+        let Some(task) = self.tasks.get_mut(name) else {
+            return Ok(());
+        };
+        if let Some(new) = identities::refresh(
+            maps,
+            task.rules_id,
+            &task.policy,
+            &task.compiled.identities,
+            others,
+        )? {
+            task.compiled.identities = new;
+        }
+        Ok(())
     }
 
     /// Makes the selector maps say what the loaded policies say: new and changed entries first,
@@ -433,7 +463,10 @@ impl TaskTable {
             };
             maps.write_rules(task.rules_id, &diff.write)?;
             maps.delete_rules(task.rules_id, &diff.delete)?;
+            // Names change network entries only: the walked identities stay.
+            let walked = std::mem::take(&mut task.compiled.identities);
             task.compiled = new;
+            task.compiled.identities = walked;
             changed.push(name);
         }
         Ok(changed)

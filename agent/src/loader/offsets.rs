@@ -88,6 +88,8 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         vma_vm_file: find("vm_area_struct", "vm_file")?,
         vma_vm_flags: find("vm_area_struct", "vm_flags")?,
         dentry_d_name: find("dentry", "d_name")?,
+        // In an anonymous union with its const alias `i_nlink`.
+        inode_i_nlink: find("inode", "__i_nlink")?,
     })
 }
 
@@ -189,6 +191,7 @@ mod tests {
             ("signal_struct", "live"),
             ("inode", "i_ino"),
             ("inode", "i_sb"),
+            ("inode", "__i_nlink"),
             ("super_block", "s_dev"),
             ("css_set", "dfl_cgrp"),
             ("cgroup", "kn"),

@@ -15,6 +15,7 @@ use agent_common::{
     INSTANCES_MAX, InodeKey, InstanceInfo, NET_RULES_MAX, NetV4Data, NetV6Data, PRIVILEGES_MAX,
     PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
 };
+use agent_common::{DENIED_INODES_MAX, DeniedInodeKey};
 use agent_common::{SETTINGS_MAX, Settings};
 use aya::{
     maps::MapInfo,
@@ -56,7 +57,7 @@ pub enum PinError {
 
 /// A map that is pinned, with the shape this build expects: `(name, key size, value size, max
 /// entries)`. Per-CPU scratch maps are not pinned: each generation of programs keeps its own.
-const PINNED_MAPS: [(&str, usize, usize, u32); 15] = [
+const PINNED_MAPS: [(&str, usize, usize, u32); 16] = [
     (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
     (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
     (
@@ -112,6 +113,12 @@ const PINNED_MAPS: [(&str, usize, usize, u32); 15] = [
         CGROUP_SELECTORS_MAX,
     ),
     (names::SETTINGS, 4, size_of::<Settings>(), SETTINGS_MAX),
+    (
+        names::DENIED_INODES,
+        size_of::<DeniedInodeKey>(),
+        4,
+        DENIED_INODES_MAX,
+    ),
 ];
 
 /// The layout of a pin directory.

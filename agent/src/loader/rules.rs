@@ -7,6 +7,7 @@ use agent_common::{
     FileRuleData, Mode, NetV4Data, NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag,
     UnixRuleKey, counter_index, names,
 };
+use agent_common::{DeniedInodeKey, IDENTITY_DENIED};
 use aya::{
     Ebpf,
     maps::{HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf, lpm_trie::Key},
@@ -59,6 +60,7 @@ pub struct RuleMaps {
     privileges: HashMap<MapData, u32, u32>,
     counters: PerCpuArray<MapData, u64>,
     exes: HashMap<MapData, u32, ExePath>,
+    identities: HashMap<MapData, DeniedInodeKey, u32>,
 }
 
 pub(super) fn take<T>(ebpf: &mut Ebpf, map: &'static str) -> Result<T, RulesError>
@@ -82,6 +84,7 @@ impl RuleMaps {
             privileges: take(ebpf, names::PRIVILEGES)?,
             counters: take(ebpf, names::COUNTERS)?,
             exes: take(ebpf, names::EXES)?,
+            identities: take(ebpf, names::DENIED_INODES)?,
         };
         let events = take(ebpf, names::EVENTS)?;
         Ok((maps, events))
@@ -121,6 +124,48 @@ impl RuleMaps {
             self.privileges
                 .insert(rules_id, task.privileges, 0)
                 .map_err(write(names::PRIVILEGES))?;
+        }
+        self.write_identities(rules_id, &task.identities)
+    }
+
+    /// Writes `DENIED_INODES` keys (of rule set `rules_id`).
+    pub fn write_identities(
+        &mut self,
+        rules_id: u32,
+        keys: &[DeniedInodeKey],
+    ) -> Result<(), RulesError> {
+        for key in keys {
+            self.identities
+                .insert(key, IDENTITY_DENIED, 0)
+                .map_err(|source| RulesError::Write {
+                    map: names::DENIED_INODES,
+                    task_id: rules_id,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `DENIED_INODES` keys (of rule set `rules_id`); keys already gone are fine.
+    pub fn delete_identities(
+        &mut self,
+        rules_id: u32,
+        keys: &[DeniedInodeKey],
+    ) -> Result<(), RulesError> {
+        for key in keys {
+            match self.identities.remove(key) {
+                // A hash map's missing key is `ENOENT` from the syscall, not `KeyNotFound`.
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(source) => {
+                    return Err(RulesError::Write {
+                        map: names::DENIED_INODES,
+                        task_id: rules_id,
+                        source,
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -183,7 +228,7 @@ impl RuleMaps {
         if task.privileges != 0 {
             gone(names::PRIVILEGES)(self.privileges.remove(&rules_id))?;
         }
-        Ok(())
+        self.delete_identities(rules_id, &task.identities)
     }
 
     /// The `TASKS` entries an earlier daemon left in pinned maps: task id → rules id.
@@ -217,6 +262,9 @@ impl RuleMaps {
         }
         for k in self.privileges.keys() {
             ids.insert(k.map_err(read(names::PRIVILEGES))?);
+        }
+        for k in self.identities.keys() {
+            ids.insert(k.map_err(read(names::DENIED_INODES))?.rules_id);
         }
         Ok(ids)
     }
@@ -268,6 +316,14 @@ impl RuleMaps {
             .map_err(read(names::PRIVILEGES))?;
         for k in privileges.iter().filter(|k| !keep.contains(k)) {
             deleted += usize::from(self.privileges.remove(k).is_ok());
+        }
+        let identities: Vec<DeniedInodeKey> = self
+            .identities
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(names::DENIED_INODES))?;
+        for k in identities.iter().filter(|k| !keep.contains(&k.rules_id)) {
+            deleted += usize::from(self.identities.remove(k).is_ok());
         }
         Ok(deleted)
     }

@@ -1,0 +1,378 @@
+//! The identities (device and inode) of the files a task's `files.deny` rules cover, for
+//! `DENIED_INODES`: the kernel denies a file reached through a hard link by what it is, not only
+//! by the path it was opened by.
+//!
+//! An exact rule covers the file it names; a directory rule every non-directory beneath it.
+//! Symlinks are never followed (a rule matches the path the kernel resolved, so a symlink's
+//! target is judged by its own path); mount points beneath a rule are walked into, as the path
+//! rule covers them too. The walk is bounded: a rule set that meets more entries than
+//! `DENIED_INODES_MAX` is refused with the rule named, never cut short.
+
+use std::{
+    collections::BTreeSet,
+    fs, io,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use agent_common::{DENIED_INODES_MAX, DeniedInodeKey, kernel_dev};
+
+use super::CompileError;
+use crate::policy::TaskPolicy;
+
+/// What the walk of one rule set found.
+#[derive(Debug, Default)]
+pub struct DeniedIdentities {
+    /// One key per file, sorted, without duplicates.
+    pub keys: Vec<DeniedInodeKey>,
+    /// Entries that could not be read (a directory not listable, a file not `lstat`-able), with
+    /// the error: the files beneath them are judged by their paths only. Paths that do not exist
+    /// are not listed (there is nothing to link to).
+    pub unreadable: Vec<(PathBuf, io::Error)>,
+}
+
+/// Walks every `files.deny` rule of `policy` and returns the identities keyed by `rules_id`.
+/// Entries met (files and directories) count against `DENIED_INODES_MAX`.
+pub fn deny_identities(
+    rules_id: u32,
+    policy: &TaskPolicy,
+) -> Result<DeniedIdentities, CompileError> {
+    deny_identities_bounded(rules_id, policy, DENIED_INODES_MAX as usize)
+}
+
+/// As `deny_identities`, with the bound on entries met given.
+pub fn deny_identities_bounded(
+    rules_id: u32,
+    policy: &TaskPolicy,
+    bound: usize,
+) -> Result<DeniedIdentities, CompileError> {
+    let mut keys = BTreeSet::new();
+    let mut unreadable = Vec::new();
+    let mut met = 0usize;
+    for rule in &policy.deny {
+        let text = rule.as_str();
+        let root = if rule.is_prefix() && text.len() > 1 {
+            Path::new(&text[..text.len() - 1])
+        } else {
+            Path::new(text)
+        };
+        let too_many = || CompileError::TooManyDeniedFiles {
+            task: policy.name.to_string(),
+            rule: text.to_owned(),
+            bound,
+        };
+        let meta = match fs::symlink_metadata(root) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                unreadable.push((root.to_owned(), e));
+                continue;
+            }
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if !meta.is_dir() {
+            // An exact rule on a file (a directory rule only covers what is beneath its path).
+            if !rule.is_prefix() {
+                met += 1;
+                if met > bound {
+                    return Err(too_many());
+                }
+                keys.insert(key_of(rules_id, &meta));
+            }
+            continue;
+        }
+        if !rule.is_prefix() || !links_possible(root) {
+            // An exact rule on a directory (directories have no hard links), or a tree of a file
+            // system that refuses `link(2)`.
+            continue;
+        }
+        let mut pending = vec![(root.to_owned(), meta.dev())];
+        while let Some((dir, dir_dev)) = pending.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    unreadable.push((dir, e));
+                    continue;
+                }
+            };
+            for entry in entries {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        unreadable.push((dir.clone(), e));
+                        continue;
+                    }
+                };
+                met += 1;
+                if met > bound {
+                    return Err(too_many());
+                }
+                let path = entry.path();
+                // `DirEntry::metadata` does not follow symlinks.
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        unreadable.push((path, e));
+                        continue;
+                    }
+                };
+                let kind = meta.file_type();
+                if kind.is_symlink() {
+                    continue;
+                }
+                if kind.is_dir() {
+                    // A mount point: entered only if its file system can hold hard links.
+                    if meta.dev() == dir_dev || links_possible(&path) {
+                        pending.push((path, meta.dev()));
+                    }
+                } else {
+                    keys.insert(key_of(rules_id, &meta));
+                }
+            }
+        }
+    }
+    Ok(DeniedIdentities {
+        keys: keys.into_iter().collect(),
+        unreadable,
+    })
+}
+
+/// `statfs` magic numbers of the file systems whose directories refuse `link(2)` (no `link`
+/// inode operation): proc, sysfs, cgroup v1 and v2, devpts, securityfs, debugfs, tracefs,
+/// configfs, pstore, efivarfs. Nothing in them can be reached by a second name, so the walk does
+/// not enter them (`/proc` alone holds hundreds of thousands of entries).
+const LINKLESS_FS_MAGICS: [i64; 11] = [
+    0x9fa0,
+    0x6265_6572,
+    0x0027_e0eb,
+    0x6367_7270,
+    0x1cd1,
+    0x7363_6673,
+    0x6462_6720,
+    0x7472_6163,
+    0x6265_6570,
+    0x6165_676c,
+    0xde5e_81e4,
+];
+
+/// Whether the file system holding the directory `dir` can hold hard links. When `statfs` fails
+/// the answer is yes: the walk is then what decides.
+fn links_possible(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return true;
+    };
+    // SAFETY: `statfs` fills the zeroed struct; the path is a valid C string.
+    let magic = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &raw mut st) != 0 {
+            return true;
+        }
+        st.f_type
+    };
+    !LINKLESS_FS_MAGICS.contains(&magic)
+}
+
+/// The kernel's identity of the file `meta` describes, under `rules_id`.
+fn key_of(rules_id: u32, meta: &fs::Metadata) -> DeniedInodeKey {
+    DeniedInodeKey {
+        rules_id,
+        dev: kernel_dev(meta.dev()),
+        ino: meta.ino(),
+    }
+}
+
+/// The keys of `new` not in `old`, then those of `old` not in `new` (both sorted): what a
+/// re-walk writes before and deletes after.
+#[must_use]
+pub fn identity_diff(
+    old: &[DeniedInodeKey],
+    new: &[DeniedInodeKey],
+) -> (Vec<DeniedInodeKey>, Vec<DeniedInodeKey>) {
+    let old_set: BTreeSet<_> = old.iter().collect();
+    let new_set: BTreeSet<_> = new.iter().collect();
+    (
+        new.iter()
+            .filter(|k| !old_set.contains(k))
+            .copied()
+            .collect(),
+        old.iter()
+            .filter(|k| !new_set.contains(k))
+            .copied()
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::tests::policy;
+
+    struct TempTree(PathBuf);
+
+    impl TempTree {
+        fn new(tag: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("corral-ident-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("expected {}: {e}", dir.display()));
+            Self(dir)
+        }
+        fn file(&self, rel: &str) -> PathBuf {
+            let p = self.0.join(rel);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent).unwrap_or_else(|e| panic!("expected a dir: {e}"));
+            }
+            fs::write(&p, b"x").unwrap_or_else(|e| panic!("expected {}: {e}", p.display()));
+            p
+        }
+    }
+
+    impl Drop for TempTree {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn key(rules_id: u32, path: &Path) -> DeniedInodeKey {
+        let meta =
+            fs::metadata(path).unwrap_or_else(|e| panic!("expected {}: {e}", path.display()));
+        key_of(rules_id, &meta)
+    }
+
+    fn deny_policy(rules: &[String]) -> TaskPolicy {
+        let mut list = String::new();
+        for r in rules {
+            list.push_str("      - ");
+            list.push_str(r);
+            list.push('\n');
+        }
+        policy(&format!("  files:\n    deny:\n{list}"))
+    }
+
+    #[test]
+    fn exact_and_directory_rules_cover_their_files_and_not_symlink_targets() {
+        let tree = TempTree::new("walk");
+        let secret = tree.file("secret");
+        let inside = tree.file("denied/a/b");
+        let outside = tree.file("elsewhere/target");
+        std::os::unix::fs::symlink(&outside, tree.0.join("denied/link"))
+            .unwrap_or_else(|e| panic!("expected a symlink: {e}"));
+        std::os::unix::fs::symlink(tree.0.join("elsewhere"), tree.0.join("denied/dirlink"))
+            .unwrap_or_else(|e| panic!("expected a symlink: {e}"));
+        let found = deny_identities(
+            9,
+            &deny_policy(&[
+                secret.display().to_string(),
+                format!("{}/", tree.0.join("denied").display()),
+                format!("{}/missing", tree.0.display()),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("expected the walk to succeed: {e}"));
+        let mut want = vec![key(9, &secret), key(9, &inside)];
+        want.sort();
+        assert_eq!(
+            found.keys, want,
+            "expected the exact file and the file beneath the directory, not the symlinks' targets"
+        );
+        assert!(
+            found.unreadable.is_empty(),
+            "expected nothing unreadable: {:?}",
+            found.unreadable
+        );
+    }
+
+    #[test]
+    fn a_walk_past_the_bound_is_refused_naming_the_rule() {
+        let tree = TempTree::new("bound");
+        for i in 0..5 {
+            tree.file(&format!("d/f{i}"));
+        }
+        let rule = format!("{}/", tree.0.join("d").display());
+        let p = deny_policy(std::slice::from_ref(&rule));
+        let err = deny_identities_bounded(1, &p, 4).expect_err("expected 5 files to exceed 4");
+        assert!(
+            err.to_string().contains(&rule),
+            "expected the error to name the rule {rule}: {err}"
+        );
+        let ok = deny_identities_bounded(1, &p, 5)
+            .unwrap_or_else(|e| panic!("expected 5 files to fit a bound of 5: {e}"));
+        assert_eq!(ok.keys.len(), 5, "expected every file, none cut");
+    }
+
+    #[test]
+    fn trees_of_file_systems_without_hard_links_are_not_walked() {
+        // /proc holds far more than 16 entries; walking it would exceed the bound.
+        let p = deny_policy(&["/proc/".to_owned(), "/sys/".to_owned()]);
+        let found = deny_identities_bounded(1, &p, 16)
+            .unwrap_or_else(|e| panic!("expected /proc/ and /sys/ not walked: {e}"));
+        assert!(
+            found.keys.is_empty(),
+            "expected no identities from proc and sysfs, got {}",
+            found.keys.len()
+        );
+        assert!(
+            links_possible(&std::env::temp_dir()),
+            "expected the temp dir to allow links"
+        );
+    }
+
+    #[test]
+    fn hard_links_share_one_identity() {
+        let tree = TempTree::new("links");
+        let secret = tree.file("d/secret");
+        let link = tree.0.join("link");
+        fs::hard_link(&secret, &link).unwrap_or_else(|e| panic!("expected a hard link: {e}"));
+        assert_eq!(
+            key(3, &secret),
+            key(3, &link),
+            "a hard link is the same file"
+        );
+    }
+
+    #[test]
+    fn the_diff_writes_new_keys_and_deletes_departed_ones() {
+        let k = |ino| DeniedInodeKey {
+            rules_id: 1,
+            dev: 8 << 20,
+            ino,
+        };
+        let (write, delete) = identity_diff(&[k(1), k(2)], &[k(2), k(3)]);
+        assert_eq!((write, delete), (vec![k(3)], vec![k(1)]));
+    }
+
+    #[test]
+    fn st_dev_converts_to_the_kernel_encoding_mountinfo_shows() {
+        // /proc/self/mountinfo prints MAJOR:MINOR of `sb->s_dev`; stat's st_dev of a mount
+        // point must convert to the same value (`/` is a block device here: a non-zero major).
+        let info = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_else(|e| panic!("expected mountinfo: {e}"));
+        for mount in ["/", "/proc"] {
+            let meta = fs::metadata(mount).unwrap_or_else(|e| panic!("expected {mount}: {e}"));
+            // The last line for a mount point is the one on top.
+            let line = info
+                .lines()
+                .rfind(|l| l.split(' ').nth(4) == Some(mount))
+                .unwrap_or_else(|| panic!("expected {mount} in mountinfo:\n{info}"));
+            let majmin = line.split(' ').nth(2).unwrap_or_default();
+            let (major, minor) = majmin
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+                .unwrap_or_else(|| panic!("expected major:minor in {line}"));
+            assert_eq!(
+                kernel_dev(meta.dev()),
+                (major << 20) | minor,
+                "expected {mount}'s st_dev {:#x} to become {majmin} in the kernel's encoding",
+                meta.dev()
+            );
+        }
+        let glibc = libc::makedev(0x103, 0x12c);
+        assert_eq!(
+            kernel_dev(glibc),
+            (0x103 << 20) | 0x12c,
+            "expected a minor above 255 to keep its high bits"
+        );
+    }
+}
