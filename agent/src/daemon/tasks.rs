@@ -19,7 +19,7 @@ use crate::{
     compile::{self, CgroupEntry, CompileError, CompiledTask, ResolvedHosts, cgroup_entries},
     landlock::{self, LandlockSpec},
     loader::{RuleMaps, RulesError, SelectorMaps},
-    policy::{HostName, TaskPolicy},
+    policy::{ConnectRule, HostName, TaskPolicy},
 };
 
 /// How long replaced rules stay in the maps after no task points at them. BPF programs run to
@@ -366,7 +366,7 @@ impl TaskTable {
     ) -> Result<Vec<String>, ApplyError> {
         let mut staged = Vec::new();
         for (name, task) in &self.tasks {
-            if !task.policy.connect.iter().any(|r| r.host().is_some()) {
+            if !task.policy.connect.iter().any(ConnectRule::by_name) {
                 continue;
             }
             let new = compile::compile_resolved(task.rules_id, &task.policy, &resolved)?;

@@ -14,6 +14,7 @@ mod scalar;
 mod selector;
 mod task_name;
 mod unix_addr;
+mod wildcard;
 
 #[cfg(test)]
 mod host_tests;
@@ -38,6 +39,7 @@ pub use path_rule::{EXACT_PATH_MAX, PREFIX_PATH_MAX, PathRule};
 pub use selector::{CGROUP_SELECTOR_MAX, CgroupPath, ExecutablePath};
 pub use task_name::{TASK_NAME_MAX, TaskName};
 pub use unix_addr::{UNIX_ABSTRACT_MAX, UNIX_PATHNAME_MAX, UnixAddr};
+pub use wildcard::WildcardHost;
 
 use document::{ModeName, PolicyDocument};
 
