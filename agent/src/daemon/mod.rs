@@ -259,6 +259,10 @@ async fn serve(
         .map_err(|source| DaemonError::Runtime { source })?;
     let (policy_tx, policy_rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Answers seen by the DNS proxy, to learn from (`dns::proxy`). Nothing redirects the
+    // confined processes' DNS to the proxy yet, so it is not started: wildcard rules allow nothing.
+    let (learn_tx, learn_rx) = tokio::sync::mpsc::unbounded_channel::<dns::proxy::Learn>();
+    drop(learn_tx);
     tracing::info!(socket = %config.socket.display(), "ready");
     notify::ready();
     let pump = pump_events(
@@ -278,7 +282,7 @@ async fn serve(
             pump_done = true;
             r
         }
-        () = dns::run(config.settings.dns.clone(), Arc::clone(&state), policy_tx.clone()) => Ok(()),
+        () = dns::run(config.settings.dns.clone(), Arc::clone(&state), policy_tx.clone(), learn_rx) => Ok(()),
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         r = config_reload::watch(live) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),

@@ -221,6 +221,12 @@ impl State {
         self.tasks.wanted_hosts()
     }
 
+    /// The names the loaded policies' `host` rules match (exactly or by wildcard).
+    #[must_use]
+    pub fn name_patterns(&self) -> super::dns::NamePatterns {
+        self.tasks.name_patterns()
+    }
+
     /// Installs the resolver's current addresses into the tasks' rules.
     pub fn set_resolved(
         &mut self,

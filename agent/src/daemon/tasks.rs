@@ -355,6 +355,16 @@ impl TaskTable {
             .collect()
     }
 
+    /// The names the loaded tasks' `host` rules match, exactly or by wildcard.
+    #[must_use]
+    pub fn name_patterns(&self) -> super::dns::NamePatterns {
+        let rules = || self.tasks.values().flat_map(|t| t.policy.connect.iter());
+        super::dns::NamePatterns {
+            exact: rules().filter_map(|r| r.host().cloned()).collect(),
+            wildcards: rules().filter_map(|r| r.wildcard().cloned()).collect(),
+        }
+    }
+
     /// Installs a new set of resolved addresses: each task using a name whose addresses changed
     /// gets the changed entries written into its current rules id (new and re-ported entries
     /// first, departed ones deleted after), without a new rules id. Returns the tasks changed.

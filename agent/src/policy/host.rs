@@ -22,6 +22,15 @@ impl HostName {
     }
 }
 
+impl std::str::FromStr for HostName {
+    type Err = String;
+
+    /// Validates and normalises a name as the policy does (e.g. a name from a DNS answer).
+    fn from_str(text: &str) -> Result<Self, String> {
+        <Self as ScalarRule>::parse(text)
+    }
+}
+
 impl fmt::Display for HostName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
