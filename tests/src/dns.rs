@@ -131,8 +131,15 @@ impl DnsServer {
     /// Binds a UDP socket on `127.0.0.1`, port chosen by the kernel, and serves it on a thread.
     #[must_use]
     pub fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("expected to bind the test DNS server on loopback: {e}"));
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// Binds a UDP socket on `addr` (loopback) and serves it on a thread.
+    #[must_use]
+    pub fn start_on(addr: &str) -> Self {
+        let socket = UdpSocket::bind(addr).unwrap_or_else(|e| {
+            panic!("expected to bind the test DNS server on loopback {addr}: {e}")
+        });
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap_or_else(|e| panic!("expected to set the DNS server's read timeout: {e}"));

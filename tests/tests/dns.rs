@@ -172,3 +172,64 @@ fn dns_host_added_by_a_reload_resolves_and_one_removed_goes_at_once() {
     }
     expect_connect_refused(&d, "127.0.0.2", "the host rule was removed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wildcard `host` rules: the confined process's own DNS query goes through the daemon's proxy,
+// which allows the answered addresses of names beneath the wildcard, with the answer's TTL. The
+// DNS server runs on loopback port 53 (only port 53 is redirected).
+
+use corral_tests::dns_learning;
+
+#[test]
+fn dns_wildcard_allows_what_the_process_was_answered_for_matching_names_only() {
+    let server = dns_learning::server();
+    server.set("a.example.test", &["127.0.0.2"], 300);
+    server.set("b.deep.example.test", &["127.0.0.5"], 300);
+    server.set("other.test", &["127.0.0.4"], 300);
+    let scratch = Scratch::new("dns-wildcard");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    expect_connect_refused(&d, "127.0.0.2", "no answer seen yet");
+
+    dns_learning::expect_answer(&d, "sendto", "a.example.test", "127.0.0.2");
+    expect_connect_allowed(&d, "127.0.0.2", "answered for a.example.test");
+    expect_connect_refused(&d, "127.0.0.3", "never answered");
+
+    dns_learning::expect_answer(&d, "connected", "b.deep.example.test", "127.0.0.5");
+    expect_connect_allowed(
+        &d,
+        "127.0.0.5",
+        "answered (connected socket) for a deeper name",
+    );
+
+    dns_learning::expect_answer(&d, "sendto", "other.test", "127.0.0.4");
+    expect_connect_refused(
+        &d,
+        "127.0.0.4",
+        "answered, but for a name the wildcard does not match",
+    );
+
+    let out = dns_learning::query(&d, "sendto", "127.0.0.154:53", "a.example.test");
+    eprintln!("expecting EPERM: DNS to a server the policy does not allow");
+    d.expect_errno(&out, "EPERM");
+}
+
+#[test]
+fn dns_wildcard_answers_go_when_their_ttl_runs_out() {
+    let server = dns_learning::server();
+    server.set("short.example.test", &["127.0.0.6"], 2);
+    let scratch = Scratch::new("dns-wildcard-ttl");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    dns_learning::expect_answer(&d, "sendto", "short.example.test", "127.0.0.6");
+    expect_connect_allowed(&d, "127.0.0.6", "answered with a 2s TTL");
+    let _ = d.wait_events(
+        |e| {
+            e["kind"] == "dns_expired"
+                && e["host"] == "short.example.test"
+                && e["expired"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == "127.0.0.6"))
+        },
+        DNS_TIMEOUT,
+    );
+    expect_connect_refused(&d, "127.0.0.6", "its TTL ran out");
+}

@@ -227,6 +227,12 @@ impl State {
         self.tasks.name_patterns()
     }
 
+    /// The ids of the tasks whose DNS goes through the proxy (those with wildcard hosts).
+    #[must_use]
+    pub fn learning_tasks(&self) -> std::collections::BTreeSet<u32> {
+        self.tasks.learning_tasks()
+    }
+
     /// Installs the resolver's current addresses into the tasks' rules.
     pub fn set_resolved(
         &mut self,

@@ -365,6 +365,16 @@ impl TaskTable {
         }
     }
 
+    /// The ids of the tasks with wildcard `host` rules: their DNS goes through the proxy.
+    #[must_use]
+    pub fn learning_tasks(&self) -> BTreeSet<u32> {
+        self.tasks
+            .iter()
+            .filter(|(_, t)| t.policy.connect.iter().any(|r| r.wildcard().is_some()))
+            .map(|(name, _)| task_id_of(name))
+            .collect()
+    }
+
     /// Installs a new set of resolved addresses: each task using a name whose addresses changed
     /// gets the changed entries written into its current rules id (new and re-ported entries
     /// first, departed ones deleted after), without a new rules id. Returns the tasks changed.

@@ -15,6 +15,7 @@ use agent_common::{
     INSTANCES_MAX, InodeKey, InstanceInfo, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX,
     TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
 };
+use agent_common::{DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PROXY_MAX, DnsOrigin, DnsProxy};
 use agent_common::{SETTINGS_MAX, Settings};
 use aya::{
     maps::MapInfo,
@@ -56,7 +57,7 @@ pub enum PinError {
 
 /// A map that is pinned, with the shape this build expects: `(name, key size, value size, max
 /// entries)`. Per-CPU scratch maps are not pinned: each generation of programs keeps its own.
-const PINNED_MAPS: [(&str, usize, usize, u32); 14] = [
+const PINNED_MAPS: [(&str, usize, usize, u32); 17] = [
     (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
     (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
     (
@@ -111,6 +112,14 @@ const PINNED_MAPS: [(&str, usize, usize, u32); 14] = [
         CGROUP_SELECTORS_MAX,
     ),
     (names::SETTINGS, 4, size_of::<Settings>(), SETTINGS_MAX),
+    (names::DNS_PROXY, 4, size_of::<DnsProxy>(), DNS_PROXY_MAX),
+    (names::DNS_LEARN, 4, 4, DNS_LEARN_MAX),
+    (
+        names::DNS_ORIGINS,
+        8,
+        size_of::<DnsOrigin>(),
+        DNS_ORIGINS_MAX,
+    ),
 ];
 
 /// The layout of a pin directory.

@@ -8,14 +8,9 @@
 mod answer;
 mod book;
 mod learned;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "starts with the sock_addr DNS redirect (next slice)"
-    )
-)]
 pub mod proxy;
+mod redirect;
+mod sockdiag;
 mod upstream;
 
 use std::{
@@ -35,6 +30,7 @@ use book::AddressBook;
 use learned::LearnedBook;
 pub use learned::NamePatterns;
 use proxy::Learn;
+pub use redirect::{Learning, redirects};
 pub use upstream::UpstreamError;
 use upstream::{Outcome, RESOLV_CONF, Upstream};
 
@@ -58,6 +54,7 @@ pub async fn run(
     state: Arc<Mutex<State>>,
     events: mpsc::UnboundedSender<PolicyEvent>,
     mut learn: mpsc::UnboundedReceiver<Learn>,
+    mut learning_tasks: Learning,
 ) {
     let mut learned = LearnedBook::new(settings.min_ttl);
     let mut learning = true;
@@ -97,10 +94,11 @@ pub async fn run(
             refresh(upstream, &mut book, &mut last, &state, &events).await;
         }
         let now = Instant::now().into_std();
-        let patterns = match state.lock() {
-            Ok(s) => s.name_patterns(),
+        let (patterns, tasks) = match state.lock() {
+            Ok(s) => (s.name_patterns(), s.learning_tasks()),
             Err(_) => return,
         };
+        learning_tasks.set_tasks(tasks);
         learned.keep_matching(&patterns);
         for (name, gone) in book.expire(now).into_iter().chain(learned.expire(now)) {
             tracing::warn!(host = %name, expired = ?gone, "host addresses expired: no longer allowed");

@@ -37,8 +37,9 @@ pub struct Learn {
 
 /// Finds the server a redirected query was meant for, from the client's socket address.
 pub trait Origins: Send + Sync + 'static {
-    /// The intended server of the UDP socket at `client`; `None` when it is unknown.
-    fn udp_origin(&self, client: SocketAddr) -> Option<SocketAddr>;
+    /// The intended server of the UDP socket at `client` that sent to the proxy at `proxy`;
+    /// `None` when it is unknown.
+    fn udp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr>;
 }
 
 /// Why the proxy cannot serve.
@@ -72,6 +73,10 @@ impl UdpProxy {
     /// Serves until the daemon stops; each query is handled in its own task.
     pub async fn serve(self, origins: Arc<dyn Origins>, learn: mpsc::UnboundedSender<Learn>) {
         let mut buf = vec![0u8; UDP_MAX];
+        let Ok(local) = self.socket.local_addr() else {
+            tracing::error!("DNS proxy: its socket has no address: not serving");
+            return;
+        };
         loop {
             let (len, client) = match self.socket.recv_from(&mut buf).await {
                 Ok(got) => got,
@@ -85,7 +90,7 @@ impl UdpProxy {
             let origins = Arc::clone(&origins);
             let learn = learn.clone();
             tokio::spawn(async move {
-                let Some(server) = origins.udp_origin(client) else {
+                let Some(server) = origins.udp_origin(client, local) else {
                     tracing::warn!(%client, "DNS proxy: query from a socket whose server is unknown: not answered");
                     return;
                 };
@@ -175,7 +180,7 @@ mod tests {
     struct Fixed(Option<SocketAddr>);
 
     impl Origins for Fixed {
-        fn udp_origin(&self, _client: SocketAddr) -> Option<SocketAddr> {
+        fn udp_origin(&self, _client: SocketAddr, _proxy: SocketAddr) -> Option<SocketAddr> {
             self.0
         }
     }
