@@ -12,6 +12,8 @@ use crate::{
 pub const SERVER_IP: &str = "127.0.0.153";
 /// `SERVER_IP:53`.
 pub const SERVER: &str = "127.0.0.153:53";
+/// A second server, on IPv6 loopback.
+pub const SERVER6: &str = "[::1]:53";
 /// The wildcard of the task.
 pub const WILDCARD: &str = "*.example.test";
 
@@ -42,6 +44,7 @@ pub fn policy() -> Policy {
         .exec(&bin)
         .read(&bin)
         .connect(&format!("{SERVER_IP}/32"), &["53"])
+        .connect("::1/128", &["53"])
         .connect_host(WILDCARD, &["1-65535"]);
     for path in runtime::load_reads(&bin) {
         p = p.read(&path);
@@ -57,14 +60,19 @@ pub fn query(d: &Daemon, mode: &str, server: &str, name: &str) -> RunOutput {
 
 /// A query that got an answer from `SERVER` (as the process sees it) holding `addr`.
 pub fn expect_answer(d: &Daemon, mode: &str, name: &str, addr: &str) {
-    let out = query(d, mode, SERVER, name);
-    let from = format!("from {SERVER}");
+    expect_answer_from(d, mode, SERVER, name, addr);
+}
+
+/// A query to `server` that got an answer from it (as the process sees it) holding `addr`.
+pub fn expect_answer_from(d: &Daemon, mode: &str, server: &str, name: &str, addr: &str) {
+    let out = query(d, mode, server, name);
+    let from = format!("from {server}");
     let has = format!("addr {addr}");
     assert!(
         out.code == Some(0)
             && out.stdout.lines().any(|l| l == from)
             && out.stdout.lines().any(|l| l == has),
-        "expected the {mode} query for {name} to be answered by {SERVER} with {addr}\n{}\ndaemon stderr:\n{}",
+        "expected the {mode} query for {name} to be answered by {server} with {addr}\n{}\ndaemon stderr:\n{}",
         out.describe(),
         d.stderr()
     );

@@ -214,6 +214,27 @@ fn dns_wildcard_allows_what_the_process_was_answered_for_matching_names_only() {
 }
 
 #[test]
+fn dns_wildcard_learns_from_tcp_and_ipv6_queries() {
+    let server = dns_learning::server();
+    server.serve_tcp();
+    server.set("t.example.test", &["127.0.0.7"], 300);
+    let server6 = corral_tests::dns::DnsServer::start_on(dns_learning::SERVER6);
+    server6.set("v6.example.test", &["127.0.0.8"], 300);
+    let scratch = Scratch::new("dns-wildcard-tcp6");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    dns_learning::expect_answer(&d, "tcp", "t.example.test", "127.0.0.7");
+    expect_connect_allowed(&d, "127.0.0.7", "answered over TCP");
+    dns_learning::expect_answer_from(
+        &d,
+        "sendto",
+        dns_learning::SERVER6,
+        "v6.example.test",
+        "127.0.0.8",
+    );
+    expect_connect_allowed(&d, "127.0.0.8", "answered by an IPv6 server");
+}
+
+#[test]
 fn dns_wildcard_answers_go_when_their_ttl_runs_out() {
     let server = dns_learning::server();
     server.set("short.example.test", &["127.0.0.6"], 2);

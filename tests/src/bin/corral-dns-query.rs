@@ -1,6 +1,7 @@
-//! `corral-dns-query connected|sendto SERVER_IP:PORT NAME`: one plain UDP A query, as a libc
-//! resolver sends it (`connect` + `send`, or `sendto` on an unconnected socket), waiting 3s for
-//! the answer. Prints `from ADDR` (the answer's source as `recvfrom` gives it) and one
+//! `corral-dns-query connected|sendto|tcp SERVER_IP:PORT NAME`: one plain A query, as a libc
+//! resolver sends it (UDP `connect` + `send`, or `sendto` on an unconnected socket, or over TCP),
+//! waiting 3s for the answer. Prints `from ADDR` (the answer's source as `recvfrom` gives it; for
+//! TCP the address connected to) and one
 //! `addr IP` line per A/AAAA record, and exits 0; `err ENAME N` and exit 1 when a call fails
 //! (as `corral-probe` reports failures); `timeout` and exit 3 when nothing comes back.
 
@@ -28,18 +29,9 @@ fn main() -> ExitCode {
         eprintln!("corral-dns-query: bad server address or name");
         return ExitCode::from(64);
     };
-    let fail = |step: &str, e: &std::io::Error| {
-        let n = e.raw_os_error().unwrap_or(0);
-        let name = match n {
-            libc::EPERM => "EPERM",
-            libc::EACCES => "EACCES",
-            libc::ECONNREFUSED => "ECONNREFUSED",
-            _ => "EOTHER",
-        };
-        println!("err {name} {n}");
-        eprintln!("corral-dns-query: {step}: {e}");
-        ExitCode::from(1)
-    };
+    if mode == "tcp" {
+        return tcp_query(server, name);
+    }
     let local = if server.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -49,14 +41,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail("bind", &e),
     };
-    let mut query = Message::new();
-    query.set_id(0x5eed);
-    query.set_recursion_desired(true);
-    query.add_query(Query::query(name, RecordType::A));
-    let Ok(wire) = query.to_bytes() else {
-        eprintln!("corral-dns-query: cannot encode the query");
-        return ExitCode::from(64);
-    };
+    let wire = query_wire(name);
     let sent = if mode == "connected" {
         if let Err(e) = socket.connect(server) {
             return fail("connect", &e);
@@ -79,7 +64,11 @@ fn main() -> ExitCode {
         Err(e) => return fail("recv", &e),
     };
     println!("from {from}");
-    let Ok(answer) = Message::from_bytes(&buf[..len]) else {
+    print_answer(&buf[..len])
+}
+
+fn print_answer(wire: &[u8]) -> ExitCode {
+    let Ok(answer) = Message::from_bytes(wire) else {
         println!("err EBADMSG {}", libc::EBADMSG);
         return ExitCode::from(1);
     };
@@ -91,4 +80,58 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn fail(step: &str, e: &std::io::Error) -> ExitCode {
+    let n = e.raw_os_error().unwrap_or(0);
+    let name = match n {
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        _ => "EOTHER",
+    };
+    println!("err {name} {n}");
+    eprintln!("corral-dns-query: {step}: {e}");
+    ExitCode::from(1)
+}
+
+fn query_wire(name: Name) -> Vec<u8> {
+    let mut query = Message::new();
+    query.set_id(0x5eed);
+    query.set_recursion_desired(true);
+    query.add_query(Query::query(name, RecordType::A));
+    query.to_bytes().unwrap_or_default()
+}
+
+/// One query over TCP (two-byte length, then the message), as resolvers fall back to.
+fn tcp_query(server: SocketAddr, name: Name) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut stream = match std::net::TcpStream::connect(server) {
+        Ok(s) => s,
+        Err(e) => return fail("connect", &e),
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+    let wire = query_wire(name);
+    let mut framed = u16::try_from(wire.len())
+        .unwrap_or(0)
+        .to_be_bytes()
+        .to_vec();
+    framed.extend_from_slice(&wire);
+    if let Err(e) = stream.write_all(&framed) {
+        return fail("send", &e);
+    }
+    let mut len = [0u8; 2];
+    if let Err(e) = stream.read_exact(&mut len) {
+        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+            println!("timeout");
+            return ExitCode::from(3);
+        }
+        return fail("recv", &e);
+    }
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    if let Err(e) = stream.read_exact(&mut answer) {
+        return fail("recv", &e);
+    }
+    println!("from {server}");
+    print_answer(&answer)
 }

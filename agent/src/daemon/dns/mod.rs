@@ -9,6 +9,7 @@ mod answer;
 mod book;
 mod learned;
 pub mod proxy;
+mod proxy_tcp;
 mod redirect;
 mod sockdiag;
 mod upstream;

@@ -40,6 +40,9 @@ pub trait Origins: Send + Sync + 'static {
     /// The intended server of the UDP socket at `client` that sent to the proxy at `proxy`;
     /// `None` when it is unknown.
     fn udp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr>;
+
+    /// The intended server of the TCP connection from `client` to the proxy at `proxy`.
+    fn tcp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr>;
 }
 
 /// Why the proxy cannot serve.
@@ -47,6 +50,8 @@ pub trait Origins: Send + Sync + 'static {
 pub enum ProxyError {
     #[error("cannot bind the DNS proxy's UDP socket on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen for the DNS proxy's TCP connections on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
 }
 
 /// A bound proxy, to learn its address before serving.
@@ -147,7 +152,10 @@ async fn forward_udp(
 }
 
 /// Has the answer's addresses installed before it is relayed.
-async fn install(reply: &[u8], learn: &mpsc::UnboundedSender<Learn>) -> Result<(), String> {
+pub(super) async fn install(
+    reply: &[u8],
+    learn: &mpsc::UnboundedSender<Learn>,
+) -> Result<(), String> {
     let found = addresses_by_name(reply);
     if found.is_empty() {
         return Ok(());
@@ -181,6 +189,10 @@ mod tests {
 
     impl Origins for Fixed {
         fn udp_origin(&self, _client: SocketAddr, _proxy: SocketAddr) -> Option<SocketAddr> {
+            self.0
+        }
+
+        fn tcp_origin(&self, _client: SocketAddr, _proxy: SocketAddr) -> Option<SocketAddr> {
             self.0
         }
     }

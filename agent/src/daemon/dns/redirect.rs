@@ -11,7 +11,8 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    proxy::{Learn, Origins, UdpProxy},
+    proxy::{Learn, Origins, ProxyError, UdpProxy},
+    proxy_tcp::TcpProxy,
     sockdiag::{Transport, socket_cookie},
 };
 use crate::loader::{DnsControl, DnsMaps, DnsOrigins};
@@ -53,6 +54,53 @@ impl Origins for MapOrigins {
         };
         Some(SocketAddr::new(ip, origin.port))
     }
+
+    fn tcp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr> {
+        let cookie = match socket_cookie(Transport::Tcp, client, proxy) {
+            Ok(Some(cookie)) => cookie,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(%client, "DNS proxy: cannot find the client's socket: {e}");
+                return None;
+            }
+        };
+        self.0.get(cookie).map(|o| origin_addr(&o))
+    }
+}
+
+fn origin_addr(origin: &agent_common::DnsOrigin) -> SocketAddr {
+    let ip = if origin.family == AF_INET6 {
+        IpAddr::from(origin.addr)
+    } else {
+        IpAddr::from([
+            origin.addr[0],
+            origin.addr[1],
+            origin.addr[2],
+            origin.addr[3],
+        ])
+    };
+    SocketAddr::new(ip, origin.port)
+}
+
+/// Binds the UDP proxy on `ip` (a free port), then the TCP one on the same port: the programs
+/// redirect both transports to one port. Retries a few ports when the TCP one is taken.
+async fn bind_pair(ip: IpAddr) -> Result<(UdpProxy, TcpProxy), ProxyError> {
+    let mut last = None;
+    for _ in 0..8 {
+        let udp = UdpProxy::bind(SocketAddr::new(ip, 0)).await?;
+        let addr = udp.local_addr().map_err(|source| ProxyError::Bind {
+            addr: SocketAddr::new(ip, 0),
+            source,
+        })?;
+        match TcpProxy::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(ProxyError::Listen {
+        addr: SocketAddr::new(ip, 0),
+        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    }))
 }
 
 /// The learning side the DNS loop keeps: which tasks learn, and whether a proxy serves them.
@@ -79,15 +127,16 @@ impl Learning {
                 IpAddr::from(Ipv4Addr::LOCALHOST),
                 IpAddr::from(Ipv6Addr::LOCALHOST),
             ] {
-                match UdpProxy::bind(SocketAddr::new(ip, 0)).await {
-                    Ok(proxy) => {
-                        let addr = proxy.local_addr().ok();
+                match bind_pair(ip).await {
+                    Ok((udp, tcp)) => {
+                        let addr = udp.local_addr().ok();
                         if ip.is_ipv4() {
                             addrs.0 = addr;
                         } else {
                             addrs.1 = addr;
                         }
-                        tokio::spawn(proxy.serve(Arc::clone(&origins), learn.clone()));
+                        tokio::spawn(udp.serve(Arc::clone(&origins), learn.clone()));
+                        tokio::spawn(tcp.serve(Arc::clone(&origins), learn.clone()));
                     }
                     Err(e) => tracing::error!("{e:#}: DNS of tasks with wildcard hosts fails"),
                 }

@@ -22,10 +22,6 @@ const MSG_ID: usize = NLMSG_HDR + 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Udp,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the proxy does not serve TCP yet")
-    )]
     Tcp,
 }
 
