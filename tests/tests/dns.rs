@@ -235,6 +235,48 @@ fn dns_wildcard_learns_from_tcp_and_ipv6_queries() {
 }
 
 #[test]
+fn dns_wildcard_tasks_dns_fails_closed_once_the_daemon_and_its_proxy_are_gone() {
+    let server = dns_learning::server();
+    server.set("a.example.test", &["127.0.0.2"], 300);
+    let scratch = Scratch::new("dns-wildcard-closed");
+    let mut d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    dns_learning::expect_answer(&d, "sendto", "a.example.test", "127.0.0.2");
+    let bin = dns_learning::query_bin();
+    let later = corral_tests::process::Later::start(d.run_command_with(
+        corral_tests::dns::TASK,
+        &[corral_tests::ACCEPT_UNENFORCED],
+        &[
+            &bin,
+            "sendto",
+            dns_learning::SERVER,
+            "a.example.test",
+            "4000",
+        ],
+    ));
+    // Started and tagged; its query goes out once the daemon (and its proxy) stopped. The
+    // programs stay attached (pinned) and enforcing.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let code = d.terminate();
+    assert_eq!(
+        code,
+        Some(0),
+        "expected the daemon to stop cleanly on SIGTERM"
+    );
+    let queries = server.queries();
+    let out = later.wait();
+    assert!(
+        out.code == Some(1) && out.first_line() == format!("err EPERM {}", libc::EPERM),
+        "expected the query to be refused with EPERM without a proxy, never sent unseen\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        server.queries(),
+        queries,
+        "the server never saw the refused query"
+    );
+}
+
+#[test]
 fn dns_wildcard_answers_go_when_their_ttl_runs_out() {
     let server = dns_learning::server();
     server.set("short.example.test", &["127.0.0.6"], 2);

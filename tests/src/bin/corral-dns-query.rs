@@ -1,4 +1,5 @@
-//! `corral-dns-query connected|sendto|tcp SERVER_IP:PORT NAME`: one plain A query, as a libc
+//! `corral-dns-query connected|sendto|tcp SERVER_IP:PORT NAME [DELAY_MS]`: one plain A query
+//! (after `DELAY_MS`), as a libc
 //! resolver sends it (UDP `connect` + `send`, or `sendto` on an unconnected socket, or over TCP),
 //! waiting 3s for the answer. Prints `from ADDR` (the answer's source as `recvfrom` gives it; for
 //! TCP the address connected to) and one
@@ -21,10 +22,21 @@ use hickory_proto::{
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [mode, server, name] = args.as_slice() else {
-        eprintln!("usage: corral-dns-query connected|sendto SERVER_IP:PORT NAME");
+    let (mode, server, name, delay) = match args.as_slice() {
+        [mode, server, name] => (mode, server, name, "0"),
+        [mode, server, name, delay] => (mode, server, name, delay.as_str()),
+        _ => {
+            eprintln!(
+                "usage: corral-dns-query connected|sendto|tcp SERVER_IP:PORT NAME [DELAY_MS]"
+            );
+            return ExitCode::from(64);
+        }
+    };
+    let Ok(delay) = delay.parse::<u64>() else {
+        eprintln!("corral-dns-query: bad delay {delay:?}");
         return ExitCode::from(64);
     };
+    std::thread::sleep(Duration::from_millis(delay));
     let (Ok(server), Ok(name)) = (SocketAddr::from_str(server), Name::from_str(name)) else {
         eprintln!("corral-dns-query: bad server address or name");
         return ExitCode::from(64);
