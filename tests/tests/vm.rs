@@ -2347,3 +2347,26 @@ fn dns_host_rule_allows_the_resolved_address_and_the_lsm_refuses_others() {
     );
     assert_field(&ev, "/backend", &json!("lsm"));
 }
+
+#[test]
+fn dns_wildcard_learns_from_the_task_dns_under_the_lsm() {
+    use corral_tests::dns::{daemon, expect_connect_allowed, expect_connect_refused};
+    use corral_tests::dns_learning;
+    let server = dns_learning::server();
+    server.set("a.example.test", &["127.0.0.2"], 300);
+    server.set("other.test", &["127.0.0.4"], 300);
+    let scratch = Scratch::new("dns-wildcard-vm");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    expect_connect_refused(&d, "127.0.0.2", "no answer seen yet");
+    dns_learning::expect_answer(&d, "connected", "a.example.test", "127.0.0.2");
+    expect_connect_allowed(&d, "127.0.0.2", "answered for a.example.test");
+    dns_learning::expect_answer(&d, "sendto", "other.test", "127.0.0.4");
+    expect_connect_refused(
+        &d,
+        "127.0.0.4",
+        "answered for a name the wildcard does not match",
+    );
+    let out = dns_learning::query(&d, "sendto", "127.0.0.154:53", "a.example.test");
+    eprintln!("expecting EPERM: DNS to a server the policy does not allow");
+    d.expect_errno(&out, "EPERM");
+}

@@ -45,6 +45,11 @@ impl Binaries {
             executables: vec![
                 ("/bin/corral", self.corral.clone()),
                 ("/bin/corral-probe", self.probe.clone()),
+                // Built beside the probe: the DNS learning tests' plain resolver.
+                (
+                    "/bin/corral-dns-query",
+                    self.probe.with_file_name("corral-dns-query"),
+                ),
                 ("/bin/vm-tests", self.vm_tests.clone()),
             ],
             policies: paths::policies(),
