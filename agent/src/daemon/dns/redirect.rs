@@ -143,6 +143,14 @@ impl Learning {
             }
         }
         let serving = addrs.0.is_some() || addrs.1.is_some();
+        if serving {
+            if let Err(problem) = super::sockdiag::check() {
+                tracing::error!(
+                    "the DNS proxy cannot find its clients' sockets through NETLINK_SOCK_DIAG: \
+                     {problem}; the DNS of tasks with wildcard hosts goes unanswered"
+                );
+            }
+        }
         if let Err(e) = control.set_proxy(addrs.0, addrs.1) {
             tracing::error!("{e:#}: DNS of tasks with wildcard hosts fails");
         } else if serving {

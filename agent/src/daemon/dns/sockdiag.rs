@@ -45,6 +45,55 @@ pub fn socket_cookie(
     Ok(None)
 }
 
+/// `SO_COOKIE` of one of our own sockets: what the programs' `bpf_get_socket_cookie` sees.
+fn socket_own_cookie(fd: &impl AsRawFd) -> io::Result<u64> {
+    let mut cookie = 0u64;
+    let mut len = libc::socklen_t::try_from(size_of::<u64>()).unwrap_or(8);
+    // SAFETY: the out-pointers are valid for their lengths.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cookie)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether the look-up works here for UDP and TCP: it needs the kernel's `inet_diag`,
+/// `udp_diag` and `tcp_diag` (modules on many distributions, loaded on first use). Checked on
+/// the daemon's own loopback sockets; the error says what failed.
+pub fn check() -> Result<(), String> {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let peer_addr = peer.local_addr().map_err(|e| format!("bind: {e}"))?;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    udp.connect(peer_addr)
+        .map_err(|e| format!("connect: {e}"))?;
+    let local = udp.local_addr().map_err(|e| format!("bind: {e}"))?;
+    let expected = socket_own_cookie(&udp).map_err(|e| format!("SO_COOKIE: {e}"))?;
+    match socket_cookie(Transport::Udp, local, peer_addr) {
+        Ok(Some(found)) if found == expected => {}
+        Ok(_) => return Err("UDP sockets are not found (is udp_diag available?)".to_owned()),
+        Err(e) => return Err(format!("UDP look-up: {e} (is udp_diag available?)")),
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let server = listener.local_addr().map_err(|e| format!("bind: {e}"))?;
+    let tcp = std::net::TcpStream::connect(server).map_err(|e| format!("connect: {e}"))?;
+    let local = tcp.local_addr().map_err(|e| format!("connect: {e}"))?;
+    let expected = socket_own_cookie(&tcp).map_err(|e| format!("SO_COOKIE: {e}"))?;
+    match socket_cookie(Transport::Tcp, local, server) {
+        Ok(Some(found)) if found == expected => Ok(()),
+        Ok(_) => Err("TCP sockets are not found (is tcp_diag available?)".to_owned()),
+        Err(e) => Err(format!("TCP look-up: {e} (is tcp_diag available?)")),
+    }
+}
+
 /// One exact look-up: the found socket's local address and cookie.
 fn ask(
     transport: Transport,
@@ -172,22 +221,8 @@ mod tests {
 
     use super::*;
 
-    /// `SO_COOKIE` of one of our own sockets: what the programs' `bpf_get_socket_cookie` sees.
     fn own_cookie(fd: &impl AsRawFd) -> u64 {
-        let mut cookie = 0u64;
-        let mut len = libc::socklen_t::try_from(size_of::<u64>()).expect("8 fits");
-        // SAFETY: the out-pointers are valid for their lengths.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_COOKIE,
-                (&raw mut cookie).cast(),
-                &raw mut len,
-            )
-        };
-        assert_eq!(rc, 0, "SO_COOKIE: {}", io::Error::last_os_error());
-        cookie
+        socket_own_cookie(fd).unwrap_or_else(|e| panic!("expected SO_COOKIE to work: {e}"))
     }
 
     #[test]
@@ -226,6 +261,11 @@ mod tests {
             socket_cookie(Transport::Tcp, local, server).expect("sock_diag for TCP"),
             Some(own_cookie(&client)),
             "the TCP client's cookie"
+        );
+        assert_eq!(
+            check(),
+            Ok(()),
+            "the self-check passes where the look-ups work"
         );
         drop(connected);
         let gone = SocketAddr::from(([127, 0, 0, 1], 1));
