@@ -158,6 +158,9 @@ code_enum! {
         Forbidden = 9 => "forbidden",
         /// The process's task instance outlived its `--ttl`: everything is denied.
         InstanceExpired = 10 => "instance_expired",
+        /// DNS of a task with wildcard hosts while the daemon's DNS proxy is not there: refused
+        /// rather than sent unseen.
+        NoDnsProxy = 11 => "no_dns_proxy",
     }
 }
 

@@ -3,7 +3,7 @@
 //! (`DNS_PROXY`), its intended server kept under the socket's cookie (`DNS_ORIGINS`); answers the
 //! client reads with `recvmsg`/`recvfrom` show the intended server as their source.
 
-use agent_common::{DNS_PORT, DnsOrigin, Proto};
+use agent_common::{DNS_PORT, DnsOrigin, Proto, Reason};
 use aya_ebpf::{
     bindings::bpf_sock_addr, helpers::generated::bpf_get_socket_cookie, macros::cgroup_sock_addr,
     programs::SockAddrContext,
@@ -27,6 +27,30 @@ pub enum Redirect {
     ToProxy,
     /// DNS of a learning task without a proxy (or a full origins map): refuse it.
     Refuse,
+}
+
+/// Whether this is DNS of a learning task that cannot go through the proxy (no proxy for the
+/// destination's family): judged as a miss before the rules' verdict is reported.
+#[inline(always)]
+pub fn refusal(who: &Caller, family: u16, port: u16, proto: u32) -> Option<Reason> {
+    if port != DNS_PORT || (proto != Proto::Tcp as u32 && proto != Proto::Udp as u32) {
+        return None;
+    }
+    // SAFETY: the value is only tested for presence.
+    unsafe { DNS_LEARN.get(&who.task_id) }?;
+    let Some(proxy) = DNS_PROXY.get(0) else {
+        return Some(Reason::NoDnsProxy);
+    };
+    let port = if family == AF_INET {
+        proxy.port4
+    } else {
+        proxy.port6
+    };
+    if port == 0 {
+        Some(Reason::NoDnsProxy)
+    } else {
+        None
+    }
 }
 
 /// For an allowed DNS destination (`ip` as the task's rules judged it: 4 bytes for IPv4 and
