@@ -85,6 +85,10 @@ code_enum! {
         /// `perf_event_open` (LSM `perf_event_open`): a confined process may not monitor
         /// other processes or the kernel.
         Perf = 15 => "perf",
+        /// Creating a userfaultfd (`userfaultfd(2)` or `/dev/userfaultfd`; LSM
+        /// `inode_init_security_anon` of a `[userfaultfd]` inode): a confined process may not
+        /// stall the kernel on page faults of its choosing.
+        Userfaultfd = 16 => "userfaultfd",
     }
 }
 
@@ -165,6 +169,9 @@ code_enum! {
 }
 
 impl core::error::Error for UnknownCode {}
+
+// Every `Op` code has counter slots (see `counter_index`).
+const _: () = assert!((Op::Userfaultfd as u32) <= crate::maps::OP_CODE_MAX);
 
 code_enum! {
     /// Which allowed decisions of tagged processes the kernel sends as events

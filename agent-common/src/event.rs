@@ -1,6 +1,13 @@
 //! The record each hook writes to the `EVENTS` ring buffer for a judged operation.
+//!
+//! A record is a prefix of `Event`: the fixed head (`EVENT_HEAD_SIZE` bytes, every field before
+//! `path`) and then only as many `path` bytes as the smallest size class that holds the path
+//! (`record_size`): none without a path, `PATH_CLASS_UNIX` for a `sun_path`,
+//! `PATH_CLASS_SHORT` for most resolved paths, `PATH_MAX` for the rest. Small records let the
+//! ring buffer hold about 30 times more events than whole `Event`s would, and the kernel copies
+//! no path bytes it does not need. Userspace copies a record into a zeroed `Event`.
 
-use crate::maps::PATH_MAX;
+use crate::maps::{PATH_MAX, UNIX_PATH_MAX};
 
 /// `TASK_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
@@ -60,8 +67,31 @@ pub struct Event {
     pub path: [u8; PATH_MAX],
 }
 
-/// Size of one ring-buffer record.
+/// Size of a whole `Event` (the largest record).
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
+
+/// Bytes of every record before its path: the fields of `Event` up to `path`.
+pub const EVENT_HEAD_SIZE: usize = core::mem::offset_of!(Event, path);
+
+/// Path bytes of a record for a unix socket address (`UNIX_PATH_MAX` rounded up to 8).
+pub const PATH_CLASS_UNIX: usize = UNIX_PATH_MAX.next_multiple_of(8);
+
+/// Path bytes of a record for a resolved path of at most this many bytes.
+pub const PATH_CLASS_SHORT: usize = 256;
+
+/// Size of a record whose path class is `path_bytes` (0, `PATH_CLASS_UNIX`,
+/// `PATH_CLASS_SHORT` or `PATH_MAX`).
+#[must_use]
+pub const fn record_size(path_bytes: usize) -> usize {
+    EVENT_HEAD_SIZE + path_bytes
+}
 
 const _: () = assert!(EVENT_SIZE == 8 + 20 * 4 + COMM_LEN + 16 + PATH_MAX);
 const _: () = assert!(EVENT_SIZE.is_multiple_of(8));
+const _: () = assert!(EVENT_HEAD_SIZE == 8 + 20 * 4 + COMM_LEN + 16);
+const _: () = assert!(EVENT_HEAD_SIZE.is_multiple_of(8));
+const _: () = assert!(EVENT_HEAD_SIZE + PATH_MAX == EVENT_SIZE);
+// Every record size is a multiple of 8 (the ring buffer's alignment), none exceeds `Event`.
+const _: () = assert!(PATH_CLASS_UNIX.is_multiple_of(8) && PATH_CLASS_UNIX >= UNIX_PATH_MAX);
+const _: () = assert!(PATH_CLASS_SHORT.is_multiple_of(8) && PATH_CLASS_SHORT > PATH_CLASS_UNIX);
+const _: () = assert!(PATH_CLASS_SHORT < PATH_MAX);

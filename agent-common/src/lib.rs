@@ -14,7 +14,9 @@ mod maps;
 pub use codes::AllowedEvents;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
 pub use dns::{DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PORT, DNS_PROXY_MAX, DnsOrigin, DnsProxy};
-pub use event::{COMM_LEN, EVENT_SIZE, Event};
+pub use event::{
+    COMM_LEN, EVENT_HEAD_SIZE, EVENT_SIZE, Event, PATH_CLASS_SHORT, PATH_CLASS_UNIX, record_size,
+};
 pub use maps::{ALLOWED_SAMPLE_MAX, SETTINGS_MAX, Settings};
 pub use maps::{
     CGROUP_PATH_MAX, CGROUP_SELECTORS_MAX, CgroupPathData, EXEC_SELECTORS_MAX, INSTANCES_MAX,
@@ -23,10 +25,14 @@ pub use maps::{
 pub use maps::{
     CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED,
     ConnectSeen, EVENTS_RING_BYTES, EXE_PATH_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
-    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, PATH_MAX,
-    PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ,
-    RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
+    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, OP_CODE_MAX, PATH_MAX,
+    PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_DENY_BENEATH, RULE_EXEC, RULE_PATH_MAX,
+    RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
     UnixRuleKey, counter_index,
+};
+pub use maps::{
+    PRIV_NETLINK, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS, PRIV_USERFAULTFD,
+    PRIVILEGES_MAX,
 };
 
 /// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.
@@ -57,6 +63,8 @@ pub mod names {
     pub const EXEC_SELECTORS: &str = "EXEC_SELECTORS";
     /// `LpmTrie<CgroupPathData, u32 task id>`: cgroup v2 paths whose processes join a task.
     pub const CGROUP_SELECTORS: &str = "CGROUP_SELECTORS";
+    /// `HashMap<u32 rules id, u32 PRIV_* bits>`: guarded operations a task's policy re-allowed.
+    pub const PRIVILEGES: &str = "PRIVILEGES";
     /// `HashMap<u32 instance, InstanceInfo>`: task instances (`corral run`), their parent and
     /// expiry.
     pub const INSTANCES: &str = "INSTANCES";
@@ -95,6 +103,7 @@ pub mod names {
     pub const PROG_PATH_UNLINK: &str = "corral_path_unlink";
     pub const PROG_PATH_RMDIR: &str = "corral_path_rmdir";
     pub const PROG_PERF_EVENT_OPEN: &str = "corral_perf_event_open";
+    pub const PROG_INODE_INIT_SECURITY_ANON: &str = "corral_inode_init_security_anon";
     pub const PROG_CONNECT4: &str = "corral_connect4";
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";

@@ -21,6 +21,23 @@ pub const RULE_WRITE: u32 = 1 << 1;
 pub const RULE_EXEC: u32 = 1 << 2;
 /// Rule flag: the path is denied whatever else matches (beats read, write and exec).
 pub const RULE_DENY: u32 = 1 << 3;
+/// Rule flag: a `files.deny` rule lies beneath this directory (set on the exact entry of every
+/// ancestor directory of a deny rule). Renaming or exchanging that directory would carry the
+/// denied path to a new name, so a rename is refused at either end carrying it. Opens ignore it.
+pub const RULE_DENY_BENEATH: u32 = 1 << 4;
+
+/// `PRIVILEGES` bit: `SOCK_RAW` sockets (other than `AF_PACKET`) may be created.
+pub const PRIV_RAW_SOCKETS: u32 = 1;
+/// `PRIVILEGES` bit: `AF_PACKET` sockets may be created.
+pub const PRIV_PACKET_SOCKETS: u32 = 1 << 1;
+/// `PRIVILEGES` bit: `AF_NETLINK` sockets may be created.
+pub const PRIV_NETLINK: u32 = 1 << 2;
+/// `PRIVILEGES` bit: `perf_event_open` may be called.
+pub const PRIV_PERF_EVENTS: u32 = 1 << 3;
+/// `PRIVILEGES` bit: a userfaultfd may be created.
+pub const PRIV_USERFAULTFD: u32 = 1 << 4;
+/// Bound of `PRIVILEGES`: a current and a new rule set per task (during a reload).
+pub const PRIVILEGES_MAX: u32 = 2 * TASKS_MAX;
 
 /// Longest `sun_path` of an `AF_UNIX` address.
 pub const UNIX_PATH_MAX: usize = 108;
@@ -340,17 +357,19 @@ pub struct KernelOffsets {
     pub kill_observer: u32,
 }
 
-/// Counter slots: `Op` (1..=15) × `Decision` (1..=3), plus the slots below.
-pub const COUNTER_SLOTS: u32 = 66;
+/// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
+pub const OP_CODE_MAX: u32 = 31;
+/// Counter slots: `Op` (1..=`OP_CODE_MAX`) × `Decision` (1..=3), plus the slots below.
+pub const COUNTER_SLOTS: u32 = (OP_CODE_MAX + 1) * 4 + 2;
 /// Events lost because the ring buffer was full.
-pub const COUNTER_EVENTS_DROPPED: u32 = 64;
+pub const COUNTER_EVENTS_DROPPED: u32 = (OP_CODE_MAX + 1) * 4;
 /// Children that could not be tagged at fork because `TAGS` was full (see the fork hook).
-pub const COUNTER_TAG_INSERT_FAILED: u32 = 65;
+pub const COUNTER_TAG_INSERT_FAILED: u32 = COUNTER_EVENTS_DROPPED + 1;
 
-/// Slot of `COUNTERS` for an `Op` code (1..=15) and a `Decision` code (1..=3).
+/// Slot of `COUNTERS` for an `Op` code (1..=`OP_CODE_MAX`) and a `Decision` code (1..=3).
 #[must_use]
 pub const fn counter_index(op: u32, decision: u32) -> u32 {
-    (op & 15) * 4 + (decision & 3)
+    (op & OP_CODE_MAX) * 4 + (decision & 3)
 }
 
 const _: () = assert!(core::mem::size_of::<TaskTag>() == 16);
@@ -368,7 +387,9 @@ const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 32 * 4);
-const _: () = assert!(counter_index(15, 3) < COUNTER_EVENTS_DROPPED);
+const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
+const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
+const _: () = assert!((OP_CODE_MAX + 1).is_power_of_two());
 
 #[cfg(feature = "user")]
 mod pod {
@@ -402,5 +423,6 @@ pub const FILE_RULES_MAX: u32 = 65_536;
 pub const NET_RULES_MAX: u32 = 16_384;
 /// Bound of `UNIX_RULES`.
 pub const UNIX_RULES_MAX: u32 = 4096;
-/// Bytes of the `EVENTS` ring buffer (a power of two; about 1000 events of `EVENT_SIZE`).
+/// Bytes of the `EVENTS` ring buffer (a power of two): about 30 000 records without a path or
+/// 10 000 with a short path (`record_size`), 1000 with a `PATH_MAX` one.
 pub const EVENTS_RING_BYTES: u32 = 4 << 20;

@@ -18,7 +18,7 @@ use aya_ebpf::{
 use crate::{
     context::{Caller, caller},
     maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, offsets},
-    report::{DENY, PathSource, Target, finish, lsm_verdict},
+    report::{DENY, PathSource, Target, finish, finish_counting, lsm_verdict},
 };
 
 const FMODE_READ: u32 = 0x1;
@@ -202,7 +202,29 @@ pub fn judge_resolved(
     who: &Caller,
     scratch: *mut FileRuleKeyScratch,
     len: i64,
+    target: Target,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    judge_resolved_denying(op, who, scratch, len, target, RULE_DENY, true, allowed)
+}
+
+/// As `judge_resolved`, with the rule flags that make a `deny_rule` miss given by `deny` (a
+/// rename also refuses `RULE_DENY_BENEATH`: a directory holding a denied path).
+/// `count_allowed` false: a second judge of an operation another mechanism already allowed and
+/// counted (see `report::finish_counting`); only a miss is counted and reported.
+#[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one judgement's inputs; a struct would only be built to be taken apart here"
+)]
+pub fn judge_resolved_denying(
+    op: Op,
+    who: &Caller,
+    scratch: *mut FileRuleKeyScratch,
+    len: i64,
     mut target: Target,
+    deny: u32,
+    count_allowed: bool,
     allowed: impl Fn(u32) -> bool,
 ) -> i32 {
     let me = bpf_get_current_pid_tgid();
@@ -234,14 +256,14 @@ pub fn judge_resolved(
         // Another program on this CPU reused the buffer while this one was preempted: the
         // look-up may have used its path. Fail closed.
         Some(Reason::PathUnresolved)
-    } else if flags & RULE_DENY != 0 {
+    } else if flags & deny != 0 {
         Some(Reason::DenyRule)
     } else if allowed(flags) {
         None
     } else {
         Some(Reason::NotAllowed)
     };
-    let ret = finish(op, who, miss, &target);
+    let ret = finish_counting(op, who, miss, &target, count_allowed);
     if ret == DENY { DENY } else { 0 }
 }
 

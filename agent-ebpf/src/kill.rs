@@ -5,7 +5,7 @@
 //! `sys_exit` hook only reports Landlock's refusals (`EACCES`), which Landlock itself does not,
 //! and counts (and, with `events.allowed`, reports) the opens and execs Landlock let through.
 
-use agent_common::{Access, Backend, Op, PATH_MAX, Reason, TAG_LANDLOCK};
+use agent_common::{Access, Backend, Op, PATH_MAX, RULE_DENY, Reason, TAG_LANDLOCK};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
@@ -17,7 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
-    files::{judge_resolved, open_access, open_allowed, remember_exe},
+    files::{judge_resolved_denying, open_access, open_allowed, remember_exe},
     maps::{PATH_SCRATCH, offsets},
     pathwalk::dentry_path,
     report::{DENY, PathSource, Target, finish, report_allowed},
@@ -38,18 +38,23 @@ const NR_EXECVEAT: u64 = 322;
 
 /// Judges the file a tagged process has just executed (from `sched_process_exec`): exec needs
 /// `RULE_EXEC` and no deny. A miss in enforce mode kills the process before the new program runs.
+///
+/// Landlock-confined processes are judged too: Landlock let the exec through, but it does not
+/// judge the files of the kernel's internal mounts (a `memfd_create` file run with `fexecve`, for
+/// one), so the same rules are checked on the executed file itself and a miss kills. An exec both
+/// allow is Landlock's allowed decision, counted (and reported) once.
 #[inline(always)]
 pub fn judge_exec(who: &Caller, file: *const u8) {
-    if who.flags & TAG_LANDLOCK != 0 {
-        // Landlock let the exec through: an allowed decision of the Landlock backend.
+    let landlocked = who.flags & TAG_LANDLOCK != 0;
+    let verdict = judge_walked(Op::Exec, who, file, 0, !landlocked, |flags| {
+        flags & agent_common::RULE_EXEC != 0
+    });
+    if landlocked && verdict != DENY {
         report_allowed(Op::Exec, who, |target| {
             landlock_target(target, file, Access::EXEC)
         });
         return;
     }
-    let verdict = judge_walked(Op::Exec, who, file, 0, |flags| {
-        flags & agent_common::RULE_EXEC != 0
-    });
     if verdict == DENY {
         // SAFETY: signals the current task, which is the exec'ing process.
         unsafe { bpf_send_signal(SIGKILL) };
@@ -59,12 +64,14 @@ pub fn judge_exec(who: &Caller, file: *const u8) {
 }
 
 /// Walks `file->f_path` into the path scratch and judges it; the event names `Backend::Kill`.
+/// `count_allowed` as in `files::judge_resolved_denying`.
 #[inline(always)]
 fn judge_walked(
     op: Op,
     who: &Caller,
     file: *const u8,
     access: u32,
+    count_allowed: bool,
     allowed: impl Fn(u32) -> bool,
 ) -> i32 {
     let mut target = Target::empty();
@@ -81,7 +88,16 @@ fn judge_walked(
     };
     // `dentry_path` returns the length without the NUL; `judge_resolved` wants it with.
     let len = if len >= 0 { len + 1 } else { len };
-    judge_resolved(op, who, scratch, len, target, allowed)
+    judge_resolved_denying(
+        op,
+        who,
+        scratch,
+        len,
+        target,
+        RULE_DENY,
+        count_allowed,
+        allowed,
+    )
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return, attached only without BPF
@@ -145,7 +161,7 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         )
     };
     let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
-    if judge_walked(Op::Open, &who, file, access, open_allowed(access)) == DENY {
+    if judge_walked(Op::Open, &who, file, access, true, open_allowed(access)) == DENY {
         // SAFETY: signals the current task, the caller of the open.
         unsafe { bpf_send_signal(SIGKILL) };
     }

@@ -17,12 +17,14 @@ mod maps;
 mod mmap;
 mod pathwalk;
 mod perf;
+mod privileges;
 mod rename;
 mod report;
 mod selector;
 mod sock_addr;
 mod tagging;
 mod tamper;
+mod userfaultfd;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -8,7 +8,9 @@
 //! than `NAME_MAX`, a path longer than `PATH_MAX` or an unreadable field is a miss
 //! (`path_unresolved`): never truncated and allowed.
 
-use agent_common::{Access, FileRuleKeyScratch, Op, PATH_MAX, RULE_WRITE, Reason};
+use agent_common::{
+    Access, FileRuleKeyScratch, Op, PATH_MAX, RULE_DENY, RULE_DENY_BENEATH, RULE_WRITE, Reason,
+};
 use aya_ebpf::{
     EbpfContext,
     helpers::{
@@ -22,7 +24,7 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
-    files::judge_resolved,
+    files::judge_resolved_denying,
     maps::{PATH_SCRATCH, offsets},
     report::{DENY, Target, finish, lsm_verdict},
 };
@@ -237,7 +239,10 @@ fn step(w: &mut WalkScratch) -> Result<i64, i64> {
     Ok(WALK_RUNNING)
 }
 
-/// Judges one path of a rename or removal: writing there must be allowed, and not denied.
+/// Judges one path of a rename or removal: writing there must be allowed, and not denied. A
+/// rename is also refused where a deny rule lies beneath the path (`RULE_DENY_BENEATH`): moving
+/// or exchanging that directory, or one of its ancestors, would carry the denied path to a name
+/// no deny rule covers (and, at the new end, would put a directory where a denied path will be).
 #[inline(always)]
 fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
     let mut target = Target::empty();
@@ -247,7 +252,12 @@ fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let len = rebuild(dir, dentry, scratch);
-    judge_resolved(op, who, scratch, len, target, |flags| {
+    let deny = if matches!(op, Op::Rename) {
+        RULE_DENY | RULE_DENY_BENEATH
+    } else {
+        RULE_DENY
+    };
+    judge_resolved_denying(op, who, scratch, len, target, deny, true, |flags| {
         flags & RULE_WRITE != 0
     })
 }

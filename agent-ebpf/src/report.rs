@@ -2,8 +2,8 @@
 //! when `SETTINGS` asks for them) an `Event`.
 
 use agent_common::{
-    Backend, COUNTER_EVENTS_DROPPED, Decision, Event, Mode, Op, PATH_MAX, Reason, UNIX_PATH_MAX,
-    counter_index,
+    Backend, COUNTER_EVENTS_DROPPED, Decision, EVENT_HEAD_SIZE, Event, Mode, Op, PATH_CLASS_SHORT,
+    PATH_CLASS_UNIX, PATH_MAX, Reason, UNIX_PATH_MAX, counter_index,
 };
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
@@ -37,7 +37,8 @@ pub fn lsm_verdict(v: i32) -> i32 {
 #[derive(Clone, Copy)]
 pub enum PathSource {
     None,
-    /// A resolved path in kernel memory (the per-CPU scratch): copy `PATH_MAX` bytes.
+    /// A resolved path in kernel memory (the per-CPU scratch, `PATH_MAX` bytes): copy
+    /// `PATH_CLASS_SHORT` bytes when `path_len` fits, else `PATH_MAX`.
     Resolved(*const u8),
     /// A `sun_path` in the kernel's copy of the socket address: copy `UNIX_PATH_MAX` bytes.
     UnixAddress(*const u8),
@@ -143,16 +144,68 @@ pub fn report_allowed(op: Op, caller: &Caller, fill: impl FnOnce(&mut Target) ->
     }
 }
 
+/// One ring-buffer record with `N` path bytes: a prefix of `Event` (see `agent_common::event`).
+/// Only its size and alignment matter; it is written through a `*mut Event`.
+#[repr(C)]
+struct Record<const N: usize> {
+    head: [u64; EVENT_HEAD_SIZE / 8],
+    path: [u8; N],
+}
+
+/// Reports a decision in the smallest record that holds its path. Each branch reserves a
+/// constant size and copies a constant number of bytes, which every verifier bounds.
 #[inline(always)]
 fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Target) {
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+    match target.path {
+        PathSource::None => emit_sized::<0, 0>(op, decision, caller, reason, target, None),
+        PathSource::UnixAddress(src) => emit_sized::<PATH_CLASS_UNIX, UNIX_PATH_MAX>(
+            op,
+            decision,
+            caller,
+            reason,
+            target,
+            Some(src),
+        ),
+        PathSource::Resolved(src) if target.path_len as usize <= PATH_CLASS_SHORT => {
+            emit_sized::<PATH_CLASS_SHORT, PATH_CLASS_SHORT>(
+                op,
+                decision,
+                caller,
+                reason,
+                target,
+                Some(src),
+            );
+        }
+        PathSource::Resolved(src) => {
+            emit_sized::<PATH_MAX, PATH_MAX>(op, decision, caller, reason, target, Some(src));
+        }
+    }
+}
+
+/// Writes a record of `N` path bytes, copying `COPY` (≤ `N`) bytes of the path from `src`.
+#[inline(always)]
+fn emit_sized<const N: usize, const COPY: usize>(
+    op: Op,
+    decision: Decision,
+    caller: &Caller,
+    reason: Reason,
+    target: &Target,
+    src: Option<*const u8>,
+) {
+    const {
+        assert!(COPY <= N);
+        assert!(core::mem::size_of::<Record<N>>() == agent_common::record_size(N));
+    };
+    let Some(mut entry) = EVENTS.reserve::<Record<N>>(0) else {
         count(COUNTER_EVENTS_DROPPED);
         return;
     };
-    let ev = entry.as_mut_ptr();
+    // Only the head fields are written through `ev`; the path goes to `dst`, inside the record.
+    let ev = entry.as_mut_ptr().cast::<Event>();
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
-    // SAFETY: `ev` points at a reserved, exclusively owned record of `size_of::<Event>()` bytes.
+    // SAFETY: `ev` points at a reserved, exclusively owned record of `EVENT_HEAD_SIZE + N`
+    // bytes; the head fields lie in its first `EVENT_HEAD_SIZE` bytes.
     unsafe {
         (*ev).time_ns = bpf_ktime_get_boot_ns();
         (*ev).op = op as u32;
@@ -177,19 +230,18 @@ fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Ta
         (*ev).reserved = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).addr = target.addr;
-        let dst = (&raw mut (*ev).path).cast::<core::ffi::c_void>();
-        match target.path {
-            PathSource::None => (*ev).path_len = 0,
-            PathSource::Resolved(src) => {
-                if raw_probe_read_kernel(dst, PATH_MAX as u32, src.cast()) != 0 {
+        match src {
+            Some(src) if COPY > 0 => {
+                let dst = entry
+                    .as_mut_ptr()
+                    .cast::<u8>()
+                    .add(EVENT_HEAD_SIZE)
+                    .cast::<core::ffi::c_void>();
+                if raw_probe_read_kernel(dst, COPY as u32, src.cast()) != 0 {
                     (*ev).path_len = 0;
                 }
             }
-            PathSource::UnixAddress(src) => {
-                if raw_probe_read_kernel(dst, UNIX_PATH_MAX as u32, src.cast()) != 0 {
-                    (*ev).path_len = 0;
-                }
-            }
+            _ => (*ev).path_len = 0,
         }
     }
     entry.submit(0);

@@ -3,12 +3,13 @@
 //! or packet sockets, change mounts, or create hard links. Each hook allows untagged processes and, for tagged
 //! ones, refuses (enforce) or reports (audit). All fail closed for tagged processes.
 
-use agent_common::{Op, Reason};
+use agent_common::{Op, PRIV_NETLINK, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS, Reason};
 use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::lsm, programs::LsmContext};
 
 use crate::{
     context::{Caller, caller},
     maps::{TAGS, offsets},
+    privileges::granted,
     report::{Target, finish, lsm_verdict},
 };
 
@@ -40,7 +41,8 @@ pub fn corral_bpf(ctx: LsmContext) -> i32 {
 /// `socket_create(int family, int type, int protocol, int kern)`: raw (`SOCK_RAW`) and packet
 /// (`AF_PACKET`) sockets, which bypass connect rules and can sniff or forge traffic, and netlink
 /// (`AF_NETLINK`) sockets, which talk to the kernel (routes, firewall, audit) without any
-/// connect, are refused to tagged processes. Kernel-internal sockets are never judged.
+/// connect, are refused to tagged processes unless the task's `spec.privileges` grants
+/// `packet_sockets`, `netlink` or `raw_sockets`. Kernel-internal sockets are never judged.
 #[lsm(hook = "socket_create")]
 pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     let Some(who) = caller() else {
@@ -57,6 +59,16 @@ pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     target.family = family as u32;
     target.access = (ty & SOCK_TYPE_MASK) as u32;
     target.proto = protocol as u32;
+    let privilege = if family == AF_PACKET {
+        PRIV_PACKET_SOCKETS
+    } else if family == AF_NETLINK {
+        PRIV_NETLINK
+    } else {
+        PRIV_RAW_SOCKETS
+    };
+    if granted(&who, privilege) {
+        return lsm_verdict(finish(Op::Socket, &who, None, &target));
+    }
     forbid(Op::Socket, &who, &target)
 }
 

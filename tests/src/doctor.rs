@@ -99,6 +99,46 @@ pub fn finding<'a>(doc: &'a Value, mechanism: &str) -> &'a Value {
         })
 }
 
+/// The guarded operations `corral doctor` lists apart (only BPF LSM judges them).
+pub const GUARDS: [&str; 12] = [
+    "rename",
+    "unlink",
+    "mmap",
+    "link",
+    "mount",
+    "bpf",
+    "kernel_load",
+    "ptrace",
+    "signal",
+    "socket",
+    "perf",
+    "userfaultfd",
+];
+
+/// Checks that doctor's JSON `guards` and its text table both name `want` (a backend, or
+/// `None` for unenforced) for every guard.
+pub fn expect_guards(doc: &Value, stdout: &str, want: Option<&str>) {
+    let guards = doc["guards"]
+        .as_object()
+        .unwrap_or_else(|| panic!("expected a guards object in doctor's JSON, got {doc}"));
+    let word = want.unwrap_or("NONE");
+    for guard in GUARDS {
+        assert_eq!(
+            guards.get(guard).and_then(Value::as_str),
+            want,
+            "expected guard {guard} to be {want:?} in doctor's JSON, got {}",
+            doc["guards"]
+        );
+        assert!(
+            stdout.lines().any(|l| {
+                let mut w = l.split_whitespace();
+                w.next() == Some(guard) && w.next() == Some(word)
+            }),
+            "expected a guard row \"{guard} {word} ...\" in doctor's text\n{stdout}"
+        );
+    }
+}
+
 /// The rows of doctor's table: `OPERATION BACKEND ...` lines, as (operation, backend word).
 #[must_use]
 pub fn table_rows(stdout: &str) -> BTreeMap<String, String> {

@@ -29,6 +29,7 @@ pub struct Policy {
     select_executables: Vec<String>,
     select_cgroups: Vec<String>,
     subtasks: Vec<String>,
+    privileges: Vec<String>,
 }
 
 impl Policy {
@@ -47,6 +48,7 @@ impl Policy {
             select_executables: Vec::new(),
             select_cgroups: Vec::new(),
             subtasks: Vec::new(),
+            privileges: Vec::new(),
         }
     }
 
@@ -169,6 +171,13 @@ impl Policy {
         self
     }
 
+    /// Adds a `privileges` entry: a guarded operation the task may do after all.
+    #[must_use]
+    pub fn privilege(mut self, name: &str) -> Self {
+        push_unique(&mut self.privileges, name);
+        self
+    }
+
     /// `<name>.yaml`.
     #[must_use]
     pub fn file_name(&self) -> String {
@@ -226,6 +235,9 @@ impl Policy {
         }
         if !self.subtasks.is_empty() {
             let _ = writeln!(y, "  subtasks: {}", list(&self.subtasks));
+        }
+        if !self.privileges.is_empty() {
+            let _ = writeln!(y, "  privileges: {}", list(&self.privileges));
         }
         if !(self.select_executables.is_empty() && self.select_cgroups.is_empty()) {
             y.push_str("  selector:\n");

@@ -47,6 +47,12 @@ impl TestCgroup {
         Self { dir, name }
     }
 
+    /// The cgroup's directory in the cgroup v2 mount.
+    #[must_use]
+    pub fn dir(&self) -> String {
+        self.dir.display().to_string()
+    }
+
     #[must_use]
     pub fn procs(&self) -> String {
         self.dir.join("cgroup.procs").display().to_string()

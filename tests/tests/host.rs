@@ -268,6 +268,49 @@ fn tcp_connect_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &
 }
 
 #[test]
+fn clone3_into_an_untagged_cgroup_keeps_the_tag_for_the_connect_hooks() {
+    let cg = TestCgroup::new("fb-clone3");
+    let (allowed, other) = two_listeners("127.0.0.1");
+    let (pa, po) = (allowed.port().to_string(), other.port().to_string());
+    // The probe opens the cgroup directory for clone3 (Landlock lets it read it).
+    let pol = Policy::probe_only("fb-clone3")
+        .read(&format!("{}/", cg.dir()))
+        .connect("127.0.0.1/32", &[&pa]);
+    let d = Daemon::with(&[&pol]);
+    let out = d.run_accepting_unenforced(
+        "fb-clone3",
+        &[
+            &probe(),
+            "clone-into-cgroup",
+            &cg.dir(),
+            &probe(),
+            "connect",
+            "tcp",
+            "127.0.0.1",
+            &po,
+        ],
+    );
+    d.expect_errno(&out, "EPERM");
+    let want = InetEvent {
+        task: "fb-clone3",
+        op: "connect",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port: other.port(),
+        family: "ipv4",
+        proto: "tcp",
+    };
+    let ev = d.expect_one_event("the refused connect of the cloned child", &want.denied());
+    assert_ne!(
+        event_pid(&ev),
+        u64::from(out.pid),
+        "expected the refusal from the child cloned into {}, not the probe itself: {ev}",
+        cg.name
+    );
+    drop(allowed);
+}
+
+#[test]
 fn fallback_refuses_tcp_connect_v4_to_unlisted_port() {
     tcp_connect_only_to_listed_port("fb-tcp-v4", "127.0.0.1", "127.0.0.1/32", "ipv4");
 }
@@ -592,6 +635,9 @@ fn doctor_reports_incomplete_enforcement_and_the_fix_for_bpf_lsm() {
         "expected a \"MISSING bpf_lsm ...\" line followed by a \"fix: ...\" line\n{}",
         text.describe()
     );
+    // The guards (renames, tampering, userfaultfd, ...) need BPF LSM: none is enforced here.
+    let (_, doc) = doctor::json();
+    doctor::expect_guards(&doc, &text.stdout, None);
 }
 
 #[test]
@@ -1135,6 +1181,53 @@ fn cgroup_selector_confines_processes_already_there_and_those_that_arrive() {
         c
     });
     expect_probe(&ok, "ok", 0);
+}
+
+#[test]
+fn memfd_fexecve_under_landlock_is_killed_by_the_same_rules() {
+    // Landlock does not judge files of the kernel's internal mounts, so it lets a program
+    // written into a memfd run; the kill backend judges the executed file by the task's rules.
+    // Its path walk names such a pseudo file by its mount's root, `/`; the kernel names the
+    // process after the memfd (`comm`).
+    let pol = Policy::probe_only("ll-memfd");
+    let d = Daemon::with(&[&pol]);
+    let out = d.run_accepting_unenforced(
+        "ll-memfd",
+        &[&probe(), "memfd-exec", &probe(), "open", &probe(), "r"],
+    );
+    assert!(
+        killed(&out),
+        "expected the confined memfd exec to be killed before the payload runs\n{}",
+        out.describe()
+    );
+    let evs = d.wait_events(
+        |e| {
+            events::has(
+                e,
+                &[
+                    ("/op", json!("exec")),
+                    ("/task", json!("ll-memfd")),
+                    ("/decision", json!("denied")),
+                    ("/backend", json!("kill")),
+                ],
+            ) && events::text(e, "/process/comm").starts_with("memfd:corral")
+        },
+        EVENT_TIMEOUT,
+    );
+    assert_eq!(
+        evs.len(),
+        1,
+        "expected one killed exec of /memfd:corral-payload, got:\n{}",
+        events::tail(&evs, 5)
+    );
+    // The same probe outside the task runs its payload: the refusal came from the task's rules.
+    let free = process::probe(&["memfd-exec", &probe(), "open", &probe(), "r"]);
+    assert_eq!(
+        free.code,
+        Some(0),
+        "expected the untagged memfd exec to run\n{}",
+        free.describe()
+    );
 }
 
 #[test]

@@ -342,6 +342,33 @@ fn expect_map_metrics(m: &prometheus_parse::Scrape) {
 }
 
 #[test]
+fn map_entries_follow_a_policy_reload() {
+    let task = "ops-grow";
+    let one = Policy::probe_only(task).connect("10.9.0.0/24", &["443"]);
+    let d = OpsDaemon::start(&[&one], "");
+    let net_v4 = || {
+        expect_count(
+            &d.scrape(),
+            "corral_map_entries",
+            &[("map", "NET_V4_RULES")],
+        )
+    };
+    assert_eq!(net_v4(), 1, "one connect rule loaded at start");
+    let three = Policy::probe_only(task)
+        .connect("10.9.0.0/24", &["443"])
+        .connect("10.9.1.0/24", &["443"])
+        .connect("10.9.2.0/24", &["443"]);
+    corral_tests::reload::replace_file(&d.daemon.policies(), &three.file_name(), &three.yaml());
+    // The new version's three entries, once the replaced one is deleted (`RETIRE_AFTER`).
+    wait_until(
+        "corral_map_entries{map=\"NET_V4_RULES\"} to count the reloaded policy's 3 rules",
+        EVENT_TIMEOUT,
+        || net_v4() == 3,
+        || format!("it is {}; stderr:\n{}", net_v4(), d.daemon.stderr()),
+    );
+}
+
+#[test]
 fn metrics_report_a_scripted_scenario() {
     const REFUSED: u64 = 7;
     let stats = BpfStats::enable();

@@ -948,6 +948,7 @@ fn doctor_reports_full_enforcement_and_status_agrees() {
         "expected no missing bpf_lsm in the VM\n{}",
         text.describe()
     );
+    doctor::expect_guards(&doc, &text.stdout, Some("lsm"));
 
     let pol = Policy::probe_only("backends");
     let d = Daemon::with(&[&pol]);
@@ -2119,6 +2120,123 @@ fn rename_needs_write_at_both_ends() {
     d.expect_ok(&process::probe(&["rename", &env_file, &renamed]));
 }
 
+#[test]
+fn renaming_a_directory_that_holds_a_denied_path_is_refused() {
+    let s = Scratch::new("rename-dir");
+    let key = s.file("ws/secret/key", "s3cret");
+    let deep_key = s.file("ws/a/b/key", "s3cret");
+    let free = s.file("ws/free/notes", "notes");
+    let swap = s.mkdir("ws/swap");
+    let pol = Policy::probe_only("rename-dir")
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .deny(&s.dir_entry("ws/secret"))
+        .deny(&deep_key)
+        .deny(&format!("{}/secret/", s.join("ws/later")));
+    let d = Daemon::with(&[&pol]);
+    let refused = |what: &str, op_args: &[&str], path: &str| {
+        let mut argv = vec![probe()];
+        argv.extend(op_args.iter().map(|a| (*a).to_owned()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = d.run("rename-dir", &argv);
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(what, &denied_write("rename-dir", "rename", path, &out));
+        assert_field(&ev, "/reason", &json!("deny_rule"));
+    };
+
+    // The denied directory itself, moved to a name no deny rule covers.
+    let secret = s.join("ws/secret");
+    let other = s.join("ws/other");
+    refused(
+        "the refused move of a denied directory",
+        &["rename", &secret, &other],
+        &secret,
+    );
+    // An ancestor of a denied file.
+    let a = s.join("ws/a");
+    let z = s.join("ws/z");
+    refused(
+        "the refused move of a directory above a denied file",
+        &["rename", &a, &z],
+        &a,
+    );
+    // RENAME_EXCHANGE, either way round: the denied tree would take the allowed name.
+    refused(
+        "the refused exchange naming the denied directory second",
+        &["exchange", &swap, &secret],
+        &secret,
+    );
+    refused(
+        "the refused exchange naming the denied directory first",
+        &["exchange", &secret, &swap],
+        &secret,
+    );
+    // A directory cannot take a name a deny rule lies beneath (here not created yet).
+    let later = s.join("ws/later");
+    refused(
+        "the refused move onto a name a deny rule lies beneath",
+        &["rename", &swap, &later],
+        &later,
+    );
+    assert!(
+        Path::new(&key).exists() && Path::new(&deep_key).exists() && !Path::new(&other).exists(),
+        "expected the denied paths to stay where they were"
+    );
+    let out = d.run("rename-dir", &[&probe(), "open", &key, "r"]);
+    d.expect_errno(&out, "EPERM");
+
+    // A directory with nothing denied beneath it moves freely.
+    let moved = s.join("ws/free-moved");
+    d.expect_ok(&d.run(
+        "rename-dir",
+        &[&probe(), "rename", &s.join("ws/free"), &moved],
+    ));
+    assert!(
+        Path::new(&format!("{moved}/notes")).exists() && !Path::new(&free).exists(),
+        "expected the allowed directory rename to move {free}"
+    );
+    // Untagged processes are untouched.
+    d.expect_ok(&process::probe(&["rename", &secret, &other]));
+}
+
+#[test]
+fn rename_with_a_path_longer_than_4096_is_refused() {
+    let s = Scratch::new("rename-long");
+    let top = s.mkdir("ws");
+    let pol = Policy::probe_only("rename-long")
+        .read(&format!("{top}/"))
+        .write(&format!("{top}/"));
+    let d = Daemon::with(&[&pol]);
+
+    for len in [4300, 9000] {
+        let names = deep::components_for(&top, len);
+        let (file, dirs) = names
+            .split_last()
+            .unwrap_or_else(|| unreachable!("one component at least"));
+        deep::mkdirs(&top, dirs);
+        deep::write_file(&top, dirs, file, "deep");
+        let dir = deep::join(&top, dirs);
+        let out = d.run(
+            "rename-long",
+            &[&probe(), "-C", &dir, "rename", file, "moved"],
+        );
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(
+            &format!("the refused rename of a {len}-byte path"),
+            &[
+                ("/decision", json!("denied")),
+                ("/op", json!("rename")),
+                ("/task", json!("rename-long")),
+                ("/process/pid", json!(out.pid)),
+            ],
+        );
+        assert_field(&ev, "/reason", &json!("path_unresolved"));
+        assert_field(&ev, "/target/error", &json!("ENAMETOOLONG"));
+        // Untagged, the same rename works: only the length made it fail.
+        d.expect_ok(&process::probe(&["-C", &dir, "rename", file, "moved"]));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // side doors to the same judged operations
 
@@ -2217,6 +2335,148 @@ fn netlink_and_namespaced_mounts_and_perf_on_others_are_forbidden() {
     drop(victim);
 }
 
+/// `PTRACE_MODE_READ | PTRACE_MODE_REALCREDS`: the access `setns` with a pidfd checks.
+const PTRACE_MODE_READ_REALCREDS: u32 = 0x11;
+/// `PTRACE_MODE_READ | PTRACE_MODE_FSCREDS`: the access opening `/proc/PID/ns/*` checks.
+const PTRACE_MODE_READ_FSCREDS: u32 = 0x09;
+
+#[test]
+fn setns_into_another_process_namespaces_is_refused() {
+    let pol = Policy::probe_only("no-setns");
+    let d = Daemon::with(&[&pol]);
+    let victim = Background::probe(&["listen", "tcp", "127.0.0.1", "0"]);
+    let pid = victim.pid().to_string();
+    let ns_file = format!("/proc/{pid}/ns/net");
+    // Untagged, both ways work (into the same namespace, so nothing changes).
+    d.expect_ok(&process::probe(&["tamper", "setns-pidfd", &pid]));
+    d.expect_ok(&process::probe(&["tamper", "setns-file", &ns_file]));
+
+    // With a pidfd, setns first checks ptrace access to the target: the ptrace hook refuses it.
+    // Where a pidfd is a pidfs file (6.9 and later), pidfd_open is already an open of a path no
+    // rule can name ("anon_inode:[pidfd]"), refused before setns is reached.
+    let out = d.run("no-setns", &[&probe(), "tamper", "setns-pidfd", &pid]);
+    d.expect_errno(&out, "EPERM");
+    let by_ptrace = with(
+        with(
+            forbidden("no-setns", "ptrace"),
+            "/process/pid",
+            json!(out.pid),
+        ),
+        "/target/pid",
+        json!(victim.pid()),
+    );
+    let by_open = with(
+        with(denied("no-setns", "open"), "/process/pid", json!(out.pid)),
+        "/target/path",
+        json!("anon_inode:[pidfd]"),
+    );
+    let evs = d.wait_events(|e| has(e, &by_ptrace) || has(e, &by_open), EVENT_TIMEOUT);
+    assert_eq!(
+        evs.len(),
+        1,
+        "expected one refusal of the setns through a pidfd, got:\n{}",
+        events::tail(&evs, 5)
+    );
+    if has(&evs[0], &by_ptrace) {
+        assert_field(&evs[0], "/target/mode", &json!(PTRACE_MODE_READ_REALCREDS));
+    }
+
+    // Opening another process's /proc/PID/ns/* checks ptrace access too (the kernel turns the
+    // refusal into EACCES).
+    let out = d.run("no-setns", &[&probe(), "tamper", "setns-file", &ns_file]);
+    d.expect_errno(&out, "EACCES");
+    let ev = d.expect_one_event(
+        "the refused open of another process's namespace file",
+        &with(
+            forbidden("no-setns", "ptrace"),
+            "/process/pid",
+            json!(out.pid),
+        ),
+    );
+    assert_field(&ev, "/target/pid", &json!(victim.pid()));
+    assert_field(&ev, "/target/mode", &json!(PTRACE_MODE_READ_FSCREDS));
+
+    // Its own namespace files open an nsfs file, whose path ("net:[...]") no rule can name.
+    let out = d.run(
+        "no-setns",
+        &[&probe(), "tamper", "setns-file", "/proc/self/ns/net"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused open of its own namespace file",
+        &with(denied("no-setns", "open"), "/process/pid", json!(out.pid)),
+    );
+    let path = ev.pointer("/target/path").and_then(Value::as_str);
+    assert!(
+        path.is_some_and(|p| p.starts_with("net:[")),
+        "expected the nsfs name net:[...] as the target, got {ev}"
+    );
+    drop(victim);
+}
+
+#[test]
+fn userfaultfd_is_forbidden_to_tagged_processes() {
+    let dev = "/dev/userfaultfd";
+    // The device must open for the ioctl to be what is judged.
+    let pol = Policy::probe_only("no-uffd").read(dev).write(dev);
+    let d = Daemon::with(&[&pol]);
+    let mut kinds = vec!["userfaultfd"];
+    if Path::new(dev).exists() {
+        kinds.push("userfaultfd-dev");
+    }
+    for kind in kinds {
+        d.expect_ok(&process::probe(&["tamper", kind]));
+        let out = d.run("no-uffd", &[&probe(), "tamper", kind]);
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(
+            &format!("the refused {kind}"),
+            &with(
+                forbidden("no-uffd", "userfaultfd"),
+                "/process/pid",
+                json!(out.pid),
+            ),
+        );
+        assert_field(&ev, "/target/anon", &json!("[userfaultfd]"));
+    }
+}
+
+#[test]
+fn privileges_re_allow_only_what_the_policy_names() {
+    let pol = Policy::probe_only("privileged")
+        .privilege("netlink")
+        .privilege("userfaultfd");
+    let d = Daemon::with(&[&pol]);
+    // Granted: the guards let them through, and nothing is reported.
+    d.expect_ok(&d.run("privileged", &[&probe(), "tamper", "netlink"]));
+    d.expect_ok(&d.run("privileged", &[&probe(), "tamper", "userfaultfd"]));
+    // Not granted: still refused.
+    let out = d.run("privileged", &[&probe(), "tamper", "raw"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused raw socket of a task granted only netlink and userfaultfd",
+        &with(
+            forbidden("privileged", "socket"),
+            "/process/pid",
+            json!(out.pid),
+        ),
+    );
+    assert_field(&ev, "/target/family", &json!(libc::AF_INET));
+    let out = d.run("privileged", &[&probe(), "tamper", "bpf"]);
+    d.expect_errno(&out, "EPERM");
+    d.expect_no_event(
+        "the granted netlink socket and userfaultfd",
+        &forbidden("privileged", "userfaultfd"),
+    );
+    let evs = d.events();
+    assert!(
+        !evs.iter()
+            .any(|e| has(e, &forbidden("privileged", "socket"))
+                && e.pointer("/target/family") == Some(&json!(libc::AF_NETLINK))),
+        "expected no refusal of the granted netlink socket:\n{}",
+        events::tail(&evs, 8)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // identity: the tag follows every way of creating a process, and only those
 
@@ -2258,6 +2518,45 @@ fn vfork_and_daemonized_grandchildren_keep_the_tag() {
         u64::from(out.pid),
         "expected the refusal from the grandchild, not the probe itself: {:?}",
         evs[0]
+    );
+}
+
+#[test]
+fn clone3_into_an_untagged_cgroup_keeps_the_tag() {
+    let cg = TestCgroup::new("vm-clone3");
+    let s = Scratch::new("clone3-cgroup");
+    let secret = s.file("secret", "s3cret");
+    // The probe opens the cgroup directory for clone3.
+    let pol = Policy::probe_only("clone3-cgroup").read(&format!("{}/", cg.dir()));
+    let d = Daemon::with(&[&pol]);
+    let argv = |p: &str| {
+        vec![
+            p.to_owned(),
+            "clone-into-cgroup".to_owned(),
+            cg.dir(),
+            probe(),
+            "open".to_owned(),
+            secret.clone(),
+            "r".to_owned(),
+        ]
+    };
+    // Untagged, the child starts in the cgroup and reads the file.
+    let untagged = argv("x");
+    let untagged: Vec<&str> = untagged[1..].iter().map(String::as_str).collect();
+    d.expect_ok(&process::probe(&untagged));
+
+    let tagged = argv(&probe());
+    let tagged: Vec<&str> = tagged.iter().map(String::as_str).collect();
+    let out = d.run("clone3-cgroup", &tagged);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused open of a child cloned into an untagged cgroup",
+        &denied_open("clone3-cgroup", &secret, "read"),
+    );
+    assert_ne!(
+        event_pid(&ev),
+        u64::from(out.pid),
+        "expected the refusal from the cloned child, not the probe itself: {ev}"
     );
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use agent_common::Backend;
 use serde_json::json;
 
-use crate::loader::{Backends, Probe};
+use crate::loader::{Backends, GUARDED_OPS, Probe, guard_backend, guards_json};
 
 /// How complete enforcement is here, as `corral doctor`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,7 @@ pub fn to_json(probe: &Probe) -> serde_json::Value {
             Verdict::Incomplete => "incomplete",
         },
         "backends": backends.to_json(),
+        "guards": guards_json(probe.caps),
         "kernel": probe.kernel,
         "active_lsms": probe.active_lsms,
         "btf": probe.btf,
@@ -77,6 +78,24 @@ pub fn render(probe: &Probe) -> String {
             Some(b) => writeln!(out, "{op:<13} {:<18} {}", b.as_str(), limits(b)),
             None => writeln!(out, "{op:<13} {:<18} not enforced on this host", "NONE"),
         };
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:<13} {:<18} COVERS", "GUARD", "BACKEND");
+    let guard = guard_backend(probe.caps);
+    for op in GUARDED_OPS {
+        let backend = guard.map_or("NONE", Backend::as_str);
+        let _ = writeln!(
+            out,
+            "{:<13} {backend:<18} {}",
+            op.as_str(),
+            crate::loader::guard_covers(op)
+        );
+    }
+    if guard.is_none() {
+        let _ = writeln!(
+            out,
+            "(no BPF LSM: a confined process is not stopped from any of the guarded operations)"
+        );
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "kernel        {}", probe.kernel);

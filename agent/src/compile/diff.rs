@@ -40,6 +40,8 @@ pub fn net_diff(old: &CompiledTask, new: &CompiledTask) -> NetDiff {
         net_v4: Vec::new(),
         net_v6: Vec::new(),
         unix: Vec::new(),
+        // 0: neither written nor deleted with the network entries (the task keeps its entry).
+        privileges: 0,
     };
     let mut write = empty();
     let mut delete = empty();

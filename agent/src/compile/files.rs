@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use agent_common::{FileRuleData, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE};
+use agent_common::{
+    FileRuleData, RULE_DENY, RULE_DENY_BENEATH, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE,
+};
 
 use super::{CompileError, FileEntry};
 use crate::policy::{PathRule, TaskPolicy};
@@ -40,7 +42,12 @@ fn flagged_rules(policy: &TaskPolicy) -> impl Iterator<Item = (&PathRule, u32)> 
 ///   itself (`/` alone only has its prefix key);
 /// - each entry's flags are its own OR those of every prefix rule whose path is a prefix of the
 ///   entry's path, so one longest-prefix lookup sees them all (a deny directory denies every
-///   entry beneath it; a write rule beneath a read directory keeps read).
+///   entry beneath it; a write rule beneath a read directory keeps read);
+/// - every ancestor directory `/a` of a deny rule (`/a/b/` or `/a/b/c`), the denied directory
+///   itself included, has an exact key `/a` + NUL carrying `RULE_DENY_BENEATH` (and, like any
+///   exact key, the flags of the prefix rules above it), so the rename hook can tell in one
+///   look-up that moving `/a` would carry a denied path to a new name. `/` is never renamed and
+///   has no such key.
 pub(super) fn file_entries(
     task_id: u32,
     policy: &TaskPolicy,
@@ -66,6 +73,11 @@ pub(super) fn file_entries(
             add(path, false, flag);
         }
     }
+    for rule in &policy.deny {
+        for dir in ancestors(rule.as_str().as_bytes()) {
+            add(dir, false, RULE_DENY_BENEATH);
+        }
+    }
     own.into_iter()
         .map(|(key, flags)| {
             let inherited = prefixes
@@ -75,6 +87,19 @@ pub(super) fn file_entries(
             entry(task_id, policy, &key, flags | inherited)
         })
         .collect()
+}
+
+/// The ancestor directories of a rule path, without trailing `/` and without `/` itself:
+/// `/a/b/c` and `/a/b/c/` both give `/a`, `/a/b`, and the second also `/a/b/c`.
+fn ancestors(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let dir = path.strip_suffix(b"/").unwrap_or(path);
+    let own = usize::from(path.ends_with(b"/"));
+    dir.iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| &dir[..i])
+        .chain((own == 1 && !dir.is_empty()).then_some(dir))
 }
 
 fn entry(

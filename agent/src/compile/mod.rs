@@ -66,6 +66,8 @@ pub struct CompiledTask {
     pub net_v6: Vec<NetEntry<NetV6Data>>,
     /// `UNIX_RULES` keys, sorted and without duplicates.
     pub unix: Vec<UnixRuleKey>,
+    /// The `PRIVILEGES` value: `PRIV_*` bits of `spec.privileges` (0: no entry).
+    pub privileges: u32,
 }
 
 /// A policy that does not fit the kernel maps.
@@ -121,6 +123,7 @@ pub fn compile_resolved(
         net_v4,
         net_v6,
         unix: unix::unix_keys(task_id, policy),
+        privileges: crate::policy::privilege_bits(&policy.privileges),
     })
 }
 

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use agent_common::{
-    FILE_RULES_MAX, Mode, NET_RULES_MAX, PORT_RANGES_MAX, RULE_DENY, RULE_EXEC, RULE_READ,
-    RULE_WRITE, TASKS_MAX, UNIX_PATH_MAX, UNIX_RULES_MAX, UnixRuleKey,
+    FILE_RULES_MAX, Mode, NET_RULES_MAX, PORT_RANGES_MAX, RULE_DENY, RULE_DENY_BENEATH, RULE_EXEC,
+    RULE_READ, RULE_WRITE, TASKS_MAX, UNIX_PATH_MAX, UNIX_RULES_MAX, UnixRuleKey,
 };
 
 use super::*;
@@ -125,9 +125,13 @@ fn deny_directory_beats_deeper_reads() {
         1,
         "  files:\n    read: [/w/, /w/secrets/public.txt, /w/secrets/docs/]\n    deny: [/w/secrets/]\n",
     );
+    assert_eq!(
+        flags(&t, "/w/secrets\0"),
+        RULE_READ | RULE_DENY | RULE_DENY_BENEATH,
+        "the denied directory itself: denied, and a rename of it would move the denied tree"
+    );
     for key in [
         "/w/secrets/",
-        "/w/secrets\0",
         "/w/secrets/public.txt\0",
         "/w/secrets/docs/",
         "/w/secrets/docs\0",
@@ -221,8 +225,38 @@ fn sibling_prefix_is_not_an_enclosing_directory() {
     );
     assert_eq!(
         flags(&t, "/w\0"),
-        RULE_READ | RULE_DENY,
+        RULE_READ | RULE_DENY | RULE_DENY_BENEATH,
         "the denied directory itself"
+    );
+}
+
+#[test]
+fn every_ancestor_of_a_deny_rule_carries_deny_beneath() {
+    let t = compiled(
+        1,
+        "  files:\n    read: [/w/]\n    write: [/w/]\n    deny: [/w/a/secrets/, /w/b/key]\n",
+    );
+    for key in ["/w\0", "/w/a\0", "/w/a/secrets\0", "/w/b\0"] {
+        assert_ne!(
+            flags(&t, key) & RULE_DENY_BENEATH,
+            0,
+            "{key:?} holds a denied path: renaming it must be refused"
+        );
+    }
+    assert_eq!(
+        flags(&t, "/w/a\0"),
+        RULE_READ | RULE_WRITE | RULE_DENY_BENEATH,
+        "an ancestor keeps the flags of the prefix rules above it"
+    );
+    assert_eq!(
+        flags(&t, "/w/b/key\0") & RULE_DENY_BENEATH,
+        0,
+        "a denied file has nothing beneath it"
+    );
+    assert!(
+        !keys(&t).iter().any(|k| k == "/\0"),
+        "\"/\" is never renamed and needs no entry: {:?}",
+        keys(&t)
     );
 }
 
@@ -344,6 +378,7 @@ fn empty_task() -> CompiledTask {
         net_v4: Vec::new(),
         net_v6: Vec::new(),
         unix: Vec::new(),
+        privileges: 0,
     }
 }
 
@@ -440,7 +475,10 @@ fn shipped_example_policies_load_and_compile() {
 
     let coder = &tasks[0];
     assert_eq!(flags(coder, "/workspace/"), RULE_READ | RULE_WRITE);
-    assert_eq!(flags(coder, "/workspace\0"), RULE_READ | RULE_WRITE);
+    assert_eq!(
+        flags(coder, "/workspace\0"),
+        RULE_READ | RULE_WRITE | RULE_DENY_BENEATH
+    );
     assert_eq!(
         flags(coder, "/workspace/.env\0"),
         RULE_READ | RULE_WRITE | RULE_DENY

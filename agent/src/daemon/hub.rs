@@ -29,7 +29,8 @@ pub type DecisionCounts = BTreeMap<(String, &'static str, &'static str), u64>;
 struct Inner {
     backlog: VecDeque<Arc<Published>>,
     subscribers: Vec<Arc<Subscriber>>,
-    decisions: DecisionCounts,
+    /// task → `(op, decision)` → events seen.
+    decisions: BTreeMap<String, BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// Shared by the event pump (publishes) and the control socket (subscribes).
@@ -75,10 +76,21 @@ impl Hub {
         // Allowed decisions are counted by the kernel (`corral_decisions_total{task=""}`); their
         // events may be sampled, so they are not counted again here.
         if event.decision != agent_common::Decision::Allowed.as_str() {
-            *inner
+            // Counted in place: no key is built for a combination already seen.
+            if let Some(n) = inner
                 .decisions
-                .entry((event.task.clone(), event.op, event.decision))
-                .or_default() += 1;
+                .get_mut(event.task.as_str())
+                .and_then(|per_task| per_task.get_mut(&(event.op, event.decision)))
+            {
+                *n += 1;
+            } else {
+                *inner
+                    .decisions
+                    .entry(event.task.clone())
+                    .or_default()
+                    .entry((event.op, event.decision))
+                    .or_default() += 1;
+            }
         }
         let backlog_max = self.backlog_max.load(Ordering::Relaxed);
         if backlog_max > 0 {
@@ -133,7 +145,15 @@ impl Hub {
     /// started (allowed events are not: the kernel counts allowed decisions).
     #[must_use]
     pub fn decisions(&self) -> DecisionCounts {
-        self.lock().decisions.clone()
+        self.lock()
+            .decisions
+            .iter()
+            .flat_map(|(task, counts)| {
+                counts
+                    .iter()
+                    .map(move |(&(op, decision), &n)| ((task.clone(), op, decision), n))
+            })
+            .collect()
     }
 
     /// Events dropped for slow subscribers since the daemon started.

@@ -38,8 +38,6 @@ pub enum MetricsError {
 pub struct Sources {
     pub state: Arc<Mutex<State>>,
     pub hub: Arc<Hub>,
-    /// `(map, entries, capacity)` of the rule maps, which only change with the policies.
-    pub rule_maps: Vec<(&'static str, u64, u64)>,
     pub programs: Programs,
 }
 
@@ -159,7 +157,7 @@ fn scrape(
     s: &Sources,
     config_reloads: &ConfigReloads,
 ) -> Result<String, metrics_text::RenderError> {
-    let (status, dns_resolutions) = {
+    let (status, dns_resolutions, rule_maps) = {
         let state = s.state.lock().unwrap_or_else(PoisonError::into_inner);
         let status = match state.status() {
             protocol::Response::Status { status } => status,
@@ -169,7 +167,7 @@ fn scrape(
             .into_iter()
             .map(|r| (r, state.dns_resolutions().get(r).copied().unwrap_or(0)))
             .collect();
-        (status, dns)
+        (status, dns, state.rule_map_entries())
     };
     let tagged: u64 = status
         .get("tasks")
@@ -183,7 +181,7 @@ fn scrape(
         tagged,
         u64::from(agent_common::TAGS_MAX),
     )];
-    maps.extend(s.rule_maps.iter().copied());
+    maps.extend(rule_maps);
     let run_stats = Programs::stats_enabled().then(|| s.programs.stats());
     let policy = &status["policy"];
     let generation = policy["generation"].as_u64().unwrap_or(0);

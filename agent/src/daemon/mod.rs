@@ -174,7 +174,6 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     endpoint.set_ready(metrics::Sources {
         state: Arc::clone(&state),
         hub: Arc::clone(&hub),
-        rule_maps: rule_map_entries(&trial),
         programs,
     });
     match (&listen_error, config.settings.metrics.enabled) {
@@ -311,7 +310,7 @@ async fn serve(
 async fn pump_events(
     mut ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
     state: Arc<Mutex<State>>,
-    mut sinks: Vec<Sink>,
+    sinks: Vec<Sink>,
     hub: Arc<hub::Hub>,
     mut policy_events: tokio::sync::mpsc::UnboundedReceiver<state::PolicyEvent>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -319,6 +318,7 @@ async fn pump_events(
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
     let mut exes = events::ExeCache::default();
+    let mut out = Output::new(sinks);
     loop {
         let readable = tokio::select! {
             r = ring.readable_mut() => r,
@@ -326,14 +326,16 @@ async fn pump_events(
                 // Stopping: whatever the kernel queued goes out now, without waiting.
                 let rb = ring.get_mut();
                 while let Some(item) = rb.next() {
-                    deliver(&item, &state, &clock, &mut exes, &mut sinks, &hub);
+                    deliver(&item, &state, &clock, &mut exes, &mut out, &hub);
                 }
+                out.flush();
                 return Ok(());
             }
             Some(replacement) = new_sinks.recv() => {
                 // A configuration reload opened these; the old ones close here, after their
                 // last line.
-                sinks = replacement;
+                out.flush();
+                out.sinks = replacement;
                 continue;
             }
             Some(ev) = policy_events.recv() => {
@@ -341,11 +343,8 @@ async fn pump_events(
                 match serde_json::to_vec(&line) {
                     Ok(mut bytes) => {
                         bytes.push(b'\n');
-                        for sink in &mut sinks {
-                            if let Err(e) = sink.write_line(&bytes) {
-                                tracing::error!("{e:#}");
-                            }
-                        }
+                        out.write_line(&bytes);
+                        out.flush();
                     }
                     Err(e) => tracing::error!("cannot encode a policy event: {e}"),
                 }
@@ -361,7 +360,7 @@ async fn pump_events(
                 break;
             };
             drained = false;
-            deliver(&item, &state, &clock, &mut exes, &mut sinks, &hub);
+            deliver(&item, &state, &clock, &mut exes, &mut out, &hub);
             drop(item);
             // Let the subscribers' writers run between events: on this one-thread runtime a
             // burst would otherwise fill every subscriber's queue before any of them is written.
@@ -369,6 +368,8 @@ async fn pump_events(
                 tokio::task::yield_now().await;
             }
         }
+        // One write per sink for the whole batch.
+        out.flush();
         if drained {
             guard.clear_ready();
         } else {
@@ -387,7 +388,7 @@ fn deliver(
     state: &Mutex<State>,
     clock: &BootClock,
     exes: &mut events::ExeCache,
-    sinks: &mut [Sink],
+    out: &mut Output,
     hub: &hub::Hub,
 ) {
     let json = events::parse_record(bytes).and_then(|ev| {
@@ -395,16 +396,24 @@ fn deliver(
             return events::to_json(&ev, &HashMap::new(), clock, events::proc_exe);
         };
         // The kernel's record of the exec comes first: by now the pid may be reused.
-        let mut json = events::to_json(&ev, state.task_names(), clock, |tgid| {
-            state
-                .exe_of(tgid)
-                .or_else(|| exes.get(tgid, events::proc_exe))
-        })?;
+        // Both look-ups share the cache; to_json calls them one after the other.
+        let cache = std::cell::RefCell::new(exes);
+        let mut json = events::to_json_with_parent(
+            &ev,
+            state.task_names(),
+            clock,
+            |tgid| {
+                state
+                    .exe_of(tgid)
+                    .or_else(|| cache.borrow_mut().get(tgid, events::proc_exe))
+            },
+            |tgid| cache.borrow_mut().parent(tgid, events::proc_ppid),
+        )?;
         (json.instance, json.parent_tasks) = state.lineage(ev.instance);
         Ok(json)
     });
     match json {
-        Ok(event) => publish(&event, sinks, hub),
+        Ok(event) => out.publish(&event, hub),
         Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
     }
 }
@@ -414,54 +423,61 @@ const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ring buffer records handled before the event pump lets the daemon's other tasks run.
 const EVENTS_PER_TURN: usize = 256;
-/// Writes one event to every sink (each line whole, in one write), then hands it to the hub
-/// (live subscribers, backlog, per-task counts), which never waits.
-fn publish(event: &events::JsonEvent, sinks: &mut [Sink], hub: &hub::Hub) {
-    let line = match serde_json::to_string(event) {
-        Ok(line) => line,
-        Err(e) => {
-            tracing::error!("cannot encode event: {e}");
-            return;
+/// The sinks, with the buffer each event's line is put together in (reused: it stops
+/// allocating once it has grown to the longest line).
+struct Output {
+    sinks: Vec<Sink>,
+    line: Vec<u8>,
+}
+
+impl Output {
+    fn new(sinks: Vec<Sink>) -> Self {
+        Self {
+            sinks,
+            line: Vec::with_capacity(1024),
         }
-    };
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.push(b'\n');
-    for sink in sinks.iter_mut() {
-        if let Err(e) = sink.write_line(&bytes) {
+    }
+
+    /// Queues one event's line in every sink (written whole by the next `flush`), then hands
+    /// it to the hub (live subscribers, backlog, per-task counts), which never waits.
+    fn publish(&mut self, event: &events::JsonEvent, hub: &hub::Hub) {
+        // Encoded once as a `String` (the hub keeps it; serde_json's output needs no UTF-8
+        // check, unlike bytes turned into a string afterwards), copied into the line buffer.
+        let text = match serde_json::to_string(event) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!("cannot encode event: {e}");
+                return;
+            }
+        };
+        self.line.clear();
+        self.line.extend_from_slice(text.as_bytes());
+        self.line.push(b'\n');
+        queue_line(&mut self.sinks, &self.line);
+        hub.publish(event, text);
+    }
+
+    /// Queues one line (ending in `\n`) in every sink.
+    fn write_line(&mut self, line: &[u8]) {
+        queue_line(&mut self.sinks, line);
+    }
+
+    /// Writes what the sinks queued.
+    fn flush(&mut self) {
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                tracing::error!("{e:#}");
+            }
+        }
+    }
+}
+
+fn queue_line(sinks: &mut [Sink], line: &[u8]) {
+    for sink in sinks {
+        if let Err(e) = sink.write_line(line) {
             tracing::error!("{e:#}");
         }
     }
-    hub.publish(event, line);
-}
-
-/// `(map, entries, capacity)` of the rule maps the compiled tasks fill.
-fn rule_map_entries(tasks: &[CompiledTask]) -> Vec<(&'static str, u64, u64)> {
-    use agent_common::{FILE_RULES_MAX, NET_RULES_MAX, TASKS_MAX, UNIX_RULES_MAX, names};
-    let total = |count: fn(&CompiledTask) -> usize| tasks.iter().map(count).sum::<usize>() as u64;
-    vec![
-        (names::TASKS, tasks.len() as u64, u64::from(TASKS_MAX)),
-        (
-            names::FILE_RULES,
-            total(|t| t.files.len()),
-            u64::from(FILE_RULES_MAX),
-        ),
-        (
-            names::NET_V4_RULES,
-            total(|t| t.net_v4.len()),
-            u64::from(NET_RULES_MAX),
-        ),
-        (
-            names::NET_V6_RULES,
-            total(|t| t.net_v6.len()),
-            u64::from(NET_RULES_MAX),
-        ),
-        (
-            names::UNIX_RULES,
-            total(|t| t.unix.len()),
-            u64::from(UNIX_RULES_MAX),
-        ),
-    ]
 }
 
 /// Serves the metrics endpoint, if enabled; returns why it cannot. Failing to serve metrics

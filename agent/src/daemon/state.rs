@@ -250,6 +250,12 @@ impl State {
         *self.dns_resolutions.entry(result).or_default() += 1;
     }
 
+    /// `(map, entries, capacity)` of the rule maps now (see `TaskTable::map_entries`).
+    #[must_use]
+    pub fn rule_map_entries(&self) -> Vec<(&'static str, u64, u64)> {
+        self.tasks.map_entries()
+    }
+
     /// Name lookups by result, for the metrics.
     #[must_use]
     pub fn dns_resolutions(&self) -> &BTreeMap<&'static str, u64> {

@@ -318,6 +318,44 @@ impl TaskTable {
         Ok(())
     }
 
+    /// `(map, entries, capacity)` of the rule maps as they are now: the loaded tasks' entries
+    /// (with the addresses their `host` rules resolved to) and those of replaced rules not yet
+    /// deleted, which stay in the maps until `sweep`.
+    #[must_use]
+    pub fn map_entries(&self) -> Vec<(&'static str, u64, u64)> {
+        use agent_common::{FILE_RULES_MAX, NET_RULES_MAX, TASKS_MAX, UNIX_RULES_MAX, names};
+        let in_maps = || {
+            self.tasks
+                .values()
+                .map(|t| &t.compiled)
+                .chain(self.retired.iter().map(|(_, _, c)| c))
+        };
+        let total = |count: fn(&CompiledTask) -> usize| in_maps().map(count).sum::<usize>() as u64;
+        vec![
+            (names::TASKS, self.tasks.len() as u64, u64::from(TASKS_MAX)),
+            (
+                names::FILE_RULES,
+                total(|t| t.files.len()),
+                u64::from(FILE_RULES_MAX),
+            ),
+            (
+                names::NET_V4_RULES,
+                total(|t| t.net_v4.len()),
+                u64::from(NET_RULES_MAX),
+            ),
+            (
+                names::NET_V6_RULES,
+                total(|t| t.net_v6.len()),
+                u64::from(NET_RULES_MAX),
+            ),
+            (
+                names::UNIX_RULES,
+                total(|t| t.unix.len()),
+                u64::from(UNIX_RULES_MAX),
+            ),
+        ]
+    }
+
     /// Deletes the rules retired more than `RETIRE_AFTER` ago (and, once, an earlier daemon's).
     pub fn sweep(&mut self, maps: &mut RuleMaps) {
         let now = Instant::now();

@@ -1,5 +1,5 @@
-//! The executables of recently seen processes, so a burst of events from one process costs one
-//! look-up, not one per event.
+//! The executables (and parents) of recently seen processes, so a burst of events from one
+//! process costs one look-up in /proc, not one per event.
 
 use std::{
     collections::HashMap,
@@ -16,6 +16,8 @@ const CAPACITY: usize = 4096;
 #[derive(Default)]
 pub struct ExeCache {
     entries: HashMap<u32, (Instant, Option<String>)>,
+    /// tgid → parent tgid, for records whose program could not read it (cgroup programs).
+    parents: HashMap<u32, (Instant, Option<u32>)>,
 }
 
 impl ExeCache {
@@ -25,19 +27,32 @@ impl ExeCache {
         tgid: u32,
         look_up: impl FnOnce(u32) -> Option<String>,
     ) -> Option<String> {
-        let now = Instant::now();
-        if let Some((at, exe)) = self.entries.get(&tgid) {
-            if now.duration_since(*at) < FRESH_FOR {
-                return exe.clone();
-            }
-        }
-        if self.entries.len() >= CAPACITY {
-            self.entries.clear();
-        }
-        let exe = look_up(tgid);
-        self.entries.insert(tgid, (now, exe.clone()));
-        exe
+        cached(&mut self.entries, tgid, look_up)
     }
+
+    /// The parent of `tgid`: from the cache while fresh, else from `look_up`.
+    pub fn parent(&mut self, tgid: u32, look_up: impl FnOnce(u32) -> Option<u32>) -> Option<u32> {
+        cached(&mut self.parents, tgid, look_up)
+    }
+}
+
+fn cached<T: Clone>(
+    entries: &mut HashMap<u32, (Instant, Option<T>)>,
+    tgid: u32,
+    look_up: impl FnOnce(u32) -> Option<T>,
+) -> Option<T> {
+    let now = Instant::now();
+    if let Some((at, value)) = entries.get(&tgid) {
+        if now.duration_since(*at) < FRESH_FOR {
+            return value.clone();
+        }
+    }
+    if entries.len() >= CAPACITY {
+        entries.clear();
+    }
+    let value = look_up(tgid);
+    entries.insert(tgid, (now, value.clone()));
+    value
 }
 
 #[cfg(test)]
@@ -70,5 +85,24 @@ mod tests {
         );
         assert_eq!(cache.get(7, look).as_deref(), Some("/usr/bin/cat"));
         assert_eq!(calls.get(), 2, "a stale entry is looked up again");
+    }
+
+    #[test]
+    fn a_parent_is_looked_up_once_while_fresh() {
+        let mut cache = ExeCache::default();
+        let calls = std::cell::Cell::new(0);
+        let look = |_: u32| {
+            calls.set(calls.get() + 1);
+            Some(41)
+        };
+        assert_eq!(cache.parent(42, look), Some(41));
+        assert_eq!(cache.parent(42, look), Some(41));
+        assert_eq!(
+            calls.get(),
+            1,
+            "expected the second look-up served from the cache"
+        );
+        assert_eq!(cache.parent(43, look), Some(41));
+        assert_eq!(calls.get(), 2, "expected another process looked up");
     }
 }

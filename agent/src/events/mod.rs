@@ -6,7 +6,8 @@ mod exe_cache;
 use std::{collections::HashMap, fs, time::SystemTime};
 
 use agent_common::{
-    Access, Backend, Decision, EVENT_SIZE, Event, Mode, Op, Proto, Reason, UnknownCode,
+    Access, Backend, Decision, EVENT_HEAD_SIZE, EVENT_SIZE, Event, Mode, Op, Proto, Reason,
+    UnknownCode,
 };
 use serde::Serialize;
 
@@ -15,7 +16,7 @@ pub use exe_cache::ExeCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("event record of {len} bytes, expected {EVENT_SIZE}")]
+    #[error("event record of {len} bytes, expected {EVENT_HEAD_SIZE} to {EVENT_SIZE}")]
     Size { len: usize },
     #[error("event record: {0}")]
     Code(#[from] UnknownCode),
@@ -93,6 +94,8 @@ pub enum Target {
     Mount {},
     /// `perf_event_open`: the kind of access asked (the kernel's `PERF_SECURITY_*`).
     Perf { r#type: u32 },
+    /// userfaultfd: the anonymous inode the process tried to create (`"[userfaultfd]"`).
+    Anon { anon: &'static str },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -106,14 +109,21 @@ pub struct Process {
     pub exe: Option<String>,
 }
 
-/// Reads a record out of the ring buffer's bytes.
+/// Reads a record out of the ring buffer's bytes: the head and the path bytes of its size
+/// class (see `agent_common::event`); the rest of `path` is zero.
 pub fn parse_record(bytes: &[u8]) -> Result<Event, DecodeError> {
-    if bytes.len() != EVENT_SIZE {
+    if !(EVENT_HEAD_SIZE..=EVENT_SIZE).contains(&bytes.len()) {
         return Err(DecodeError::Size { len: bytes.len() });
     }
-    // SAFETY: the length is checked; `Event` is plain integers (any bit pattern is valid) and
-    // the read is unaligned.
-    Ok(unsafe { bytes.as_ptr().cast::<Event>().read_unaligned() })
+    // SAFETY: `Event` is plain integers: all-zero is valid, and so is any byte copied over it.
+    // The copy stays within both (`bytes.len() <= EVENT_SIZE`).
+    let mut ev: Event = unsafe { std::mem::zeroed() };
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut ev).cast::<u8>(), bytes.len());
+    }
+    // A path never reaches past the bytes the record carries.
+    ev.path_len = ev.path_len.min((bytes.len() - EVENT_HEAD_SIZE) as u32);
+    Ok(ev)
 }
 
 /// Turns a kernel record into the JSON event. `tasks` maps task ids to names; `exe` resolves a
@@ -123,6 +133,18 @@ pub fn to_json(
     tasks: &HashMap<u32, String>,
     clock: &BootClock,
     exe: impl FnOnce(u32) -> Option<String>,
+) -> Result<JsonEvent, DecodeError> {
+    to_json_with_parent(ev, tasks, clock, exe, proc_ppid)
+}
+
+/// As `to_json`; `parent` finds the parent of a process whose record has none (the daemon
+/// reads `/proc/<tgid>/stat`, through its cache).
+pub fn to_json_with_parent(
+    ev: &Event,
+    tasks: &HashMap<u32, String>,
+    clock: &BootClock,
+    exe: impl FnOnce(u32) -> Option<String>,
+    parent: impl FnOnce(u32) -> Option<u32>,
 ) -> Result<JsonEvent, DecodeError> {
     let op = Op::try_from(ev.op)?;
     let decision = Decision::try_from(ev.decision)?;
@@ -154,7 +176,7 @@ pub fn to_json(
             tgid: ev.tgid,
             // cgroup programs cannot read the parent; the daemon looks it up while it can.
             ppid: if ev.ppid == 0 {
-                proc_ppid(ev.tgid).unwrap_or(0)
+                parent(ev.tgid).unwrap_or(0)
             } else {
                 ev.ppid
             },
@@ -203,6 +225,9 @@ fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
         Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
         Op::Mount | Op::Link => Ok(Target::Mount {}),
         Op::Perf => Ok(Target::Perf { r#type: ev.access }),
+        Op::Userfaultfd => Ok(Target::Anon {
+            anon: "[userfaultfd]",
+        }),
         Op::Connect | Op::Sendmsg => {
             let proto = Proto::try_from(ev.proto)?;
             Ok(match ev.family {
@@ -282,7 +307,8 @@ fn errno_name(errno: i32) -> String {
 }
 
 /// Parent pid of a live process, from `/proc/<tgid>/stat` (after the `)` that ends `comm`).
-fn proc_ppid(tgid: u32) -> Option<u32> {
+#[must_use]
+pub fn proc_ppid(tgid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()

@@ -161,6 +161,53 @@ fn record_size_is_checked() {
         panic!("a short record must be refused");
     };
     assert!(matches!(err, DecodeError::Size { len: 16 }), "{err}");
+    let Err(err) = parse_record(&vec![0u8; EVENT_SIZE + 8]) else {
+        panic!("a record longer than an Event must be refused");
+    };
+    assert!(matches!(err, DecodeError::Size { .. }), "{err}");
+}
+
+/// The bytes the kernel writes for `ev` in a record with `path_bytes` path bytes.
+fn record_of(ev: &Event, path_bytes: usize) -> Vec<u8> {
+    // SAFETY: `Event` is plain integers; its bytes are initialised.
+    let all =
+        unsafe { std::slice::from_raw_parts(std::ptr::from_ref(ev).cast::<u8>(), EVENT_SIZE) };
+    all[..agent_common::record_size(path_bytes)].to_vec()
+}
+
+#[test]
+fn sized_records_decode_like_whole_events() {
+    let mut ev = blank();
+    ev.op = Op::Open as u32;
+    ev.decision = Decision::Audited as u32;
+    ev.mode = Mode::Audit as u32;
+    ev.task_id = 7;
+    ev.pid = 42;
+    ev.tgid = 42;
+    ev.ppid = 1;
+    ev.access = Access::READ;
+    ev.reason = Reason::NotAllowed as u32;
+    ev.comm[..3].copy_from_slice(b"cat");
+    set_path(&mut ev, b"/etc/shadow");
+    let whole = decode(&ev);
+    for class in [agent_common::PATH_CLASS_SHORT, agent_common::PATH_MAX] {
+        let parsed = parse_record(&record_of(&ev, class))
+            .unwrap_or_else(|e| panic!("expected a {class}-byte path record to parse: {e}"));
+        assert_eq!(
+            decode(&parsed),
+            whole,
+            "expected the same JSON from a record with {class} path bytes"
+        );
+    }
+    // A head-only record (connect) carries no path; a path_len claiming more is cut to none.
+    let head_only = parse_record(&record_of(&ev, 0))
+        .unwrap_or_else(|e| panic!("expected a head-only record to parse: {e}"));
+    assert_eq!(
+        head_only.path_len, 0,
+        "expected no path bytes in a head-only record"
+    );
+    assert_eq!(head_only.pid, 42, "expected the head fields kept");
+    assert_eq!(&head_only.comm[..3], b"cat", "expected comm kept");
 }
 
 #[test]
@@ -231,5 +278,23 @@ fn allowed_event_has_reason_none_and_no_enforcement() {
     assert!(
         agent_common::AllowedEvents::try_from(3).is_err(),
         "an unknown allowed-events code is refused"
+    );
+}
+
+#[test]
+fn userfaultfd_event_names_the_anonymous_inode() {
+    let mut ev = blank();
+    ev.op = Op::Userfaultfd as u32;
+    ev.decision = Decision::Denied as u32;
+    ev.mode = Mode::Enforce as u32;
+    ev.reason = Reason::Forbidden as u32;
+    ev.task_id = 7;
+    let v = decode(&ev);
+    assert_eq!(v["op"], "userfaultfd", "expected op userfaultfd in {v}");
+    assert_eq!(v["reason"], "forbidden", "expected reason forbidden in {v}");
+    assert_eq!(
+        v["target"],
+        serde_json::json!({"anon": "[userfaultfd]"}),
+        "expected the anonymous inode as the target in {v}"
     );
 }

@@ -4,8 +4,9 @@
 
 use agent_common::{
     CONNECT_SEEN_MAX, COUNTER_SLOTS, ConnectSeen, EVENTS_RING_BYTES, EXES_MAX, ExePath,
-    FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet,
-    TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
+    FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, NET_RULES_MAX, NetV4Data, NetV6Data,
+    PRIVILEGES_MAX, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
+    names,
 };
 
 use super::EBPF_OBJECT;
@@ -19,7 +20,7 @@ const fn lpm<T>() -> usize {
 fn maps_in_the_object_match_the_shared_types() {
     let obj = aya_obj::Object::parse(EBPF_OBJECT)
         .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
-    let expected: [(&str, usize, usize, u32); 12] = [
+    let expected: [(&str, usize, usize, u32); 13] = [
         (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
         (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
         (names::FILE_RULES, lpm::<FileRuleData>(), 4, FILE_RULES_MAX),
@@ -42,6 +43,7 @@ fn maps_in_the_object_match_the_shared_types() {
             UNIX_RULES_MAX,
         ),
         (names::COUNTERS, 4, 8, COUNTER_SLOTS),
+        (names::PRIVILEGES, 4, 4, PRIVILEGES_MAX),
         (names::EXES, 4, size_of::<ExePath>(), EXES_MAX),
         (
             names::CONNECT_SEEN,

@@ -3,8 +3,11 @@
 //! attaches the programs of the strongest backends available, and hands out typed maps.
 
 mod backends;
+mod btf_members;
 mod cgroup;
 mod dns;
+mod guards;
+mod heap;
 mod instances;
 #[cfg(test)]
 mod layout_tests;
@@ -27,6 +30,7 @@ use aya::{
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
 pub use dns::{DnsControl, DnsMaps, DnsOrigins};
+pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
 pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use pins::{DEFAULT_PIN_DIR, PinDir, PinError};
@@ -111,7 +115,7 @@ pub const KILL_HOOKS: [HookSpec; 1] = [hook(
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
 /// packet sockets, mounts, hard links); executable file mappings, renames and removals.
-pub const LSM_HOOKS: [HookSpec; 20] = [
+pub const LSM_HOOKS: [HookSpec; 21] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -143,6 +147,11 @@ pub const LSM_HOOKS: [HookSpec; 20] = [
         names::PROG_PERF_EVENT_OPEN,
         HookKind::Lsm,
         "perf_event_open",
+    ),
+    hook(
+        names::PROG_INODE_INIT_SECURITY_ANON,
+        HookKind::Lsm,
+        "inode_init_security_anon",
     ),
 ];
 
@@ -258,26 +267,36 @@ fn parse_btf(btf_path: &Path) -> Result<Btf, LoaderError> {
     })
 }
 
-/// Loads the object with `offsets` as its read-only configuration (no program loaded yet). With
-/// `pins`, the maps an earlier daemon pinned there are reused and new ones are pinned.
+/// Parses the kernel BTF at `btf_path` and loads the object with `offsets` as its read-only
+/// configuration (no program loaded yet). With `pins`, the maps an earlier daemon pinned there
+/// are reused and new ones are pinned.
+///
+/// `EbpfLoader::new` parses /sys/kernel/btf/vmlinux on its own; that copy is dropped before
+/// ours is parsed, so two parsed copies (about 15 MiB each) never coexist at the RSS peak.
 fn load_object(
-    btf: &Btf,
+    btf_path: &Path,
     offsets: &KernelOffsets,
     pins: Option<&PinDir>,
-) -> Result<Ebpf, LoaderError> {
+) -> Result<(Btf, Ebpf), LoaderError> {
     let paths: Vec<(&str, PathBuf)> = pins
         .map(|p| PinDir::pinned_maps().map(|m| (m, p.map(m))).collect())
         .unwrap_or_default();
-    let mut loader = EbpfLoader::new();
-    loader
-        .btf(Some(btf))
-        .override_global(names::OFFSETS, offsets, true);
-    for (name, path) in &paths {
-        loader.map_pin_path(name, path.as_path());
-    }
-    loader
-        .load(EBPF_OBJECT)
-        .map_err(|source| LoaderError::Object { source })
+    let mut bare = EbpfLoader::new();
+    bare.btf(None);
+    let btf = parse_btf(btf_path)?;
+    let ebpf = {
+        let mut loader = bare;
+        loader
+            .btf(Some(&btf))
+            .override_global(names::OFFSETS, offsets, true);
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        loader
+            .load(EBPF_OBJECT)
+            .map_err(|source| LoaderError::Object { source })?
+    };
+    Ok((btf, ebpf))
 }
 
 /// Loads and attaches the programs of the backends `probe` found, or explains why nothing can
@@ -292,9 +311,8 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     let mut offsets = read_offsets(btf_path)?;
     offsets.lsm_connect = u32::from(probe.caps.lsm);
     offsets.kill_observer = u32::from(!probe.caps.lsm);
-    let btf = parse_btf(btf_path)?;
     let adopted = pins.prepare()?;
-    let mut ebpf = load_object(&btf, &offsets, Some(pins))?;
+    let (btf, mut ebpf) = load_object(btf_path, &offsets, Some(pins))?;
     let mut plan: Vec<HookSpec> = TAGGING_HOOKS.to_vec();
     if probe.caps.lsm {
         plan.extend(LSM_HOOKS);
@@ -328,6 +346,11 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
         );
     }
     drop(old_links);
+    // The parsed kernel BTF is the bulk of the loading peak: freed and handed back before the
+    // event ring buffer (mapped by `RuleMaps::take`, 2 × `EVENTS_RING_BYTES` resident) adds
+    // to the resident size.
+    drop(btf);
+    heap::release_freed();
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
     let selectors = SelectorMaps::take(&mut ebpf)?;
     let instances = InstanceMaps::take(&mut ebpf)?;

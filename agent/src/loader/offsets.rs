@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::btf_members::{BtfReadError, MemberLookup, RawBtf};
 use agent_common::KernelOffsets;
-use btf_rs::{Btf, Type};
 
 /// Default location of the running kernel's BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -16,10 +16,7 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetError {
     #[error("cannot read kernel BTF {}: {source} (the kernel needs CONFIG_DEBUG_INFO_BTF=y)", path.display())]
-    Read {
-        path: PathBuf,
-        source: btf_rs::Error,
-    },
+    Read { path: PathBuf, source: BtfReadError },
     #[error("kernel BTF {}: no struct `{name}`", path.display())]
     NoStruct { path: PathBuf, name: &'static str },
     #[error("kernel BTF {}: struct `{name}` has no field `{field}`", path.display())]
@@ -33,13 +30,13 @@ pub enum OffsetError {
         path: PathBuf,
         name: &'static str,
         field: &'static str,
-        source: btf_rs::Error,
+        source: BtfReadError,
     },
 }
 
 /// Reads every offset the hooks need from the BTF at `path`.
 pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
-    let btf = Btf::from_file(path).map_err(|source| OffsetError::Read {
+    let btf = RawBtf::read(path).map_err(|source| OffsetError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -95,74 +92,28 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
 }
 
 fn field_offset(
-    btf: &Btf,
+    btf: &RawBtf,
     path: &Path,
     name: &'static str,
     field: &'static str,
 ) -> Result<u32, OffsetError> {
-    let wrap = |source| OffsetError::Btf {
-        path: path.to_owned(),
-        name,
-        field,
-        source,
-    };
-    let types = btf
-        .resolve_types_by_name(name)
-        .map_err(|_| OffsetError::NoStruct {
-            path: path.to_owned(),
-            name,
-        })?;
-    let mut found_struct = false;
-    for ty in types {
-        if let Type::Struct(st) = ty {
-            found_struct = true;
-            if let Some(bits) = find_member(btf, &st, field).map_err(wrap)? {
-                return Ok(bits / 8);
-            }
-        }
-    }
-    if found_struct {
-        Err(OffsetError::NoField {
+    match btf.member_offset(name, field) {
+        Ok(MemberLookup::Found(offset)) => Ok(offset),
+        Ok(MemberLookup::NoField) => Err(OffsetError::NoField {
             path: path.to_owned(),
             name,
             field,
-        })
-    } else {
-        Err(OffsetError::NoStruct {
+        }),
+        Ok(MemberLookup::NoStruct) => Err(OffsetError::NoStruct {
             path: path.to_owned(),
             name,
-        })
-    }
-}
-
-/// Bit offset of `field` in `st`, looking through anonymous struct and union members.
-fn find_member(btf: &Btf, st: &btf_rs::Struct, field: &str) -> Result<Option<u32>, btf_rs::Error> {
-    for member in &st.members {
-        let member_name = btf.resolve_name(member)?;
-        if member_name == field {
-            return Ok(Some(member.bit_offset()));
-        }
-        if member_name.is_empty() {
-            let inner = strip_modifiers(btf, btf.resolve_chained_type(member)?)?;
-            if let Type::Struct(inner) | Type::Union(inner) = inner {
-                if let Some(bits) = find_member(btf, &inner, field)? {
-                    return Ok(Some(member.bit_offset() + bits));
-                }
-            }
-        }
-    }
-    Ok(None)
-}
-
-fn strip_modifiers(btf: &Btf, mut ty: Type) -> Result<Type, btf_rs::Error> {
-    loop {
-        ty = match &ty {
-            Type::Typedef(t) => btf.resolve_chained_type(t)?,
-            Type::Volatile(t) | Type::Const(t) | Type::Restrict(t) => {
-                btf.resolve_chained_type(t)?
-            }
-            _ => return Ok(ty),
-        };
+        }),
+        Err(source) => Err(OffsetError::Btf {
+            path: path.to_owned(),
+            name,
+            field,
+            source,
+        }),
     }
 }
 
@@ -172,6 +123,113 @@ mod tests {
 
     /// Reads the offsets of the kernel this test runs on. Every Linux we support has BTF; a
     /// machine without it cannot run Corral at all, so its absence is a failure, not a skip.
+    /// Every offset the loader asks for, as the general `btf-rs` parser finds it (the reader
+    /// that `read_offsets` used before `RawBtf`).
+    fn btf_rs_offset(btf: &btf_rs::Btf, name: &str, field: &str) -> Option<u32> {
+        fn strip(btf: &btf_rs::Btf, mut ty: btf_rs::Type) -> btf_rs::Type {
+            loop {
+                let chained = |r: Result<btf_rs::Type, btf_rs::Error>| {
+                    r.unwrap_or_else(|e| panic!("expected a chained type: {e}"))
+                };
+                ty = match &ty {
+                    btf_rs::Type::Typedef(t) => chained(btf.resolve_chained_type(t)),
+                    btf_rs::Type::Volatile(t)
+                    | btf_rs::Type::Const(t)
+                    | btf_rs::Type::Restrict(t) => chained(btf.resolve_chained_type(t)),
+                    _ => return ty,
+                };
+            }
+        }
+        fn find(btf: &btf_rs::Btf, st: &btf_rs::Struct, field: &str) -> Option<u32> {
+            for m in &st.members {
+                let n = btf.resolve_name(m).unwrap_or_default();
+                if n == field {
+                    return Some(m.bit_offset());
+                }
+                if n.is_empty() {
+                    let inner = btf.resolve_chained_type(m).ok().map(|t| strip(btf, t));
+                    if let Some(btf_rs::Type::Struct(i) | btf_rs::Type::Union(i)) = inner {
+                        if let Some(bits) = find(btf, &i, field) {
+                            return Some(m.bit_offset() + bits);
+                        }
+                    }
+                }
+            }
+            None
+        }
+        btf.resolve_types_by_name(name)
+            .ok()?
+            .into_iter()
+            .find_map(|t| match t {
+                btf_rs::Type::Struct(st) => find(btf, &st, field),
+                _ => None,
+            })
+            .map(|bits| bits / 8)
+    }
+
+    #[test]
+    fn raw_reader_agrees_with_btf_rs_on_the_running_kernel() {
+        let path = Path::new(VMLINUX_BTF);
+        let raw = RawBtf::read(path).unwrap_or_else(|e| panic!("expected {VMLINUX_BTF}: {e}"));
+        let full = btf_rs::Btf::from_file(path)
+            .unwrap_or_else(|e| panic!("expected btf-rs to parse {VMLINUX_BTF}: {e}"));
+        let asked = [
+            ("file", "f_path"),
+            ("file", "f_mode"),
+            ("file", "f_flags"),
+            ("file", "f_inode"),
+            ("linux_binprm", "file"),
+            ("socket", "type"),
+            ("task_struct", "pid"),
+            ("task_struct", "tgid"),
+            ("task_struct", "real_parent"),
+            ("task_struct", "signal"),
+            ("task_struct", "cgroups"),
+            ("task_struct", "files"),
+            ("signal_struct", "live"),
+            ("inode", "i_ino"),
+            ("inode", "i_sb"),
+            ("super_block", "s_dev"),
+            ("css_set", "dfl_cgrp"),
+            ("cgroup", "kn"),
+            ("cgroup", "root"),
+            ("cgroup_root", "hierarchy_id"),
+            ("kernfs_node", "__parent"),
+            ("kernfs_node", "parent"),
+            ("kernfs_node", "name"),
+            ("path", "mnt"),
+            ("path", "dentry"),
+            ("dentry", "d_parent"),
+            ("dentry", "d_name"),
+            ("qstr", "len"),
+            ("qstr", "name"),
+            ("mount", "mnt"),
+            ("mount", "mnt_parent"),
+            ("mount", "mnt_mountpoint"),
+            ("vfsmount", "mnt_root"),
+            ("files_struct", "fdt"),
+            ("fdtable", "fd"),
+            ("fdtable", "max_fds"),
+            ("pt_regs", "orig_ax"),
+            ("pt_regs", "di"),
+            ("vm_area_struct", "vm_file"),
+            ("vm_area_struct", "vm_flags"),
+            ("task_struct", "no_such_field"),
+        ];
+        for (name, field) in asked {
+            let ours = match raw.member_offset(name, field) {
+                Ok(MemberLookup::Found(off)) => Some(off),
+                Ok(_) => None,
+                Err(e) => panic!("expected {name}.{field} looked up: {e}"),
+            };
+            assert_eq!(
+                ours,
+                btf_rs_offset(&full, name, field),
+                "expected the same offset of {name}.{field} from both readers"
+            );
+        }
+    }
+
     #[test]
     fn offsets_of_running_kernel_are_plausible() {
         let off = read_offsets(Path::new(VMLINUX_BTF))

@@ -12,8 +12,8 @@ use std::{
 use agent_common::{
     CGROUP_SELECTORS_MAX, CONNECT_SEEN_MAX, COUNTER_SLOTS, CgroupPathData, ConnectSeen,
     EVENTS_RING_BYTES, EXEC_SELECTORS_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
-    INSTANCES_MAX, InodeKey, InstanceInfo, NET_RULES_MAX, NetV4Data, NetV6Data, PortSet, TAGS_MAX,
-    TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
+    INSTANCES_MAX, InodeKey, InstanceInfo, NET_RULES_MAX, NetV4Data, NetV6Data, PRIVILEGES_MAX,
+    PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
 };
 use agent_common::{DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PROXY_MAX, DnsOrigin, DnsProxy};
 use agent_common::{SETTINGS_MAX, Settings};
@@ -57,7 +57,7 @@ pub enum PinError {
 
 /// A map that is pinned, with the shape this build expects: `(name, key size, value size, max
 /// entries)`. Per-CPU scratch maps are not pinned: each generation of programs keeps its own.
-const PINNED_MAPS: [(&str, usize, usize, u32); 17] = [
+const PINNED_MAPS: [(&str, usize, usize, u32); 18] = [
     (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
     (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
     (
@@ -90,6 +90,7 @@ const PINNED_MAPS: [(&str, usize, usize, u32); 17] = [
         4,
         UNIX_RULES_MAX,
     ),
+    (names::PRIVILEGES, 4, 4, PRIVILEGES_MAX),
     (names::EVENTS, 0, 0, EVENTS_RING_BYTES),
     (names::COUNTERS, 4, 8, COUNTER_SLOTS),
     (

@@ -8,8 +8,8 @@ use agent_common::names;
 use serde::Serialize;
 
 use super::{
-    Backends, Capabilities, HookKind, LoaderError, attach, cgroup, hook, load_object, parse_btf,
-    preflight, read_offsets,
+    Backends, Capabilities, HookKind, LoaderError, attach, cgroup, hook, load_object, preflight,
+    read_offsets,
 };
 
 /// One mechanism: whether it works here, what was seen, and how to get it if it does not.
@@ -136,11 +136,7 @@ fn probe_ebpf(
     }
     let prepared = read_offsets(btf_path)
         .map_err(|e| e.to_string())
-        .and_then(|off| {
-            let btf = parse_btf(btf_path).map_err(|e| e.to_string())?;
-            let ebpf = load_object(&btf, &off, None).map_err(|e| e.to_string())?;
-            Ok((btf, ebpf))
-        });
+        .and_then(|off| load_object(btf_path, &off, None).map_err(|e| e.to_string()));
     let (btf, mut ebpf) = match prepared {
         Ok(p) => p,
         Err(e) => {

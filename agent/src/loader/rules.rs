@@ -56,6 +56,7 @@ pub struct RuleMaps {
     net_v4: LpmTrie<MapData, NetV4Data, PortSet>,
     net_v6: LpmTrie<MapData, NetV6Data, PortSet>,
     unix: HashMap<MapData, UnixRuleKey, u32>,
+    privileges: HashMap<MapData, u32, u32>,
     counters: PerCpuArray<MapData, u64>,
     exes: HashMap<MapData, u32, ExePath>,
 }
@@ -78,6 +79,7 @@ impl RuleMaps {
             net_v4: take(ebpf, names::NET_V4_RULES)?,
             net_v6: take(ebpf, names::NET_V6_RULES)?,
             unix: take(ebpf, names::UNIX_RULES)?,
+            privileges: take(ebpf, names::PRIVILEGES)?,
             counters: take(ebpf, names::COUNTERS)?,
             exes: take(ebpf, names::EXES)?,
         };
@@ -114,6 +116,11 @@ impl RuleMaps {
             self.unix
                 .insert(key, 1, 0)
                 .map_err(write(names::UNIX_RULES))?;
+        }
+        if task.privileges != 0 {
+            self.privileges
+                .insert(rules_id, task.privileges, 0)
+                .map_err(write(names::PRIVILEGES))?;
         }
         Ok(())
     }
@@ -171,6 +178,11 @@ impl RuleMaps {
         for key in &task.unix {
             gone(names::UNIX_RULES)(self.unix.remove(key))?;
         }
+        // Written only when the task has privileges (a missing key is ENOENT here, not
+        // `KeyNotFound`).
+        if task.privileges != 0 {
+            gone(names::PRIVILEGES)(self.privileges.remove(&rules_id))?;
+        }
         Ok(())
     }
 
@@ -202,6 +214,9 @@ impl RuleMaps {
         }
         for k in self.unix.keys() {
             ids.insert(k.map_err(read(names::UNIX_RULES))?.task_id);
+        }
+        for k in self.privileges.keys() {
+            ids.insert(k.map_err(read(names::PRIVILEGES))?);
         }
         Ok(ids)
     }
@@ -245,6 +260,14 @@ impl RuleMaps {
         }
         for k in unix.iter().filter(|k| !keep.contains(&k.task_id)) {
             deleted += usize::from(self.unix.remove(k).is_ok());
+        }
+        let privileges: Vec<u32> = self
+            .privileges
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(names::PRIVILEGES))?;
+        for k in privileges.iter().filter(|k| !keep.contains(k)) {
+            deleted += usize::from(self.privileges.remove(k).is_ok());
         }
         Ok(deleted)
     }
@@ -362,7 +385,7 @@ impl RuleMaps {
             })
         };
         let mut ops = std::collections::BTreeMap::new();
-        for code in 1..16 {
+        for code in 1..=agent_common::OP_CODE_MAX {
             if let Ok(o) = Op::try_from(code) {
                 ops.insert(o.as_str(), op(o)?);
             }

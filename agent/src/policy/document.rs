@@ -7,6 +7,7 @@ use super::{
     include::Included,
     network::ConnectRule,
     path_rule::PathRule,
+    privilege::Privilege,
     scalar::{ScalarRule, deserialize_as_scalar},
     selector::SelectorSection,
     task_name::TaskName,
@@ -108,6 +109,12 @@ pub(crate) struct Spec {
     /// are added to this task's.
     #[serde(default)]
     pub include: Vec<Included>,
+    /// Guarded operations the task's processes may do after all: `raw_sockets`,
+    /// `packet_sockets`, `netlink`, `perf_events`, `userfaultfd`. Absent: none. Operations that
+    /// would let a confined process disable Corral (`bpf`, `kernel_modules`, `mount`, `ptrace`,
+    /// `signal`, `setns`, `bpffs`) can never be named.
+    #[serde(default)]
+    pub privileges: Vec<Privilege>,
 }
 
 /// `spec.mode`.

@@ -10,6 +10,7 @@ mod include;
 mod narrowing;
 mod network;
 mod path_rule;
+mod privilege;
 mod scalar;
 mod selector;
 mod task_name;
@@ -36,6 +37,7 @@ pub use include::{FRAGMENT_KIND, FRAGMENTS_DIR};
 pub use narrowing::wider_than;
 pub use network::{ConnectRule, Destination, PortSpan};
 pub use path_rule::{EXACT_PATH_MAX, PREFIX_PATH_MAX, PathRule};
+pub use privilege::{PRIVILEGES, Privilege, privilege_bits};
 pub use selector::{CGROUP_SELECTOR_MAX, CgroupPath, ExecutablePath};
 pub use task_name::{TASK_NAME_MAX, TaskName};
 pub use unix_addr::{UNIX_ABSTRACT_MAX, UNIX_PATHNAME_MAX, UnixAddr};
@@ -68,6 +70,8 @@ pub struct TaskPolicy {
     pub select_cgroups: Vec<CgroupPath>,
     /// `spec.subtasks`.
     pub subtasks: Vec<TaskName>,
+    /// `spec.privileges`, without duplicates.
+    pub privileges: Vec<Privilege>,
 }
 
 impl From<PolicyDocument> for TaskPolicy {
@@ -111,6 +115,12 @@ impl From<PolicyDocument> for TaskPolicy {
             select_executables: selector.executables,
             select_cgroups: selector.cgroups,
             subtasks: spec.subtasks,
+            privileges: {
+                let mut p = spec.privileges;
+                p.sort_unstable();
+                p.dedup();
+                p
+            },
         }
     }
 }

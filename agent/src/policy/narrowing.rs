@@ -43,6 +43,11 @@ pub fn wider_than(child: &TaskPolicy, parent: &TaskPolicy) -> Option<String> {
             ));
         }
     }
+    for p in &child.privileges {
+        if !parent.privileges.contains(p) {
+            return Some(format!("privileges {p} is not granted to its parent"));
+        }
+    }
     for addr in &child.unix {
         if !parent.unix.contains(addr) {
             return Some(format!(

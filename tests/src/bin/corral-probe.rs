@@ -23,12 +23,16 @@
 //! corral-probe [OPTS] memfd-exec SRC [ARGS...]  (copy SRC into a memfd, execveat it: fexecve)
 //! corral-probe [OPTS] execveat PATH [ARGS...]   (open PATH O_PATH, execveat(fd, "", AT_EMPTY_PATH))
 //! corral-probe [OPTS] rename OLD NEW | unlink PATH | rmdir PATH
+//! corral-probe [OPTS] exchange OLD NEW          (renameat2 RENAME_EXCHANGE: swap the two names)
 //! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
 //! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
 //! corral-probe [OPTS] uring-connect ADDR PORT   (IORING_OP_CONNECT, TCP)
 //! corral-probe [OPTS] vfork CMD [ARGS...]       (vfork, the child execs CMD; exits with its code)
 //! corral-probe [OPTS] daemonize CMD [ARGS...]   (fork, setsid, fork: the grandchild execs CMD)
+//! corral-probe [OPTS] clone-into-cgroup DIR CMD [ARGS...]
+//!                                               (clone3 CLONE_INTO_CGROUP of the cgroup v2 DIR:
+//!                                               the child execs CMD; exits with its code)
 //! OPTS: [-D MILLIS] [-C DIR], in this order
 //! ```
 //!
@@ -255,6 +259,23 @@ fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             )
             .map(drop))
         }
+        b"exchange" => {
+            let (old, new) = (path(0)?, path(1)?);
+            // SAFETY: valid C strings.
+            Ok(check(
+                unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        old.as_ptr(),
+                        libc::AT_FDCWD,
+                        new.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                },
+                "renameat2",
+            )
+            .map(drop))
+        }
         b"unlink" => {
             let p = path(0)?;
             // SAFETY: valid C string.
@@ -305,6 +326,22 @@ fn side_doors(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
         }
         b"vfork" => Ok(vfork_exec(&command()?)),
         b"daemonize" => Ok(daemonize(&command()?)),
+        b"clone-into-cgroup" => {
+            let dir = rest
+                .first()
+                .and_then(|a| CString::new(a.as_bytes()).ok())
+                .ok_or_else(|| Usage("clone-into-cgroup needs a cgroup directory".into()))?;
+            let argv: Vec<CString> = rest
+                .get(1..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|a| CString::new(a.as_bytes()).ok())
+                .collect();
+            if argv.is_empty() {
+                return Err(Usage("clone-into-cgroup needs a command".into()));
+            }
+            Ok(clone_into_cgroup(&dir, &argv))
+        }
         _ => Err(Usage(format!("unknown command {name:?}"))),
     }
 }
@@ -422,6 +459,52 @@ fn vfork_exec(argv: &[CString]) -> Outcome {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(child, &raw mut status, 0) };
+    std::process::exit(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    });
+}
+
+/// `clone3(CLONE_INTO_CGROUP)`: the child starts in the cgroup v2 directory `dir` (never passing
+/// through `cgroup_attach_task`) and execs `argv`; exits with the child's code.
+fn clone_into_cgroup(dir: &CStr, argv: &[CString]) -> Outcome {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    // SAFETY: a valid C string.
+    let cgroup = check(
+        unsafe { libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) },
+        "open cgroup",
+    )?;
+    // `struct clone_args` (CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid, parent_tid,
+    // exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup.
+    let mut clone_args = [0u64; 11];
+    clone_args[0] = CLONE_INTO_CGROUP;
+    clone_args[4] = libc::SIGCHLD as u64;
+    clone_args[10] = cgroup as u64;
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let _ = std::io::stdout().flush();
+    // SAFETY: `args` is a valid VER2 `clone_args`; the child only execs or exits.
+    let child = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            clone_args.as_ptr(),
+            size_of_val(&clone_args),
+        )
+    };
+    if child == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::execv(ptrs[0], ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if child < 0 {
+        return Err(Failure::last("clone3"));
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(child as libc::pid_t, &raw mut status, 0) };
     std::process::exit(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
@@ -760,7 +843,11 @@ fn memfd_exec(argv: &[CString]) -> Failure {
 }
 
 /// `tamper netlink` (a `NETLINK_ROUTE` socket), `tamper unshare-mount DIR` (a new mount
-/// namespace, then a tmpfs on DIR), `tamper perf PID` (a software counter on another process).
+/// namespace, then a tmpfs on DIR), `tamper perf PID` (a software counter on another process),
+/// `tamper setns-pidfd PID` (`pidfd_open`, then `setns` into its network namespace),
+/// `tamper setns-file PATH` (open a `/proc/PID/ns/net` file, then `setns` with it),
+/// `tamper userfaultfd` (the syscall), `tamper userfaultfd-dev` (`/dev/userfaultfd`, then
+/// `USERFAULTFD_IOC_NEW`).
 fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
     let arg = |i: usize| -> Result<CString, Usage> {
         rest.get(i)
@@ -801,6 +888,29 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                 attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
                 attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
                 libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), num(1)?, -1, -1, 0)
+            }
+            "setns-pidfd" => {
+                let fd = libc::syscall(libc::SYS_pidfd_open, num(1)?, 0);
+                if fd < 0 {
+                    return Ok(Err(Failure::last("pidfd_open")));
+                }
+                libc::c_long::from(libc::setns(fd as libc::c_int, libc::CLONE_NEWNET))
+            }
+            "setns-file" => {
+                let fd = libc::open(arg(1)?.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Ok(Err(Failure::last("open ns file")));
+                }
+                libc::c_long::from(libc::setns(fd, libc::CLONE_NEWNET))
+            }
+            "userfaultfd" => libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC),
+            "userfaultfd-dev" => {
+                const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00;
+                let fd = libc::open(c"/dev/userfaultfd".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Ok(Err(Failure::last("open /dev/userfaultfd")));
+                }
+                libc::c_long::from(libc::ioctl(fd, USERFAULTFD_IOC_NEW, libc::O_CLOEXEC))
             }
             other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
         }
@@ -891,7 +1001,8 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                     std::ptr::null(),
                 ))
             }
-            "netlink" | "unshare-mount" | "perf" => return more_tamper(kind, rest),
+            "netlink" | "unshare-mount" | "perf" | "setns-pidfd" | "setns-file" | "userfaultfd"
+            | "userfaultfd-dev" => return more_tamper(kind, rest),
             other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
         }
     };

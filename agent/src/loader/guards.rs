@@ -1,0 +1,100 @@
+//! The guards: operations only BPF LSM hooks judge, whatever the policy's allow-lists (renames
+//! and removals, executable file mappings, and what a confined process may never do). The
+//! fallback backends have nothing that sees them, so `corral doctor` lists them apart.
+
+use agent_common::{Backend, Op};
+
+use super::Capabilities;
+
+/// The guarded operations, as event `op` names, in display order.
+pub const GUARDED_OPS: [Op; 12] = [
+    Op::Rename,
+    Op::Unlink,
+    Op::Mmap,
+    Op::Link,
+    Op::Mount,
+    Op::Bpf,
+    Op::KernelLoad,
+    Op::Ptrace,
+    Op::Signal,
+    Op::Socket,
+    Op::Perf,
+    Op::Userfaultfd,
+];
+
+/// What a guard covers, for `corral doctor`.
+#[must_use]
+pub const fn covers(op: Op) -> &'static str {
+    match op {
+        Op::Rename => "rename/renameat2 at both paths; directories holding a files.deny path",
+        Op::Unlink => "unlink, rmdir",
+        Op::Mmap => "mmap/mprotect PROT_EXEC of files",
+        Op::Link => "hard links",
+        Op::Mount => "mount, umount, move_mount, pivot_root",
+        Op::Bpf => "bpf()",
+        Op::KernelLoad => "module, kexec and firmware loads",
+        Op::Ptrace => {
+            "ptrace, process_vm_*, /proc/<pid>/mem, setns and /proc/<pid>/ns outside the task"
+        }
+        Op::Signal => "signals outside the task",
+        Op::Socket => "raw, packet and netlink sockets (unless spec.privileges)",
+        Op::Perf => "perf_event_open (unless spec.privileges)",
+        Op::Userfaultfd => "userfaultfd, /dev/userfaultfd (unless spec.privileges)",
+        Op::Exec | Op::Open | Op::Connect | Op::Sendmsg => "",
+    }
+}
+
+/// The backend of every guard on a host with `caps`: BPF LSM (with tagging), or nothing.
+#[must_use]
+pub fn guard_backend(caps: Capabilities) -> Option<Backend> {
+    (caps.lsm && caps.tp_btf).then_some(Backend::Lsm)
+}
+
+/// `{"rename":"lsm",...}`, `null` where nothing on this host judges the guard.
+#[must_use]
+pub fn guards_json(caps: Capabilities) -> serde_json::Value {
+    let backend = guard_backend(caps);
+    GUARDED_OPS
+        .iter()
+        .map(|op| {
+            (
+                op.as_str().to_owned(),
+                backend.map_or(serde_json::Value::Null, |b| b.as_str().into()),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_need_bpf_lsm_and_tagging() {
+        let lsm = Capabilities {
+            lsm: true,
+            tp_btf: true,
+            sock_addr: true,
+            landlock: true,
+        };
+        assert_eq!(guard_backend(lsm), Some(Backend::Lsm));
+        assert_eq!(guards_json(lsm)["userfaultfd"], "lsm");
+        let fallback = Capabilities { lsm: false, ..lsm };
+        assert_eq!(
+            guard_backend(fallback),
+            None,
+            "Landlock, kill and sock_addr see none of the guards"
+        );
+        let json = guards_json(fallback);
+        assert_eq!(json["rename"], serde_json::Value::Null);
+        assert_eq!(
+            json.as_object().map(serde_json::Map::len),
+            Some(GUARDED_OPS.len())
+        );
+        assert!(
+            GUARDED_OPS.iter().all(|op| !covers(*op).is_empty()),
+            "every guard says what it covers"
+        );
+    }
+}
