@@ -2648,7 +2648,6 @@ fn dns_host_rule_allows_the_resolved_address_and_the_lsm_refuses_others() {
 }
 
 #[test]
-#[ignore = "the VM image lacks the inet_diag/udp_diag/tcp_diag modules the DNS proxy needs to find its clients (see /work/shared/notes/dns-wildcard.md)"]
 fn dns_wildcard_learns_from_the_task_dns_under_the_lsm() {
     use corral_tests::dns::{daemon, expect_connect_allowed, expect_connect_refused};
     use corral_tests::dns_learning;
