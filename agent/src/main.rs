@@ -40,7 +40,15 @@ fn main() -> ExitCode {
                 ExitCode::from(64)
             }
         }
-        Command::Doctor { json, btf } => {
+        Command::Doctor {
+            json,
+            btf,
+            selftest: true,
+            socket,
+            selftest_weaken,
+        } => selftest_command(&btf, &socket, json, &selftest_weaken),
+        Command::SelftestProbe { args } => ExitCode::from(agent::cli::selftest::probe::run(&args)),
+        Command::Doctor { json, btf, .. } => {
             let probe = agent::loader::probe(&btf, agent::landlock::abi_version());
             if json {
                 println!("{}", doctor::to_json(&probe));
@@ -81,6 +89,30 @@ fn main() -> ExitCode {
             Err(e) => fail(&e, 69),
         },
         command @ Command::Events { .. } => events_command(command),
+    }
+}
+
+/// `corral doctor --selftest`: runs the probes, prints the report; 0 when every probe this host
+/// claims to close is closed, 1 otherwise, 69 when the selftest could not run.
+fn selftest_command(
+    btf: &std::path::Path,
+    socket: &std::path::Path,
+    json: bool,
+    weaken: &[String],
+) -> ExitCode {
+    use agent::cli::selftest;
+    let host = agent::loader::probe(btf, agent::landlock::abi_version());
+    let options = selftest::Options { socket, weaken };
+    match selftest::run(&host, &options) {
+        Ok(outcomes) => {
+            if json {
+                println!("{}", selftest::report::to_json(&outcomes));
+            } else {
+                print!("{}", selftest::report::render(&outcomes));
+            }
+            ExitCode::from(selftest::exit_code(&outcomes))
+        }
+        Err(e) => fail(&e, 69),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod reload;
 pub mod runtime;
 pub mod scratch;
 pub mod selectors;
+pub mod selftest;
 pub mod shipped;
 
 pub use daemon::{ACCEPT_UNENFORCED, Daemon, EVENT_TIMEOUT, expect_corral_exit};

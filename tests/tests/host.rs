@@ -1251,3 +1251,152 @@ fn landlock_refusals_of_corral_run_are_reported_as_events() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `corral doctor --selftest`: the bypass probes for real, under the built-in task
+
+/// Probes the fallback backends of this host claim to close: Landlock (paths and execs of
+/// `corral run` processes) and cgroup `sock_addr` (inet connects and UDP sends).
+const SELFTEST_CLOSED_HERE: [&str; 15] = [
+    "direct",
+    "symlink",
+    "dotdot",
+    "openat2",
+    "exec-copy",
+    "execveat",
+    "memfd",
+    "tcp-connect",
+    "udp-sendto",
+    "ipv4-mapped",
+    "ipv6",
+    "thread",
+    "daemonised",
+    "deep-path",
+    "newline-name",
+];
+
+/// Probes only BPF LSM closes: reported `not_judged` here.
+const SELFTEST_LSM_ONLY: [&str; 9] = [
+    "hardlink",
+    "ld.so",
+    "mmap-exec",
+    "unix",
+    "raw-socket",
+    "bpf",
+    "ptrace",
+    "signal",
+    "mount",
+];
+
+#[test]
+fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open() {
+    let d = Daemon::with(&[]);
+    let (out, results) = corral_tests::selftest::json(&d, &[]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "expected exit 0: every probe this host claims to close is closed\n{}",
+        out.describe()
+    );
+    let wrong = corral_tests::selftest::not(&results, "closed", &SELFTEST_CLOSED_HERE);
+    assert!(
+        wrong.is_empty(),
+        "expected closed: {wrong:?}\n{}",
+        out.describe()
+    );
+    let wrong = corral_tests::selftest::not(&results, "not_judged", &SELFTEST_LSM_ONLY);
+    assert!(
+        wrong.is_empty(),
+        "expected not judged without BPF LSM: {wrong:?}\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        results.len(),
+        SELFTEST_LSM_ONLY.len() + SELFTEST_CLOSED_HERE.len(),
+        "expected exactly the known probes\n{}",
+        out.describe()
+    );
+    // Each refusal was matched with its event: the daemon's log holds them, by task.
+    let events = d.events();
+    for (op, backend) in [
+        ("open", "landlock"),
+        ("exec", "landlock"),
+        ("exec", "kill"),
+        ("connect", "cgroup_sock_addr"),
+        ("sendmsg", "cgroup_sock_addr"),
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["task"] == corral_tests::selftest::TASK
+                    && e["op"] == op
+                    && e["backend"] == backend
+                    && e["decision"] == "denied"),
+            "expected a denied {op} event of the selftest task by {backend}\n{}",
+            events::tail(&events, 10)
+        );
+    }
+
+    // The table for people: one aligned line per probe, the verdict last.
+    let text = corral_tests::selftest::run(&d, &[]);
+    assert!(
+        text.code == Some(0)
+            && text.stdout.lines().any(
+                |l| l.starts_with("network side doors  tcp-connect   cgroup_sock_addr  closed")
+            )
+            && text.stdout.lines().any(|l| l.starts_with(
+                "tampering           bpf           NONE              not judged on this backend"
+            ))
+            && text
+                .stdout
+                .contains("every probe this host claims to close is closed"),
+        "expected the aligned table with tcp-connect closed and bpf not judged\n{}",
+        text.describe()
+    );
+
+    // A weakened run (these probes open an allowed file instead) must be reported OPEN, exit 1.
+    let (weak, results) = corral_tests::selftest::json(
+        &d,
+        &[
+            "--selftest-weaken",
+            "symlink",
+            "--selftest-weaken",
+            "tcp-connect",
+        ],
+    );
+    assert_eq!(
+        weak.code,
+        Some(1),
+        "expected exit 1 when a probe goes through\n{}",
+        weak.describe()
+    );
+    let wrong = corral_tests::selftest::not(&results, "open", &["symlink", "tcp-connect"]);
+    assert!(
+        wrong.is_empty(),
+        "expected OPEN: {wrong:?}\n{}",
+        weak.describe()
+    );
+    let wrong = corral_tests::selftest::not(&results, "closed", &["direct", "udp-sendto"]);
+    assert!(
+        wrong.is_empty(),
+        "expected the others still closed: {wrong:?}\n{}",
+        weak.describe()
+    );
+}
+
+#[test]
+fn a_policy_file_may_not_define_the_reserved_selftest_task() {
+    let yaml = Policy::new(corral_tests::selftest::TASK).yaml();
+    let Err(failure) = Daemon::try_start(&[("mine.yaml", &yaml)]) else {
+        panic!("expected the daemon to refuse a policy named corral-selftest");
+    };
+    assert!(
+        failure.code == Some(EXIT_CONFIG)
+            && failure
+                .stderr
+                .contains("is reserved for `corral doctor --selftest`"),
+        "expected exit {EXIT_CONFIG} naming the reserved task, got {:?}: {}",
+        failure.code,
+        failure.stderr
+    );
+}

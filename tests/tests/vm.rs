@@ -2669,3 +2669,43 @@ fn dns_wildcard_learns_from_the_task_dns_under_the_lsm() {
     eprintln!("expecting EPERM: DNS to a server the policy does not allow");
     d.expect_errno(&out, "EPERM");
 }
+
+/// `corral doctor --selftest` under BPF LSM: every probe of every bypass class is refused and
+/// reported (exit 0), none is left unjudged; a weakened probe is reported OPEN (exit 1).
+#[test]
+fn doctor_selftest_closes_every_class_under_bpf_lsm() {
+    let d = Daemon::with(&[]);
+    let (out, results) = corral_tests::selftest::json(&d, &[]);
+    let not_closed: Vec<String> = results
+        .iter()
+        .filter(|(_, (_, r))| r != "closed")
+        .map(|(p, (b, r))| format!("{p}: {r} (backend {b})"))
+        .collect();
+    assert!(
+        out.code == Some(0) && not_closed.is_empty(),
+        "expected every probe closed and exit 0, not closed: {not_closed:?}\n{}",
+        out.describe()
+    );
+    for p in [
+        "hardlink",
+        "memfd",
+        "ld.so",
+        "mmap-exec",
+        "raw-socket",
+        "bpf",
+        "ptrace",
+        "mount",
+    ] {
+        assert!(
+            results.get(p).is_some_and(|(b, _)| *b == json!("lsm")),
+            "expected probe {p} judged by the lsm backend\n{}",
+            out.describe()
+        );
+    }
+    let (weak, results) = corral_tests::selftest::json(&d, &["--selftest-weaken", "hardlink"]);
+    assert!(
+        weak.code == Some(1) && results.get("hardlink").is_some_and(|(_, r)| r == "open"),
+        "expected the weakened hardlink probe OPEN and exit 1\n{}",
+        weak.describe()
+    );
+}

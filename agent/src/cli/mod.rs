@@ -7,6 +7,7 @@ pub mod events;
 pub mod policy_check;
 pub mod policy_mode;
 pub mod run;
+pub mod selftest;
 pub mod status;
 pub mod unload;
 
@@ -94,6 +95,23 @@ pub enum Command {
         /// Kernel BTF to read struct offsets from.
         #[arg(long, default_value = VMLINUX_BTF, hide = true)]
         btf: PathBuf,
+        /// Try the bypass classes for real under the built-in task `corral-selftest` of the
+        /// running daemon, and report per probe whether this host closes it (root only).
+        #[arg(long)]
+        selftest: bool,
+        /// Control socket path (with --selftest).
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Swap these probes' denied target for an allowed file: a deliberately weakened run,
+        /// which must be reported OPEN (for tests).
+        #[arg(long, hide = true)]
+        selftest_weaken: Vec<String>,
+    },
+    /// One probe of `corral doctor --selftest`, run confined by it.
+    #[command(name = "__selftest-probe", hide = true)]
+    SelftestProbe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Show attached hooks, loaded tasks, confined processes and counters.
     Status {

@@ -110,7 +110,8 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     let endpoint = Arc::new(metrics::Endpoint::default());
     let listen_error = start_metrics(&endpoint, &config.settings.metrics);
     // Everything that can be wrong with the configuration is found before the kernel is touched.
-    let policies = policy::load_policy_dir_files(&config.policies)?;
+    let mut policies = policy::load_policy_dir_files(&config.policies)?;
+    policies.extend(policy::selftest_task::for_this_binary());
     let trial: Vec<CompiledTask> = policies
         .iter()
         .map(|(_, p)| compile::compile(0, p))

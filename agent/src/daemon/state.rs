@@ -151,6 +151,7 @@ impl State {
                         }
                     }
                 }
+                set.extend(policy::selftest_task::for_this_binary());
                 let whole: Vec<String> = policy::set_problems(&set)
                     .iter()
                     .map(ToString::to_string)

@@ -51,6 +51,7 @@ use landlock::{
 };
 use serde::{Deserialize, Serialize};
 
+pub(crate) use elf_interp::interpreter_of;
 pub use error::LandlockError;
 pub use plan::{MAX_RULES, SkipReason, Skipped};
 

@@ -62,6 +62,9 @@ pub enum PolicyDirProblem {
         second: String,
         second_file: PathBuf,
     },
+    /// A policy file that defines or lists as a sub-task the built-in `corral-selftest` task.
+    #[error("task name {name:?} (in {}) is reserved for `corral doctor --selftest`", file.display())]
+    ReservedTask { name: String, file: PathBuf },
 }
 
 /// Displays problems joined with "; ".
@@ -156,6 +159,15 @@ pub fn set_problems(policies: &[(PathBuf, TaskPolicy)]) -> Vec<PolicyDirProblem>
     let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut selected_by: BTreeMap<(&'static str, String), (String, PathBuf)> = BTreeMap::new();
     for (file, policy) in policies {
+        let reserved = super::selftest_task::SELFTEST_TASK;
+        let uses_reserved = policy.name.as_str() == reserved
+            || policy.subtasks.iter().any(|s| s.as_str() == reserved);
+        if uses_reserved && !super::selftest_task::is_builtin(file) {
+            problems.push(PolicyDirProblem::ReservedTask {
+                name: reserved.to_owned(),
+                file: file.clone(),
+            });
+        }
         let name = policy.name.to_string();
         if let Some(first) = defined_in.get(&name) {
             problems.push(PolicyDirProblem::DuplicateTask {

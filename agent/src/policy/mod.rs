@@ -13,6 +13,7 @@ mod path_rule;
 mod privilege;
 mod scalar;
 mod selector;
+pub mod selftest_task;
 mod task_name;
 mod unix_addr;
 mod wildcard;

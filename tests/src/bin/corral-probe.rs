@@ -842,6 +842,36 @@ fn memfd_exec(argv: &[CString]) -> Failure {
     execveat_fd(fd, argv)
 }
 
+/// The arguments of one `tamper KIND ...` call, as the syscalls want them.
+struct TamperArgs<'a> {
+    kind: &'a str,
+    rest: &'a [OsString],
+}
+
+impl TamperArgs<'_> {
+    /// Argument `i` as a C string.
+    fn string(&self, i: usize) -> Result<CString, Usage> {
+        self.rest
+            .get(i)
+            .and_then(|a| CString::new(a.as_bytes()).ok())
+            .ok_or_else(|| Usage(format!("tamper {} needs argument {i}", self.kind)))
+    }
+
+    /// Argument `i` as a number.
+    fn number(&self, i: usize) -> Result<libc::c_long, Usage> {
+        self.string(i)?
+            .to_str()
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| {
+                Usage(format!(
+                    "tamper {}: argument {i} must be a number",
+                    self.kind
+                ))
+            })
+    }
+}
+
 /// `tamper netlink` (a `NETLINK_ROUTE` socket), `tamper unshare-mount DIR` (a new mount
 /// namespace, then a tmpfs on DIR), `tamper perf PID` (a software counter on another process),
 /// `tamper setns-pidfd PID` (`pidfd_open`, then `setns` into its network namespace),
@@ -849,18 +879,9 @@ fn memfd_exec(argv: &[CString]) -> Failure {
 /// `tamper userfaultfd` (the syscall), `tamper userfaultfd-dev` (`/dev/userfaultfd`, then
 /// `USERFAULTFD_IOC_NEW`).
 fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
-    let arg = |i: usize| -> Result<CString, Usage> {
-        rest.get(i)
-            .and_then(|a| CString::new(a.as_bytes()).ok())
-            .ok_or_else(|| Usage(format!("tamper {kind} needs argument {i}")))
-    };
-    let num = |i: usize| -> Result<libc::c_long, Usage> {
-        arg(i)?
-            .to_str()
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| Usage(format!("tamper {kind}: argument {i} must be a number")))
-    };
+    let args = TamperArgs { kind, rest };
+    let arg = |i: usize| args.string(i);
+    let num = |i: usize| args.number(i);
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
     let result: libc::c_long = unsafe {
         match kind {
@@ -931,18 +952,9 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
     let kind = rest.first().and_then(|k| k.to_str()).ok_or_else(|| {
         Usage("tamper needs bpf|raw|packet|ptrace|kill|link|init_module|mount".into())
     })?;
-    let arg = |i: usize| -> Result<CString, Usage> {
-        rest.get(i)
-            .and_then(|a| CString::new(a.as_bytes()).ok())
-            .ok_or_else(|| Usage(format!("tamper {kind} needs argument {i}")))
-    };
-    let num = |i: usize| -> Result<libc::c_long, Usage> {
-        arg(i)?
-            .to_str()
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| Usage(format!("tamper {kind}: argument {i} must be a number")))
-    };
+    let args = TamperArgs { kind, rest };
+    let arg = |i: usize| args.string(i);
+    let num = |i: usize| args.number(i);
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
     let result: libc::c_long = unsafe {
         match kind {
