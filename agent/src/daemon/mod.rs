@@ -35,6 +35,7 @@ use crate::{
 };
 
 pub use config_reload::{ConfigSource, LogFilter};
+pub use dns::check_client_lookup;
 pub use sink::{Sink, SinkError};
 pub use state::State;
 

@@ -32,6 +32,7 @@ use learned::LearnedBook;
 pub use learned::NamePatterns;
 use proxy::Learn;
 pub use redirect::{Learning, redirects};
+pub use sockdiag::check as check_client_lookup;
 pub use upstream::UpstreamError;
 use upstream::{Outcome, RESOLV_CONF, Upstream};
 
