@@ -232,6 +232,44 @@ fn audit_task_runs_without_accepting_and_its_udp_send_is_audited() {
     );
 }
 
+/// The daemon names an event's executable from the kernel's record, looked up once per batch of
+/// events and process name: an event after an exec must name the new executable, not the one
+/// looked up for the same process just before.
+#[test]
+fn an_event_after_an_exec_names_the_new_executable() {
+    let pol = Policy::probe_only("fb-exec-exe").audit();
+    let d = Daemon::with(&[&pol]);
+    let port = UDP_OTHER.to_string();
+    // bash connects a UDP socket (an audited connect), then execs the probe, which sends.
+    let script = format!(
+        "exec 3<>/dev/udp/127.0.0.1/{port}; exec {} sendto udp 127.0.0.1 {port}",
+        probe()
+    );
+    let out = d.run("fb-exec-exe", &["/bin/bash", "-c", &script]);
+    d.expect_ok(&out);
+    let task = ("/task", json!("fb-exec-exe"));
+    let connect = d.expect_one_event(
+        "bash's UDP connect",
+        &[task.clone(), ("/op", json!("connect"))],
+    );
+    let send = d.expect_one_event("the probe's UDP send", &[task, ("/op", json!("sendmsg"))]);
+    assert_eq!(
+        event_pid(&connect),
+        event_pid(&send),
+        "expected one process (bash, then the probe it exec'd): {connect}\n{send}"
+    );
+    assert_eq!(
+        send.pointer("/process/comm"),
+        Some(&json!("corral-probe")),
+        "expected the send from the exec'd probe: {send}"
+    );
+    assert_eq!(
+        send.pointer("/process/exe"),
+        Some(&json!(probe())),
+        "expected the event after the exec to name the new executable: {send}"
+    );
+}
+
 fn tcp_connect_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &str) {
     let (allowed, mut other) = two_listeners(addr);
     let (pa, po) = (allowed.port().to_string(), other.port().to_string());

@@ -325,11 +325,15 @@ fn sleeping_probe(d: &OpsDaemon, task: &str) -> std::process::Child {
 }
 
 /// The map gauges for a sleeper (probe-only) task with one process and a burster task with
-/// one connect rule.
+/// one connect rule, beside the daemon's built-in `corral-selftest` task.
 fn expect_map_metrics(m: &prometheus_parse::Scrape) {
     let get = |map: &str| expect_count(m, "corral_map_entries", &[("map", map)]);
     let cap = |map: &str| expect_count(m, "corral_map_capacity", &[("map", map)]);
-    assert_eq!((get("TASKS"), cap("TASKS")), (2, 1024), "TASKS");
+    assert_eq!(
+        (get("TASKS"), cap("TASKS")),
+        (3, 1024),
+        "TASKS: the sleeper, the burster and corral-selftest"
+    );
     assert_eq!(
         (get("TAGS"), cap("TAGS")),
         (1, 131_072),

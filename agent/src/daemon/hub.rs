@@ -12,6 +12,7 @@ use std::{
 };
 
 use super::subscriber::{Filter, Subscriber};
+#[cfg(test)]
 use crate::events::JsonEvent;
 
 /// One event as it was sent: its JSON line (without `\n`) and what filters look at.
@@ -31,7 +32,13 @@ struct Inner {
     subscribers: Vec<Arc<Subscriber>>,
     /// task → `(op, decision)` → events seen.
     decisions: BTreeMap<String, BTreeMap<(&'static str, &'static str), u64>>,
+    /// Events that left the backlog and nobody else held, kept to be filled again (their
+    /// strings keep their capacity: a steady stream allocates nothing per event).
+    spares: Vec<Published>,
 }
+
+/// Spare events kept at most.
+const SPARES_MAX: usize = 64;
 
 /// Shared by the event pump (publishes) and the control socket (subscribes).
 pub struct Hub {
@@ -52,6 +59,7 @@ impl Hub {
                 backlog: VecDeque::with_capacity(backlog_max.min(4096)),
                 subscribers: Vec::new(),
                 decisions: BTreeMap::new(),
+                spares: Vec::new(),
             }),
             backlog_max: AtomicUsize::new(backlog_max),
             queue_max: AtomicUsize::new(queue_max.max(1)),
@@ -65,13 +73,34 @@ impl Hub {
     }
 
     /// Records an event and hands it to every subscriber whose filter it passes.
+    #[cfg(test)]
     pub fn publish(&self, event: &JsonEvent, line: String) {
-        let published = Arc::new(Published {
+        self.publish_line(Published {
             line,
             task: event.task.clone(),
             op: event.op,
             decision: event.decision,
         });
+    }
+
+    /// An empty event to fill and hand to `publish_line`: one that left the backlog if any
+    /// (its strings keep their capacity), else a new one.
+    pub fn spare(&self) -> Published {
+        let mut spare = self.lock().spares.pop().unwrap_or_else(|| Published {
+            line: String::with_capacity(512),
+            task: String::new(),
+            op: "",
+            decision: "",
+        });
+        spare.line.clear();
+        spare.task.clear();
+        spare
+    }
+
+    /// Records an event (`line` without `\n`) and hands it to every subscriber whose filter
+    /// it passes.
+    pub fn publish_line(&self, published: Published) {
+        let event = &published;
         let mut inner = self.lock();
         // Allowed decisions are counted by the kernel (`corral_decisions_total{task=""}`); their
         // events may be sampled, so they are not counted again here.
@@ -92,10 +121,15 @@ impl Hub {
                     .or_default() += 1;
             }
         }
+        let published = Arc::new(published);
         let backlog_max = self.backlog_max.load(Ordering::Relaxed);
         if backlog_max > 0 {
             while inner.backlog.len() >= backlog_max {
-                inner.backlog.pop_front();
+                if let Some(Ok(old)) = inner.backlog.pop_front().map(Arc::try_unwrap) {
+                    if inner.spares.len() < SPARES_MAX {
+                        inner.spares.push(old);
+                    }
+                }
             }
             inner.backlog.push_back(Arc::clone(&published));
         } else {
@@ -225,6 +259,36 @@ mod tests {
         );
         let (backlog, _) = hub.subscribe(Filter::default(), false);
         assert_eq!(backlog.len(), 2, "both events are in the backlog");
+    }
+
+    #[test]
+    fn events_leaving_a_full_backlog_are_reused_empty() {
+        let hub = Hub::new(2, 4);
+        for n in 0..3 {
+            let mut p = hub.spare();
+            p.line.push_str(&"x".repeat(1000 + n));
+            p.task.push('t');
+            p.op = "open";
+            p.decision = "denied";
+            hub.publish_line(p);
+        }
+        let spare = hub.spare();
+        assert!(
+            spare.line.is_empty() && spare.task.is_empty(),
+            "expected a spare event to come back empty"
+        );
+        assert!(
+            spare.line.capacity() >= 1000,
+            "expected the evicted event's line buffer reused, capacity {}",
+            spare.line.capacity()
+        );
+        let (backlog, _) = hub.subscribe(Filter::default(), false);
+        assert_eq!(backlog.len(), 2, "expected the backlog to keep 2 events");
+        assert_eq!(
+            hub.decisions().get(&("t".to_owned(), "open", "denied")),
+            Some(&3),
+            "expected every published event counted"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `corral daemon`: compiles the policies, loads the kernel programs, installs the rules, then
 //! serves the control socket and streams events until SIGTERM/SIGINT.
 
+mod batch_names;
 mod config_reload;
 mod dns;
 mod hub;
@@ -20,7 +21,7 @@ mod subscriber;
 mod tasks;
 
 use std::{
-    collections::HashMap,
+    fmt::Write as _,
     path::PathBuf,
     sync::{Arc, Mutex},
 };
@@ -319,7 +320,7 @@ async fn pump_events(
     mut new_sinks: tokio::sync::mpsc::UnboundedReceiver<Vec<Sink>>,
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
-    let mut exes = events::ExeCache::default();
+    let mut names = batch_names::BatchNames::default();
     let mut out = Output::new(sinks);
     loop {
         let readable = tokio::select! {
@@ -327,8 +328,9 @@ async fn pump_events(
             _ = stop.changed() => {
                 // Stopping: whatever the kernel queued goes out now, without waiting.
                 let rb = ring.get_mut();
+                names.new_batch();
                 while let Some(item) = rb.next() {
-                    deliver(&item, &state, &clock, &mut exes, &mut out, &hub);
+                    deliver(&item, &state, &clock, &mut names, &mut out, &hub);
                 }
                 out.flush();
                 return Ok(());
@@ -356,13 +358,14 @@ async fn pump_events(
         let mut guard = readable.map_err(|source| DaemonError::Events { source })?;
         let rb = guard.get_inner_mut();
         let mut drained = true;
+        names.new_batch();
         for _ in 0..EVENTS_PER_TURN {
             let Some(item) = rb.next() else {
                 drained = true;
                 break;
             };
             drained = false;
-            deliver(&item, &state, &clock, &mut exes, &mut out, &hub);
+            deliver(&item, &state, &clock, &mut names, &mut out, &hub);
             drop(item);
             // Let the subscribers' writers run between events: on this one-thread runtime a
             // burst would otherwise fill every subscriber's queue before any of them is written.
@@ -389,35 +392,52 @@ fn deliver(
     bytes: &[u8],
     state: &Mutex<State>,
     clock: &BootClock,
-    exes: &mut events::ExeCache,
+    batch: &mut batch_names::BatchNames,
     out: &mut Output,
     hub: &hub::Hub,
 ) {
-    let json = events::parse_record(bytes).and_then(|ev| {
-        let Ok(mut state) = state.lock() else {
-            return events::to_json(&ev, &HashMap::new(), clock, events::proc_exe);
+    let ev = match events::parse_record(bytes) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::error!("dropping undecodable event: {e:#}");
+            return;
+        }
+    };
+    let mut published = hub.spare();
+    let mut line = std::mem::take(&mut published.line).into_bytes();
+    let parent = (ev.ppid == 0).then(|| batch.parent(ev.tgid)).flatten();
+    let written = if let Ok(mut state) = state.lock() {
+        let resolved = batch.resolve(ev.tgid, ev.comm, ev.instance, &mut *state);
+        let task = state.task_names().get(&ev.task_id).map(String::as_str);
+        match task {
+            Some(task) => published.task.push_str(task),
+            None => {
+                let _ = write!(published.task, "unknown-task-{}", ev.task_id);
+            }
+        }
+        let known = events::Names {
+            task,
+            instance: resolved.instance,
+            parent_tasks: resolved.parent_tasks,
+            exe: resolved.exe,
+            parent,
         };
-        // The kernel's record of the exec comes first: by now the pid may be reused.
-        // Both look-ups share the cache; to_json calls them one after the other.
-        let cache = std::cell::RefCell::new(exes);
-        let mut json = events::to_json_with_parent(
-            &ev,
-            state.task_names(),
-            clock,
-            |tgid| {
-                state
-                    .exe_of(tgid)
-                    .or_else(|| cache.borrow_mut().get(tgid, events::proc_exe))
-            },
-            |tgid| cache.borrow_mut().parent(tgid, events::proc_ppid),
-        )?;
-        (json.instance, json.parent_tasks) = state.lineage(ev.instance);
-        Ok(json)
-    });
-    match json {
-        Ok(event) => out.publish(&event, hub),
-        Err(e) => tracing::error!("dropping undecodable event: {e:#}"),
+        events::write_line(&ev, &known, clock, &mut line)
+    } else {
+        let _ = write!(published.task, "unknown-task-{}", ev.task_id);
+        let exe = events::proc_exe(ev.tgid);
+        let unknown = events::Names {
+            exe: exe.as_deref(),
+            parent,
+            ..events::Names::default()
+        };
+        events::write_line(&ev, &unknown, clock, &mut line)
+    };
+    if let Err(e) = written {
+        tracing::error!("dropping undecodable event: {e:#}");
+        return;
     }
+    out.publish(line, published, &ev, hub);
 }
 
 /// How long a stopping daemon keeps draining queued events into the sinks.
@@ -425,38 +445,41 @@ const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ring buffer records handled before the event pump lets the daemon's other tasks run.
 const EVENTS_PER_TURN: usize = 256;
-/// The sinks, with the buffer each event's line is put together in (reused: it stops
-/// allocating once it has grown to the longest line).
+/// The sinks.
 struct Output {
     sinks: Vec<Sink>,
-    line: Vec<u8>,
 }
 
 impl Output {
-    fn new(sinks: Vec<Sink>) -> Self {
-        Self {
-            sinks,
-            line: Vec::with_capacity(1024),
-        }
+    const fn new(sinks: Vec<Sink>) -> Self {
+        Self { sinks }
     }
 
-    /// Queues one event's line in every sink (written whole by the next `flush`), then hands
-    /// it to the hub (live subscribers, backlog, per-task counts), which never waits.
-    fn publish(&mut self, event: &events::JsonEvent, hub: &hub::Hub) {
-        // Encoded once as a `String` (the hub keeps it; serde_json's output needs no UTF-8
-        // check, unlike bytes turned into a string afterwards), copied into the line buffer.
-        let text = match serde_json::to_string(event) {
+    /// Queues one event's line (`line`, without `\n`) in every sink (written whole by the next
+    /// `flush`), then hands it to the hub (live subscribers, backlog, per-task counts), which
+    /// never waits. `published` carries the task name; it gets the line, op and decision.
+    fn publish(
+        &mut self,
+        mut line: Vec<u8>,
+        mut published: hub::Published,
+        ev: &agent_common::Event,
+        hub: &hub::Hub,
+    ) {
+        line.push(b'\n');
+        queue_line(&mut self.sinks, &line);
+        line.pop();
+        published.line = match String::from_utf8(line) {
             Ok(text) => text,
             Err(e) => {
                 tracing::error!("cannot encode event: {e}");
                 return;
             }
         };
-        self.line.clear();
-        self.line.extend_from_slice(text.as_bytes());
-        self.line.push(b'\n');
-        queue_line(&mut self.sinks, &self.line);
-        hub.publish(event, text);
+        // The codes decoded when the line was written.
+        published.op = agent_common::Op::try_from(ev.op).map_or("", agent_common::Op::as_str);
+        published.decision = agent_common::Decision::try_from(ev.decision)
+            .map_or("", agent_common::Decision::as_str);
+        hub.publish_line(published);
     }
 
     /// Queues one line (ending in `\n`) in every sink.

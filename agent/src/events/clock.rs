@@ -41,10 +41,15 @@ impl BootClock {
     /// Formats a boot-time timestamp as `2026-11-26T06:30:00.123456Z`.
     #[must_use]
     pub fn rfc3339(&self, boot_ns: u64) -> String {
+        humantime::format_rfc3339_micros(self.wall_time(boot_ns)).to_string()
+    }
+
+    /// The wall-clock instant of a boot-time timestamp (arithmetic only, no clock read).
+    #[must_use]
+    pub fn wall_time(&self, boot_ns: u64) -> SystemTime {
         let ns = self.boot_epoch_ns + u128::from(boot_ns);
         let secs = (ns / 1_000_000_000) as u64;
         let sub = (ns % 1_000_000_000) as u32;
-        let t = UNIX_EPOCH + Duration::new(secs, sub);
-        humantime::format_rfc3339_micros(t).to_string()
+        UNIX_EPOCH + Duration::new(secs, sub)
     }
 }

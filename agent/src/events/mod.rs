@@ -2,6 +2,7 @@
 
 mod clock;
 mod exe_cache;
+mod line;
 
 use std::{collections::HashMap, fs, time::SystemTime};
 
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 pub use clock::BootClock;
 pub use exe_cache::ExeCache;
+pub use line::{Names, write_line};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -20,6 +22,8 @@ pub enum DecodeError {
     Size { len: usize },
     #[error("event record: {0}")]
     Code(#[from] UnknownCode),
+    #[error("cannot encode event: {0}")]
+    Encode(String),
 }
 
 /// One decision, as written to the sinks.
@@ -161,11 +165,7 @@ pub fn to_json_with_parent(
         mode: mode.as_str(),
         op: op.as_str(),
         backend: backend.as_str(),
-        enforcement: match (decision, backend) {
-            (Decision::Denied, Backend::Kill) => "kill",
-            (Decision::Denied, _) => "refuse",
-            _ => "none",
-        },
+        enforcement: enforcement(decision, backend),
         task,
         instance: None,
         parent_tasks: Vec::new(),
@@ -193,68 +193,15 @@ const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
 
 fn target(op: Op, ev: &Event) -> Result<Target, DecodeError> {
-    let path_len = (ev.path_len as usize).min(ev.path.len());
-    let path = &ev.path[..path_len];
-    match op {
-        Op::Exec | Op::Open | Op::Mmap | Op::Rename | Op::Unlink => {
-            let error = (ev.path_error != 0).then(|| errno_name(-ev.path_error));
-            // An mprotect refusal names no path (the kernel cannot resolve it there).
-            let known = error.is_none() && !(op == Op::Mmap && path_len == 0);
-            Ok(Target::File {
-                path: known.then(|| text(path)),
-                access: (op != Op::Exec).then(|| access_name(ev.access)),
-                error,
-            })
-        }
-        Op::Bpf => Ok(Target::Bpf { cmd: ev.access }),
-        Op::Socket => Ok(Target::Socket {
-            family: ev.family,
-            r#type: ev.access,
-            protocol: ev.proto,
-        }),
-        Op::Ptrace => Ok(Target::Process {
-            pid: ev.target_pid,
-            mode: Some(ev.access),
-            signal: None,
-        }),
-        Op::Signal => Ok(Target::Process {
-            pid: ev.target_pid,
-            mode: None,
-            signal: Some(ev.access),
-        }),
-        Op::KernelLoad => Ok(Target::KernelLoad { id: ev.access }),
-        Op::Mount | Op::Link => Ok(Target::Mount {}),
-        Op::Perf => Ok(Target::Perf { r#type: ev.access }),
-        Op::Userfaultfd => Ok(Target::Anon {
-            anon: "[userfaultfd]",
-        }),
-        Op::Connect | Op::Sendmsg => {
-            let proto = Proto::try_from(ev.proto)?;
-            Ok(match ev.family {
-                AF_INET => Target::Inet {
-                    addr: std::net::Ipv4Addr::new(ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3])
-                        .to_string(),
-                    port: ev.port as u16,
-                    family: "ipv4",
-                    proto: proto.as_str(),
-                },
-                AF_INET6 => Target::Inet {
-                    addr: std::net::Ipv6Addr::from(ev.addr).to_string(),
-                    port: ev.port as u16,
-                    family: "ipv6",
-                    proto: proto.as_str(),
-                },
-                AF_UNIX => Target::Unix {
-                    path: unix_name(path),
-                    family: "unix",
-                    proto: unix_proto(proto),
-                },
-                family => Target::OtherFamily {
-                    family,
-                    proto: proto.as_str(),
-                },
-            })
-        }
+    line::target_view(op, ev).map(line::TargetView::into_target)
+}
+
+/// What was done about a decision: `kill`, `refuse` or `none`.
+const fn enforcement(decision: Decision, backend: Backend) -> &'static str {
+    match (decision, backend) {
+        (Decision::Denied, Backend::Kill) => "kill",
+        (Decision::Denied, _) => "refuse",
+        _ => "none",
     }
 }
 

@@ -49,6 +49,14 @@ pub struct Args {
     /// Rounds of the interleaved configurations (default 10; 2 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
+    /// Only the event flood, natively, with the full run's flood length; prints its records
+    /// (events/s, drops, daemon CPU) and writes no report.
+    #[arg(long, conflicts_with_all = ["quick", "vm", "inside_vm"])]
+    flood: bool,
+    /// With --flood: this daemon binary instead of a release build of the worktree (to
+    /// measure another commit's daemon the same way).
+    #[arg(long, requires = "flood")]
+    corral: Option<PathBuf>,
     /// Internal: measure here and print `CORRAL_BENCH` records (the bench VM's /init).
     #[arg(long, hide = true)]
     inside_vm: bool,
@@ -116,6 +124,9 @@ pub fn run(args: &Args) -> Result<bool> {
         runner::measure_all(&tools, &plan, &mut rec)?;
         return Ok(true);
     }
+    if args.flood {
+        return flood_only(&plan, args.corral.as_deref());
+    }
     let started = Instant::now();
     let kernels = if args.no_vm || (args.quick && !args.vm) {
         Vec::new()
@@ -177,6 +188,24 @@ fn native(corral: &Path, bench: &Path, plan: &Plan) -> Result<Vec<Value>> {
     };
     runner::measure_all(&tools, plan, &mut rec)?;
     Ok(rec.records)
+}
+
+/// `--flood`: the event throughput part alone, on this host.
+fn flood_only(plan: &Plan, corral: Option<&Path>) -> Result<bool> {
+    let (built, bench) = build()?;
+    let corral = corral.map_or(built, Path::to_path_buf);
+    let mut rec = recorder::Recorder::new("native", false);
+    let tools = runner::Tools {
+        corral,
+        bench,
+        work: std::env::temp_dir().join("corral-bench"),
+    };
+    runner::prepare(&tools)?;
+    workload::throughput(&tools, plan, &mut rec)?;
+    for record in &rec.records {
+        println!("{record}");
+    }
+    Ok(true)
 }
 
 /// Writes the raw records (`out/bench.jsonl`) and the report to `target`.

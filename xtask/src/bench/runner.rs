@@ -40,12 +40,23 @@ impl Tools {
 
 /// Everything, in order; the records carry `env`.
 pub fn measure_all(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    let others = prepare(tools)?;
+    rec.push(machine::describe(&others));
+    micro_rounds(tools, plan, rec)?;
+    bpf_stats_pass(tools, plan, rec)?;
+    workload::throughput(tools, plan, rec)?;
+    workload::macro_runs(tools, plan, rec)?;
+    Ok(())
+}
+
+/// Recreates the scratch directory, the file tree and the bench policies; returns the names
+/// of the BPF programs already loaded (another agent's, say).
+pub fn prepare(tools: &Tools) -> Result<Vec<String>> {
     let _ = std::fs::remove_dir_all(&tools.work);
     std::fs::create_dir_all(&tools.work)
         .with_context(|| format!("creating {}", tools.work.display()))?;
     let before = program_stats(&tools.bench)?;
     let others: Vec<String> = before.values().map(|p| p.name.clone()).collect();
-    rec.push(machine::describe(&others));
     let tree = tools.tree();
     run_ok(Command::new(&tools.bench).arg("prepare").arg(&tree))?;
     configs::write_policies(
@@ -56,11 +67,7 @@ pub fn measure_all(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()>
             macro_dir: &tools.macro_dir(),
         },
     )?;
-    micro_rounds(tools, plan, rec)?;
-    bpf_stats_pass(tools, plan, rec)?;
-    workload::throughput(tools, plan, rec)?;
-    workload::macro_runs(tools, plan, rec)?;
-    Ok(())
+    Ok(others)
 }
 
 /// `plan.rounds` rounds of [`ROUND`], one daemon per round for the configurations needing one.

@@ -71,6 +71,53 @@ impl Arrivals {
     }
 }
 
+/// How far the file sink was read. The daemon rotates it (`events.rotate_bytes`, 64 MiB by
+/// default: a fast daemon writes that once or twice in one flood), so the file is followed by
+/// inode.
+#[derive(Default)]
+struct FileOffset {
+    inode: Option<u64>,
+    offset: usize,
+}
+
+impl FileOffset {
+    /// Counts the lines added to `path` since the last call, and the rest of the file it was
+    /// rotated into (`path.1`) if it was rotated since.
+    fn read_new(&mut self, path: &Path, arrivals: &Arrivals) {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(inode) = fs::metadata(path).map(|m| m.ino()) else {
+            return;
+        };
+        if self.inode.is_none() {
+            // The first call comes after the flood: every rotated file (oldest first) holds
+            // lines of this flood (it starts without any).
+            for n in (2..=ROTATED_KEPT).rev() {
+                arrivals.count(&fs::read(rotated_to(path, n)).unwrap_or_default());
+            }
+        }
+        if self.inode != Some(inode) {
+            // Rotated since the last call (or before the first): the rest is in `path.1`.
+            let old = fs::read(rotated_to(path, 1)).unwrap_or_default();
+            arrivals.count(old.get(self.offset..).unwrap_or_default());
+            self.offset = 0;
+        }
+        self.inode = Some(inode);
+        let data = fs::read(path).unwrap_or_default();
+        arrivals.count(data.get(self.offset..).unwrap_or_default());
+        self.offset = data.len();
+    }
+}
+
+/// Rotated files the daemon keeps (`events.keep`, default 5).
+const ROTATED_KEPT: u32 = 5;
+
+/// `path.n`, where the daemon's `n`th rotation of `path` went.
+fn rotated_to(path: &Path, n: u32) -> std::path::PathBuf {
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(format!(".{n}"));
+    rotated.into()
+}
+
 fn counter(status: &Value, path: &[&str]) -> u64 {
     path.iter()
         .fold(status, |v, k| &v[*k])
@@ -93,6 +140,9 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
         println!("bench {}: event flood, {subscriber} subscriber", rec.env);
         let events = tools.work.join("flood.json");
         let _ = fs::remove_file(&events);
+        for n in 1..=ROTATED_KEPT {
+            let _ = fs::remove_file(rotated_to(&events, n));
+        }
         let mut daemon = if subscriber == "file" {
             Daemon::start(
                 &tools.corral,
@@ -137,13 +187,10 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
             .first()
             .and_then(|r| r["ops"].as_u64())
             .context("the flood printed no result")?;
-        let mut offset = 0u64;
+        let mut seen = FileOffset::default();
         arrivals.settle(|| {
             if subscriber == "file" {
-                let data = fs::read(&events).unwrap_or_default();
-                let new = data.get(offset as usize..).unwrap_or_default();
-                arrivals.count(new);
-                offset = data.len() as u64;
+                seen.read_new(&events, &arrivals);
             }
             Ok(())
         })?;
