@@ -165,6 +165,9 @@ code_enum! {
         /// The path was allowed, but the file reached is (by device and inode) one a
         /// `files.deny` rule covers: a hard link to a denied file (`DENIED_INODES`).
         DeniedIdentity = 11 => "denied_identity",
+        /// DNS of a task with wildcard hosts while the daemon's DNS proxy is not there: refused
+        /// rather than sent unseen.
+        NoDnsProxy = 12 => "no_dns_proxy",
     }
 }
 

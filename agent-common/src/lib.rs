@@ -7,12 +7,14 @@
 #![no_std]
 
 mod codes;
+mod dns;
 mod event;
 mod identity;
 mod maps;
 
 pub use codes::AllowedEvents;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
+pub use dns::{DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PORT, DNS_PROXY_MAX, DnsOrigin, DnsProxy};
 pub use event::{
     COMM_LEN, EVENT_HEAD_SIZE, EVENT_SIZE, Event, PATH_CLASS_SHORT, PATH_CLASS_UNIX, record_size,
 };
@@ -72,6 +74,12 @@ pub mod names {
     pub const SETTINGS: &str = "SETTINGS";
     /// `HashMap<DeniedInodeKey, u32>`: files `files.deny` covers, by identity (device and inode).
     pub const DENIED_INODES: &str = "DENIED_INODES";
+    /// `Array<DnsProxy>` of one entry (key 0): where the daemon's DNS proxy listens.
+    pub const DNS_PROXY: &str = "DNS_PROXY";
+    /// `LruHashMap<u64 socket cookie, DnsOrigin>`: the intended server of redirected DNS sockets.
+    pub const DNS_ORIGINS: &str = "DNS_ORIGINS";
+    /// `HashMap<u32 task id, u32>`: the tasks whose DNS goes through the proxy.
+    pub const DNS_LEARN: &str = "DNS_LEARN";
     pub const PROG_SCHED_EXEC: &str = "corral_sched_exec";
     pub const PROG_CGROUP_ATTACH: &str = "corral_cgroup_attach";
     pub const PROG_KILL_EXEC: &str = "corral_kill_exec";
@@ -104,6 +112,8 @@ pub mod names {
     pub const PROG_CONNECT6: &str = "corral_connect6";
     pub const PROG_SENDMSG4: &str = "corral_sendmsg4";
     pub const PROG_SENDMSG6: &str = "corral_sendmsg6";
+    pub const PROG_RECVMSG4: &str = "corral_recvmsg4";
+    pub const PROG_RECVMSG6: &str = "corral_recvmsg6";
     /// Trivial programs `corral doctor` loads and attaches to learn what the kernel allows.
     pub const PROG_PROBE_LSM: &str = "corral_probe_lsm";
     pub const PROG_PROBE_TP_BTF: &str = "corral_probe_tp_btf";

@@ -10,6 +10,7 @@
 
 mod connect;
 mod context;
+mod dns_redirect;
 mod files;
 mod identity;
 mod kill;

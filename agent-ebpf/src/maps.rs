@@ -9,7 +9,10 @@ use agent_common::{
     FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
     NetV6Data, PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey,
 };
-use agent_common::{DENIED_INODES_MAX, DeniedInodeKey};
+use agent_common::{
+    DENIED_INODES_MAX, DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PROXY_MAX, DeniedInodeKey, DnsOrigin,
+    DnsProxy,
+};
 use aya_ebpf::{
     helpers::bpf_get_prandom_u32,
     macros::map,
@@ -204,3 +207,22 @@ pub fn count(slot: u32) {
         unsafe { *p += 1 };
     }
 }
+
+/// Key: 0. Value: `DnsProxy`. Bound: one entry.
+/// Why: where `connect4/6` and `sendmsg4/6` redirect the DNS of learning tasks; written by the
+/// daemon when its proxy listens, zeroed when it stops (DNS of learning tasks then fails closed).
+#[map(name = "DNS_PROXY")]
+pub static DNS_PROXY: Array<DnsProxy> = Array::with_max_entries(DNS_PROXY_MAX, 0);
+
+/// Key: socket cookie (u64). Value: `DnsOrigin`. Bound: `DNS_ORIGINS_MAX` sockets (LRU).
+/// Why: the server a redirected socket meant to ask, for the proxy (to forward) and `recvmsg4/6`
+/// (to give the answer the server's source address). Written by the redirecting programs.
+#[map(name = "DNS_ORIGINS")]
+pub static DNS_ORIGINS: LruHashMap<u64, DnsOrigin> =
+    LruHashMap::with_max_entries(DNS_ORIGINS_MAX, 0);
+
+/// Key: task id (u32). Value: 1. Bound: `DNS_LEARN_MAX` tasks.
+/// Why: the tasks whose DNS goes through the proxy (those with `host` rules); written by the
+/// daemon with each task's policy. Other tasks' DNS is judged and sent as before.
+#[map(name = "DNS_LEARN")]
+pub static DNS_LEARN: HashMap<u32, u32> = HashMap::with_max_entries(DNS_LEARN_MAX, 0);

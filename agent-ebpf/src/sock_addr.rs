@@ -13,6 +13,7 @@ use aya_ebpf::{
 use crate::{
     connect::{judge_v4, judge_v6},
     context::caller,
+    dns_redirect::{Redirect, redirect, refusal},
     maps::{CONNECT_SEEN, offsets},
     report::{DENY, Target, finish_counting},
 };
@@ -104,14 +105,38 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     };
     // With the LSM connect hook attached this is a second look at the same connect: only what
     // the LSM could not see (TCP Fast Open) can still miss here, and allowed ones were counted.
-    if lsm_saw_it && who.mode == Mode::Audit as u32 && consume_mark(&target) {
+    // DNS of a task that learns from its answers, with no proxy to send it to: a miss.
+    let no_proxy = if miss.is_none() {
+        refusal(&who, target.family as u16, port, target.proto)
+    } else {
+        None
+    };
+    let miss = miss.or(no_proxy);
+    let allowed = if lsm_saw_it && who.mode == Mode::Audit as u32 && consume_mark(&target) {
+        true
+    } else {
+        let count_allowed = !lsm_saw_it;
+        finish_counting(op, &who, miss, &target, count_allowed) != DENY
+    };
+    if !allowed {
+        return 0;
+    }
+    if no_proxy.is_some() {
+        // Audit mode: let it go as written.
         return 1;
     }
-    let count_allowed = !lsm_saw_it;
-    if finish_counting(op, &who, miss, &target, count_allowed) == DENY {
-        0
-    } else {
-        1
+    // An allowed DNS query of a task that learns from its answers goes to the daemon's proxy.
+    match redirect(
+        ctx,
+        &who,
+        v6,
+        target.family as u16,
+        target.addr,
+        port,
+        target.proto,
+    ) {
+        Redirect::Refuse => 0,
+        Redirect::Untouched | Redirect::ToProxy => 1,
     }
 }
 

@@ -131,8 +131,15 @@ impl DnsServer {
     /// Binds a UDP socket on `127.0.0.1`, port chosen by the kernel, and serves it on a thread.
     #[must_use]
     pub fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("expected to bind the test DNS server on loopback: {e}"));
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// Binds a UDP socket on `addr` (loopback) and serves it on a thread.
+    #[must_use]
+    pub fn start_on(addr: &str) -> Self {
+        let socket = UdpSocket::bind(addr).unwrap_or_else(|e| {
+            panic!("expected to bind the test DNS server on loopback {addr}: {e}")
+        });
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap_or_else(|e| panic!("expected to set the DNS server's read timeout: {e}"));
@@ -182,6 +189,29 @@ impl DnsServer {
             .unwrap_or_else(PoisonError::into_inner)
             .names
             .insert(name.to_ascii_lowercase(), Records { addrs, ttl });
+    }
+
+    /// Also answers over TCP on the same address (RFC 7766 framing), on a thread of its own
+    /// that stops with the server.
+    pub fn serve_tcp(&self) {
+        let listener = std::net::TcpListener::bind(self.addr)
+            .unwrap_or_else(|e| panic!("expected to listen on {} over TCP: {e}", self.addr));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("expected a non-blocking listener: {e}"));
+        let (zone, stop, queries) = (
+            Arc::clone(&self.zone),
+            Arc::clone(&self.stop),
+            Arc::clone(&self.queries),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => serve_tcp_connection(stream, &zone, &queries),
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        });
     }
 
     /// Makes `name` answer NXDOMAIN.
@@ -239,6 +269,46 @@ fn serve(
         };
         if let Ok(bytes) = reply.to_vec() {
             let _ = socket.send_to(&bytes, peer);
+        }
+    }
+}
+
+/// Answers the length-prefixed queries of one TCP connection until it closes.
+fn serve_tcp_connection(
+    mut stream: std::net::TcpStream,
+    zone: &Mutex<Zone>,
+    queries: &AtomicUsize,
+) {
+    use std::io::{Read, Write};
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    loop {
+        let mut len = [0u8; 2];
+        if stream.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if stream.read_exact(&mut buf).is_err() {
+            return;
+        }
+        queries.fetch_add(1, Ordering::SeqCst);
+        let Ok(request) = Message::from_vec(&buf) else {
+            return;
+        };
+        let reply = {
+            let zone = zone.lock().unwrap_or_else(PoisonError::into_inner);
+            answer(&request, &zone)
+        };
+        let Ok(bytes) = reply.to_vec() else {
+            return;
+        };
+        let Ok(n) = u16::try_from(bytes.len()) else {
+            return;
+        };
+        let mut framed = n.to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        if stream.write_all(&framed).is_err() {
+            return;
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod daemon;
 pub mod deep;
 pub mod dns;
+pub mod dns_learning;
 pub mod doctor;
 pub mod env;
 pub mod events;

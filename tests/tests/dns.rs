@@ -172,3 +172,127 @@ fn dns_host_added_by_a_reload_resolves_and_one_removed_goes_at_once() {
     }
     expect_connect_refused(&d, "127.0.0.2", "the host rule was removed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wildcard `host` rules: the confined process's own DNS query goes through the daemon's proxy,
+// which allows the answered addresses of names beneath the wildcard, with the answer's TTL. The
+// DNS server runs on loopback port 53 (only port 53 is redirected).
+
+use corral_tests::dns_learning;
+
+#[test]
+fn dns_wildcard_allows_what_the_process_was_answered_for_matching_names_only() {
+    let server = dns_learning::server();
+    server.set("a.example.test", &["127.0.0.2"], 300);
+    server.set("b.deep.example.test", &["127.0.0.5"], 300);
+    server.set("other.test", &["127.0.0.4"], 300);
+    let scratch = Scratch::new("dns-wildcard");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    expect_connect_refused(&d, "127.0.0.2", "no answer seen yet");
+
+    dns_learning::expect_answer(&d, "sendto", "a.example.test", "127.0.0.2");
+    expect_connect_allowed(&d, "127.0.0.2", "answered for a.example.test");
+    expect_connect_refused(&d, "127.0.0.3", "never answered");
+
+    dns_learning::expect_answer(&d, "connected", "b.deep.example.test", "127.0.0.5");
+    expect_connect_allowed(
+        &d,
+        "127.0.0.5",
+        "answered (connected socket) for a deeper name",
+    );
+
+    dns_learning::expect_answer(&d, "sendto", "other.test", "127.0.0.4");
+    expect_connect_refused(
+        &d,
+        "127.0.0.4",
+        "answered, but for a name the wildcard does not match",
+    );
+
+    let out = dns_learning::query(&d, "sendto", "127.0.0.154:53", "a.example.test");
+    eprintln!("expecting EPERM: DNS to a server the policy does not allow");
+    d.expect_errno(&out, "EPERM");
+}
+
+#[test]
+fn dns_wildcard_learns_from_tcp_and_ipv6_queries() {
+    let server = dns_learning::server();
+    server.serve_tcp();
+    server.set("t.example.test", &["127.0.0.7"], 300);
+    let server6 = corral_tests::dns::DnsServer::start_on(dns_learning::SERVER6);
+    server6.set("v6.example.test", &["127.0.0.8"], 300);
+    let scratch = Scratch::new("dns-wildcard-tcp6");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    dns_learning::expect_answer(&d, "tcp", "t.example.test", "127.0.0.7");
+    expect_connect_allowed(&d, "127.0.0.7", "answered over TCP");
+    dns_learning::expect_answer_from(
+        &d,
+        "sendto",
+        dns_learning::SERVER6,
+        "v6.example.test",
+        "127.0.0.8",
+    );
+    expect_connect_allowed(&d, "127.0.0.8", "answered by an IPv6 server");
+}
+
+#[test]
+fn dns_wildcard_tasks_dns_fails_closed_once_the_daemon_and_its_proxy_are_gone() {
+    let server = dns_learning::server();
+    server.set("a.example.test", &["127.0.0.2"], 300);
+    let scratch = Scratch::new("dns-wildcard-closed");
+    let mut d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    dns_learning::expect_answer(&d, "sendto", "a.example.test", "127.0.0.2");
+    let bin = dns_learning::query_bin();
+    let later = corral_tests::process::Later::start(d.run_command_with(
+        corral_tests::dns::TASK,
+        &[corral_tests::ACCEPT_UNENFORCED],
+        &[
+            &bin,
+            "sendto",
+            dns_learning::SERVER,
+            "a.example.test",
+            "4000",
+        ],
+    ));
+    // Started and tagged; its query goes out once the daemon (and its proxy) stopped. The
+    // programs stay attached (pinned) and enforcing.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let code = d.terminate();
+    assert_eq!(
+        code,
+        Some(0),
+        "expected the daemon to stop cleanly on SIGTERM"
+    );
+    let queries = server.queries();
+    let out = later.wait();
+    assert!(
+        out.code == Some(1) && out.first_line() == format!("err EPERM {}", libc::EPERM),
+        "expected the query to be refused with EPERM without a proxy, never sent unseen\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        server.queries(),
+        queries,
+        "the server never saw the refused query"
+    );
+}
+
+#[test]
+fn dns_wildcard_answers_go_when_their_ttl_runs_out() {
+    let server = dns_learning::server();
+    server.set("short.example.test", &["127.0.0.6"], 2);
+    let scratch = Scratch::new("dns-wildcard-ttl");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    dns_learning::expect_answer(&d, "sendto", "short.example.test", "127.0.0.6");
+    expect_connect_allowed(&d, "127.0.0.6", "answered with a 2s TTL");
+    let _ = d.wait_events(
+        |e| {
+            e["kind"] == "dns_expired"
+                && e["host"] == "short.example.test"
+                && e["expired"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == "127.0.0.6"))
+        },
+        DNS_TIMEOUT,
+    );
+    expect_connect_refused(&d, "127.0.0.6", "its TTL ran out");
+}

@@ -2647,6 +2647,76 @@ fn dns_host_rule_allows_the_resolved_address_and_the_lsm_refuses_others() {
     assert_field(&ev, "/backend", &json!("lsm"));
 }
 
+#[test]
+fn dns_wildcard_learns_from_the_task_dns_under_the_lsm() {
+    use corral_tests::dns::{daemon, expect_connect_allowed, expect_connect_refused};
+    use corral_tests::dns_learning;
+    let server = dns_learning::server();
+    server.set("a.example.test", &["127.0.0.2"], 300);
+    server.set("other.test", &["127.0.0.4"], 300);
+    let scratch = Scratch::new("dns-wildcard-vm");
+    let d = daemon(&server, &scratch, &[&dns_learning::policy()]);
+    expect_connect_refused(&d, "127.0.0.2", "no answer seen yet");
+    dns_learning::expect_answer(&d, "connected", "a.example.test", "127.0.0.2");
+    expect_connect_allowed(&d, "127.0.0.2", "answered for a.example.test");
+    dns_learning::expect_answer(&d, "sendto", "other.test", "127.0.0.4");
+    expect_connect_refused(
+        &d,
+        "127.0.0.4",
+        "answered for a name the wildcard does not match",
+    );
+    let out = dns_learning::query(&d, "sendto", "127.0.0.154:53", "a.example.test");
+    eprintln!("expecting EPERM: DNS to a server the policy does not allow");
+    d.expect_errno(&out, "EPERM");
+}
+
+/// The VM's init loads the `sock_diag` modules the DNS proxy needs (xtask packs them), so
+/// `corral doctor` finds the look-up working; with `udp_diag` unloaded it reports `sock_diag`
+/// missing, names the module and says how to load it.
+#[test]
+fn doctor_reports_the_sock_diag_modules_the_dns_proxy_needs() {
+    let (_, doc) = doctor::json();
+    let loaded = doctor::finding(&doc, "sock_diag");
+    assert_eq!(
+        loaded["available"],
+        json!(true),
+        "expected the VM image's modules to make the look-up work, got {loaded}"
+    );
+    let modprobe_disabled = std::fs::write("/proc/sys/kernel/modprobe", "\n").is_ok();
+    let unload = std::process::Command::new("rmmod")
+        .arg("udp_diag")
+        .status()
+        .unwrap_or_else(|e| panic!("expected to run rmmod udp_diag: {e}"));
+    let (_, doc) = doctor::json();
+    let missing = doctor::finding(&doc, "sock_diag").clone();
+    let module = format!(
+        "/lib/modules/{}/udp_diag.ko",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+    let reload = std::process::Command::new("insmod").arg(&module).status();
+    if modprobe_disabled {
+        let _ = std::fs::write("/proc/sys/kernel/modprobe", "/sbin/modprobe\n");
+    }
+    assert!(unload.success(), "expected rmmod udp_diag to work");
+    assert!(
+        reload.is_ok_and(|s| s.success()),
+        "expected insmod {module} to load udp_diag again"
+    );
+    assert_eq!(
+        missing["available"],
+        json!(false),
+        "expected sock_diag reported missing without udp_diag, got {missing}"
+    );
+    let detail = missing["detail"].as_str().unwrap_or_default();
+    let fix = missing["fix"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("udp_diag") && detail.contains("wildcard") && fix.contains("udp_diag"),
+        "expected the finding to name udp_diag, what it costs and the fix, got {missing}"
+    );
+}
+
 /// `corral doctor --selftest` under BPF LSM: every probe of every bypass class is refused and
 /// reported (exit 0), none is left unjudged; a weakened probe is reported OPEN (exit 1).
 #[test]

@@ -15,6 +15,17 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t securityfs securityfs /sys/kernel/security
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
+
+# Modules the tests need that Debian builds as modules (xtask/src/vm_modules.rs), in dependency
+# order, for the kernel we booted; a module that does not load fails the suite (xtask/src/vm.rs).
+modules=/lib/modules/$(uname -r)
+if [ -f "$modules/load-order" ]; then
+    while read -r name; do
+        insmod "$modules/$name.ko" || echo "CORRAL_VM_MODULE_FAILED=$name"
+    done <"$modules/load-order"
+else
+    echo "CORRAL_VM_MODULE_FAILED=none packed for $(uname -r)"
+fi
 hostname corral-vm
 
 cat >/etc/passwd <<'EOF'

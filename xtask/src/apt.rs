@@ -6,8 +6,9 @@ use anyhow::Result;
 
 use crate::command;
 
-/// Packages the VM suites need on the host: the emulator and a static shell for the initramfs.
-pub const VM_TOOLS: [&str; 2] = ["qemu-system-x86", "busybox-static"];
+/// Packages the VM suites need on the host: the emulator, a static shell for the initramfs and
+/// xz for the 6.12 kernel's compressed modules (`vm_modules`).
+pub const VM_TOOLS: [&str; 3] = ["qemu-system-x86", "busybox-static", "xz-utils"];
 
 /// Packages the unit tests need: `systemd-analyze verify` checks the shipped unit.
 pub const TEST_TOOLS: [&str; 1] = ["systemd"];

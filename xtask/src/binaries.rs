@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::initramfs::Contents;
+use crate::kernels::Image;
 use crate::{cargo, paths};
 
 pub struct Binaries {
@@ -39,16 +40,23 @@ pub fn build() -> Result<Binaries> {
 }
 
 impl Binaries {
-    /// What the VM image holds: the binaries at the paths `tests/vm/init.sh` runs them from.
-    pub fn vm_contents(&self) -> Contents {
+    /// What the VM image holds: the binaries at the paths `tests/vm/init.sh` runs them from,
+    /// and the modules it loads on each of `images`.
+    pub fn vm_contents(&self, images: &[Image]) -> Contents {
         Contents {
             executables: vec![
                 ("/bin/corral", self.corral.clone()),
                 ("/bin/corral-probe", self.probe.clone()),
+                // Built beside the probe: the DNS learning tests' plain resolver.
+                (
+                    "/bin/corral-dns-query",
+                    self.probe.with_file_name("corral-dns-query"),
+                ),
                 ("/bin/vm-tests", self.vm_tests.clone()),
             ],
             policies: paths::policies(),
             init: init_script(),
+            modules: images.iter().map(|i| i.modules.clone()).collect(),
         }
     }
 }

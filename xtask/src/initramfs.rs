@@ -1,6 +1,7 @@
 //! The test VMs' initramfs: busybox-static and its applets, Corral's binaries and the `vm` test
 //! executable, every shared library `ldd` names for them (at the same absolute path, loader
-//! included), the repository's policies and `tests/vm/init.sh` as `/init`.
+//! included), the repository's policies, the kernel modules of each kernel the image boots
+//! (`/lib/modules/<release>/`, see `vm_modules`) and `tests/vm/init.sh` as `/init`.
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::BufWriter;
@@ -11,6 +12,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::command;
 use crate::newc::Archive;
+use crate::vm_modules::{self, Modules};
 
 /// busybox-static's binary (package busybox-static).
 const BUSYBOX: &str = "/bin/busybox";
@@ -40,6 +42,9 @@ pub struct Contents {
     pub policies: PathBuf,
     /// Becomes `/init`.
     pub init: PathBuf,
+    /// Per kernel the image boots: its modules, at `/lib/modules/<release>/<name>.ko`, with
+    /// `/lib/modules/<release>/load-order` naming them in load order.
+    pub modules: Vec<Modules>,
 }
 
 /// Writes the image to `out` (newc cpio, uncompressed) and returns its size in bytes.
@@ -74,6 +79,22 @@ pub fn build(contents: &Contents, out: &Path) -> Result<u64> {
     for library in &libraries {
         let name = library.to_string_lossy();
         archive.file(&name, 0o755, &read(library)?).map_err(io)?;
+    }
+
+    for kernel in &contents.modules {
+        let dir = format!("/lib/modules/{}", kernel.release);
+        for (name, host) in &kernel.files {
+            archive
+                .file(&format!("{dir}/{name}.ko"), 0o644, &read(host)?)
+                .map_err(io)?;
+        }
+        archive
+            .file(
+                &format!("{dir}/load-order"),
+                0o644,
+                vm_modules::load_order(kernel).as_bytes(),
+            )
+            .map_err(io)?;
     }
 
     add_tree(&mut archive, &contents.policies, "/policies").map_err(|e| {

@@ -1,6 +1,7 @@
 //! The kernels the VM suites boot: Debian's stock bookworm 6.1 and the newest 6.12 built for
 //! bookworm. Package names are resolved through apt at setup time (ABI numbers move), the
-//! `.deb` is cached and its `boot/vmlinuz-*` extracted to `<cache>/kernels/<package>/vmlinuz`.
+//! `.deb` is cached and its `boot/vmlinuz-*` extracted to `<cache>/kernels/<package>/vmlinuz`,
+//! the modules the VMs load beside it (`vm_modules`).
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 
 use crate::apt::{self, Apt};
+use crate::vm_modules::{self, Modules};
 
 /// A kernel line the tests run on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
@@ -39,14 +41,18 @@ pub struct Image {
     /// The Debian package it came from, e.g. `linux-image-6.1.0-56-amd64`.
     pub package: String,
     pub vmlinuz: PathBuf,
+    /// The modules `tests/vm/init.sh` loads on it.
+    pub modules: Modules,
 }
 
 /// Resolves, downloads (if not cached) and extracts `kernel`.
 pub fn ensure(kernel: Kernel, cache: &Path, apt: &mut Apt) -> Result<Image> {
     let package = resolve(kernel, apt)?;
     let dir = cache.join("kernels");
-    let vmlinuz = dir.join(&package).join("vmlinuz");
-    if vmlinuz.is_file() {
+    let package_dir = dir.join(&package);
+    let vmlinuz = package_dir.join("vmlinuz");
+    let mut modules = vm_modules::cached(&package, &package_dir)?;
+    if vmlinuz.is_file() && modules.is_some() {
         println!(
             "setup: kernel {}: {package}, cached at {}",
             kernel.label(),
@@ -66,17 +72,29 @@ pub fn ensure(kernel: Kernel, cache: &Path, apt: &mut Apt) -> Result<Image> {
                 )
             })?
         };
-        println!(
-            "setup: kernel {}: extracting vmlinuz from {}",
-            kernel.label(),
-            deb.display()
-        );
-        extract_vmlinuz(&deb, &vmlinuz)?;
+        if !vmlinuz.is_file() {
+            println!(
+                "setup: kernel {}: extracting vmlinuz from {}",
+                kernel.label(),
+                deb.display()
+            );
+            extract_vmlinuz(&deb, &vmlinuz)?;
+        }
+        if modules.is_none() {
+            println!(
+                "setup: kernel {}: extracting modules {} from {}",
+                kernel.label(),
+                vm_modules::MODULES.join(" "),
+                deb.display()
+            );
+            modules = Some(vm_modules::extract(&deb, &package, &package_dir)?);
+        }
     }
     Ok(Image {
         kernel,
         package,
         vmlinuz,
+        modules: modules.context("the kernel's modules were neither cached nor extracted")?,
     })
 }
 
@@ -176,32 +194,7 @@ fn extract_vmlinuz(deb: &Path, vmlinuz: &Path) -> Result<()> {
         fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
     }
     fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting dpkg-deb --fsys-tarfile {}", deb.display()))?;
-    let tar_input = dpkg
-        .stdout
-        .take()
-        .context("dpkg-deb stdout was not piped")?;
-    let tar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&scratch)
-        .args(["--wildcards", "./boot/vmlinuz-*"])
-        .stdin(tar_input)
-        .status()
-        .context("running tar -x")?;
-    let dpkg_status = dpkg.wait().context("waiting for dpkg-deb")?;
-    if !dpkg_status.success() || !tar.success() {
-        bail!(
-            "extracting boot/vmlinuz-* from {} failed (dpkg-deb: {dpkg_status}, tar: {tar})",
-            deb.display()
-        );
-    }
+    untar(deb, &scratch, &["./boot/vmlinuz-*"])?;
 
     let boot = scratch.join("boot");
     let image = fs::read_dir(&boot)
@@ -216,6 +209,42 @@ fn extract_vmlinuz(deb: &Path, vmlinuz: &Path) -> Result<()> {
     fs::rename(&image, vmlinuz)
         .with_context(|| format!("moving {} to {}", image.display(), vmlinuz.display()))?;
     fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    Ok(())
+}
+
+/// `dpkg-deb --fsys-tarfile deb | tar -x -C into --wildcards patterns...`.
+pub fn untar(deb: &Path, into: &Path, patterns: &[impl AsRef<std::ffi::OsStr>]) -> Result<()> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting dpkg-deb --fsys-tarfile {}", deb.display()))?;
+    let tar_input = dpkg
+        .stdout
+        .take()
+        .context("dpkg-deb stdout was not piped")?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(into)
+        .arg("--wildcards")
+        .args(patterns)
+        .stdin(tar_input)
+        .status()
+        .context("running tar -x")?;
+    let dpkg_status = dpkg.wait().context("waiting for dpkg-deb")?;
+    if !dpkg_status.success() || !tar.success() {
+        let patterns: Vec<_> = patterns
+            .iter()
+            .map(|p| p.as_ref().to_string_lossy())
+            .collect();
+        bail!(
+            "extracting {} from {} failed (dpkg-deb: {dpkg_status}, tar: {tar})",
+            patterns.join(" "),
+            deb.display()
+        );
+    }
     Ok(())
 }
 

@@ -20,6 +20,7 @@ mod suite;
 mod supervise;
 mod test;
 mod vm;
+mod vm_modules;
 
 use clap::{Parser, Subcommand};
 

@@ -199,7 +199,7 @@ fn vm_suites(
         return Ok(Vec::new());
     }
     let initrd = out.join("initramfs.cpio");
-    let size = initramfs::build(&binaries.vm_contents(), &initrd)?;
+    let size = initramfs::build(&binaries.vm_contents(images), &initrd)?;
     println!("initramfs: {} ({} KiB)", initrd.display(), size / 1024);
     // Each TCG guest keeps one host core busy: boot them side by side when there are cores
     // for all of them (their consoles stay apart by prefix and log file).

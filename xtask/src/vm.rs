@@ -19,6 +19,8 @@ const APPEND: &str = "console=ttyS0 quiet panic=-1";
 const DEFAULT_TIMEOUT_SECS: u64 = 2700;
 const EXIT_MARKER: &str = "CORRAL_VM_EXIT=";
 const LSM_MARKER: &str = "CORRAL_VM_LSM=";
+/// `/init` could not load a kernel module the image packs for it (`vm_modules`).
+const MODULE_MARKER: &str = "CORRAL_VM_MODULE_FAILED=";
 
 pub fn qemu(vmlinuz: &Path, initrd: &Path, append: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -88,6 +90,11 @@ pub fn run_suite(image: &Image, initrd: &Path, test_args: &[String], out: &Path)
             None => problems.push(format!("no {LSM_MARKER} line from /init")),
         }
     }
+    for line in outcome.output.lines() {
+        if let Some((_, module)) = line.split_once(MODULE_MARKER) {
+            problems.push(format!("kernel module {} did not load", module.trim()));
+        }
+    }
     problems.extend(suite::count_problems(counts));
     Ok(Suite::judge(
         &name,
@@ -112,7 +119,7 @@ pub fn shell(kernel: Kernel) -> Result<()> {
     let image = images.first().context("setup returned no kernel image")?;
     let binaries = binaries::build()?;
     let initrd = paths::xtask_out()?.join("initramfs.cpio");
-    initramfs::build(&binaries.vm_contents(), &initrd)?;
+    initramfs::build(&binaries.vm_contents(&images), &initrd)?;
     let mut cmd = qemu(&image.vmlinuz, &initrd, &format!("{APPEND} corral.shell=1"));
     println!(
         "vm-shell: {} (leave with `exit`, or Ctrl-A x to kill qemu)",

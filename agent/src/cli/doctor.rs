@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use agent_common::Backend;
 use serde_json::json;
 
-use crate::loader::{Backends, GUARDED_OPS, Probe, guard_backend, guards_json};
+use crate::loader::{Backends, Finding, GUARDED_OPS, Probe, guard_backend, guards_json};
 
 /// How complete enforcement is here, as `corral doctor`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn to_json(probe: &Probe) -> serde_json::Value {
         "cgroup2": probe.cgroup2,
         "landlock_abi": probe.landlock_abi,
         "bpffs": probe.bpffs,
-        "findings": probe.findings,
+        "findings": findings(probe),
     })
 }
 
@@ -129,7 +129,7 @@ pub fn render(probe: &Probe) -> String {
         }
     );
     let _ = writeln!(out);
-    for f in &probe.findings {
+    for f in &findings(probe) {
         let mark = if f.available { "ok " } else { "MISSING" };
         let _ = writeln!(out, "{mark:<7} {:<17} {}", f.mechanism, f.detail);
         if let Some(fix) = &f.fix {
@@ -148,6 +148,40 @@ pub fn render(probe: &Probe) -> String {
     out
 }
 
+/// The probe's findings, and what the daemon's DNS proxy needs beyond the programs.
+fn findings(probe: &Probe) -> Vec<Finding> {
+    let mut all = probe.findings.clone();
+    all.push(sock_diag_finding(crate::daemon::check_client_lookup()));
+    all
+}
+
+/// Whether the DNS proxy can tell which task sent a query (`NETLINK_SOCK_DIAG` look-ups of
+/// UDP and TCP sockets): without it, tasks with wildcard hosts get no DNS answers.
+fn sock_diag_finding(lookup: Result<(), String>) -> Finding {
+    match lookup {
+        Ok(()) => Finding {
+            mechanism: "sock_diag",
+            available: true,
+            detail: "the DNS proxy finds its clients' UDP and TCP sockets (wildcard hosts)"
+                .to_owned(),
+            fix: None,
+        },
+        Err(problem) => Finding {
+            mechanism: "sock_diag",
+            available: false,
+            detail: format!(
+                "{problem}: the DNS proxy cannot tell which task asked, so tasks with wildcard \
+                 hosts get no DNS answers and their wildcard rules allow nothing"
+            ),
+            fix: Some(
+                "load inet_diag, udp_diag and tcp_diag (`modprobe -a inet_diag udp_diag \
+                 tcp_diag`; name them in /etc/modules-load.d/ to load them at boot)"
+                    .to_owned(),
+            ),
+        },
+    }
+}
+
 const fn yes_no(b: bool) -> &'static str {
     if b { "present" } else { "missing" }
 }
@@ -156,6 +190,27 @@ const fn yes_no(b: bool) -> &'static str {
 mod tests {
     use super::*;
     use crate::loader::Capabilities;
+
+    #[test]
+    fn a_failed_socket_lookup_is_a_missing_sock_diag_with_the_modules_to_load() {
+        let f = sock_diag_finding(Err(
+            "UDP sockets are not found (is udp_diag available?)".into()
+        ));
+        assert!(!f.available, "a failed look-up must be reported missing");
+        assert!(
+            f.detail.contains("udp_diag") && f.detail.contains("wildcard"),
+            "the detail must say what failed and what it costs: {}",
+            f.detail
+        );
+        assert!(
+            f.fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("modprobe -a inet_diag udp_diag")),
+            "the fix must name the modules: {:?}",
+            f.fix
+        );
+        assert!(sock_diag_finding(Ok(())).available);
+    }
 
     #[test]
     fn verdicts() {

@@ -148,3 +148,29 @@ fn the_diff_writes_new_and_changed_entries_and_deletes_departed_ones() {
         "the same entries need no change"
     );
 }
+
+#[test]
+fn a_wildcard_rule_allows_the_addresses_of_every_known_name_beneath_its_suffix() {
+    const WILD: &str =
+        "  network:\n    connect:\n      - host: \"*.example.test\"\n        ports: [443]\n";
+    let task = compile_resolved(
+        7,
+        &policy(WILD),
+        &resolved(&[
+            ("a.example.test", &["192.0.2.1"]),
+            ("b.c.example.test", &["2001:db8::2"]),
+            ("example.test", &["192.0.2.3"]),
+            ("a.example.other", &["192.0.2.4"]),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("expected the wildcard policy to compile: {e}"));
+    assert_eq!(
+        nets(&task),
+        [
+            ("192.0.2.1/32".to_owned(), vec![(443, 443)]),
+            ("2001:db8::2/128".to_owned(), vec![(443, 443)]),
+        ],
+        "names beneath example.test at any depth count; example.test itself and other suffixes \
+         do not"
+    );
+}

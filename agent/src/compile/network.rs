@@ -13,7 +13,8 @@ type NetEntries = (Vec<NetEntry<NetV4Data>>, Vec<NetEntry<NetV6Data>>);
 /// One entry per distinct network of the task. Each entry's ports are the union of the ports of
 /// every rule whose network contains the entry's network (same family), merged into the fewest
 /// ranges; an absent `ports` is the whole range 0..=65535. A `host` rule stands for one /32 or
-/// /128 rule per address `resolved` holds for its name (none while it has not resolved).
+/// /128 rule per address `resolved` holds for its name (none while it has not resolved), a
+/// wildcard one for one per address of every name in `resolved` beneath its suffix.
 pub(super) fn net_entries(
     task_id: u32,
     policy: &TaskPolicy,
@@ -28,6 +29,12 @@ pub(super) fn net_entries(
                 .get(name)
                 .into_iter()
                 .flatten()
+                .map(|addr| IpNet::from(addr.to_canonical()))
+                .collect(),
+            Destination::Wildcard(pattern) => resolved
+                .iter()
+                .filter(|(name, _)| pattern.matches(name))
+                .flat_map(|(_, addrs)| addrs)
                 .map(|addr| IpNet::from(addr.to_canonical()))
                 .collect(),
         };

@@ -37,6 +37,7 @@ use crate::{
 };
 
 pub use config_reload::{ConfigSource, LogFilter};
+pub use dns::check_client_lookup;
 pub use sink::{Sink, SinkError};
 pub use state::State;
 
@@ -142,10 +143,12 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         selectors,
         instances,
         settings: settings_map,
+        dns: dns_maps,
         events: ring,
         backends,
         attached,
     } = loaded;
+    let dns_maps = (dns_maps, dns::redirects(&attached));
     let cgroup_root = match loader::cgroup2_root() {
         Ok(root) => Some(root),
         Err(e) => {
@@ -206,7 +209,8 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|source| DaemonError::Runtime { source })?;
-    let result = runtime.block_on(serve(config, state, ring, (sinks, sinks_rx), hub, live));
+    let serving = serve(config, state, ring, (sinks, sinks_rx), hub, live, dns_maps);
+    let result = runtime.block_on(serving);
     // The links are pinned: the programs keep enforcing after the daemon exits, until the next
     // daemon replaces them or `corral unload` removes them.
     drop(links);
@@ -249,6 +253,7 @@ async fn serve(
     (sinks, new_sinks): (Vec<Sink>, tokio::sync::mpsc::UnboundedReceiver<Vec<Sink>>),
     hub: Arc<hub::Hub>,
     live: config_reload::Live,
+    (dns_maps, dns_redirect): (loader::DnsMaps, bool),
 ) -> Result<(), DaemonError> {
     let listener = server::bind(&config.socket)?;
     // SAFETY: the `AsyncFd` owns the ring buffer, whose fd stays open and unchanged until the
@@ -261,6 +266,9 @@ async fn serve(
         .map_err(|source| DaemonError::Runtime { source })?;
     let (policy_tx, policy_rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Answers seen by the DNS proxy, to learn from (`dns::proxy`).
+    let (learn_tx, learn_rx) = tokio::sync::mpsc::unbounded_channel();
+    let learning = dns::Learning::start(dns_maps, learn_tx, dns_redirect).await;
     tracing::info!(socket = %config.socket.display(), "ready");
     notify::ready();
     let pump = pump_events(
@@ -280,7 +288,7 @@ async fn serve(
             pump_done = true;
             r
         }
-        () = dns::run(config.settings.dns.clone(), Arc::clone(&state), policy_tx.clone()) => Ok(()),
+        () = dns::run(config.settings.dns.clone(), Arc::clone(&state), policy_tx.clone(), learn_rx, learning) => Ok(()),
         r = reload::watch(&config.policies, Arc::clone(&state), policy_tx) => r.map_err(DaemonError::from),
         r = config_reload::watch(live) => r.map_err(DaemonError::from),
         _ = tokio::signal::ctrl_c() => Ok(()),

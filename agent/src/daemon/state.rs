@@ -222,6 +222,18 @@ impl State {
         self.tasks.wanted_hosts()
     }
 
+    /// The names the loaded policies' `host` rules match (exactly or by wildcard).
+    #[must_use]
+    pub fn name_patterns(&self) -> super::dns::NamePatterns {
+        self.tasks.name_patterns()
+    }
+
+    /// The ids of the tasks whose DNS goes through the proxy (those with wildcard hosts).
+    #[must_use]
+    pub fn learning_tasks(&self) -> std::collections::BTreeSet<u32> {
+        self.tasks.learning_tasks()
+    }
+
     /// Installs the resolver's current addresses into the tasks' rules.
     pub fn set_resolved(
         &mut self,

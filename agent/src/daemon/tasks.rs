@@ -19,7 +19,7 @@ use crate::{
     compile::{self, CgroupEntry, CompileError, CompiledTask, ResolvedHosts, cgroup_entries},
     landlock::{self, LandlockSpec},
     loader::{RuleMaps, RulesError, SelectorMaps},
-    policy::{HostName, TaskPolicy},
+    policy::{ConnectRule, HostName, TaskPolicy},
 };
 
 /// How long replaced rules stay in the maps after no task points at them. BPF programs run to
@@ -423,6 +423,26 @@ impl TaskTable {
             .collect()
     }
 
+    /// The names the loaded tasks' `host` rules match, exactly or by wildcard.
+    #[must_use]
+    pub fn name_patterns(&self) -> super::dns::NamePatterns {
+        let rules = || self.tasks.values().flat_map(|t| t.policy.connect.iter());
+        super::dns::NamePatterns {
+            exact: rules().filter_map(|r| r.host().cloned()).collect(),
+            wildcards: rules().filter_map(|r| r.wildcard().cloned()).collect(),
+        }
+    }
+
+    /// The ids of the tasks with wildcard `host` rules: their DNS goes through the proxy.
+    #[must_use]
+    pub fn learning_tasks(&self) -> BTreeSet<u32> {
+        self.tasks
+            .iter()
+            .filter(|(_, t)| t.policy.connect.iter().any(|r| r.wildcard().is_some()))
+            .map(|(name, _)| task_id_of(name))
+            .collect()
+    }
+
     /// Installs a new set of resolved addresses: each task using a name whose addresses changed
     /// gets the changed entries written into its current rules id (new and re-ported entries
     /// first, departed ones deleted after), without a new rules id. Returns the tasks changed.
@@ -434,7 +454,7 @@ impl TaskTable {
     ) -> Result<Vec<String>, ApplyError> {
         let mut staged = Vec::new();
         for (name, task) in &self.tasks {
-            if !task.policy.connect.iter().any(|r| r.host().is_some()) {
+            if !task.policy.connect.iter().any(ConnectRule::by_name) {
                 continue;
             }
             let new = compile::compile_resolved(task.rules_id, &task.policy, &resolved)?;

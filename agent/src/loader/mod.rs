@@ -5,6 +5,7 @@
 mod backends;
 mod btf_members;
 mod cgroup;
+mod dns;
 mod guards;
 mod heap;
 mod instances;
@@ -28,6 +29,7 @@ use aya::{
 
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
+pub use dns::{DnsControl, DnsMaps, DnsOrigins};
 pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
 pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
@@ -155,11 +157,14 @@ pub const LSM_HOOKS: [HookSpec; 21] = [
 
 /// The cgroup `sock_addr` programs: the connect backend without BPF LSM, and everywhere the
 /// judge of UDP destinations given to `sendmsg` and of TCP Fast Open connects.
-pub const SOCK_ADDR_HOOKS: [HookSpec; 4] = [
+pub const SOCK_ADDR_HOOKS: [HookSpec; 6] = [
     hook(names::PROG_CONNECT4, HookKind::CgroupSockAddr, "connect4"),
     hook(names::PROG_CONNECT6, HookKind::CgroupSockAddr, "connect6"),
     hook(names::PROG_SENDMSG4, HookKind::CgroupSockAddr, "sendmsg4"),
     hook(names::PROG_SENDMSG6, HookKind::CgroupSockAddr, "sendmsg6"),
+    // DNS learning: answers from the proxy show the intended server as their source.
+    hook(names::PROG_RECVMSG4, HookKind::CgroupSockAddr, "recvmsg4"),
+    hook(names::PROG_RECVMSG6, HookKind::CgroupSockAddr, "recvmsg6"),
 ];
 
 /// Every program the daemon may attach.
@@ -245,6 +250,8 @@ pub struct Loaded {
     pub instances: InstanceMaps,
     /// Run-time settings of the programs (`SETTINGS`).
     pub settings: SettingsMap,
+    /// DNS learning: `DNS_PROXY`, `DNS_LEARN`, `DNS_ORIGINS`.
+    pub dns: DnsMaps,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
     /// What enforces each operation.
     pub backends: Backends,
@@ -348,9 +355,11 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     let selectors = SelectorMaps::take(&mut ebpf)?;
     let instances = InstanceMaps::take(&mut ebpf)?;
     let settings = SettingsMap::take(&mut ebpf)?;
+    let dns = DnsMaps::take(&mut ebpf)?;
     Ok(Loaded {
         instances,
         settings,
+        dns,
         ebpf,
         links,
         adopted,

@@ -15,7 +15,10 @@ use agent_common::{
     INSTANCES_MAX, InodeKey, InstanceInfo, NET_RULES_MAX, NetV4Data, NetV6Data, PRIVILEGES_MAX,
     PortSet, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_RULES_MAX, UnixRuleKey, names,
 };
-use agent_common::{DENIED_INODES_MAX, DeniedInodeKey};
+use agent_common::{
+    DENIED_INODES_MAX, DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PROXY_MAX, DeniedInodeKey, DnsOrigin,
+    DnsProxy,
+};
 use agent_common::{SETTINGS_MAX, Settings};
 use aya::{
     maps::MapInfo,
@@ -57,7 +60,7 @@ pub enum PinError {
 
 /// A map that is pinned, with the shape this build expects: `(name, key size, value size, max
 /// entries)`. Per-CPU scratch maps are not pinned: each generation of programs keeps its own.
-const PINNED_MAPS: [(&str, usize, usize, u32); 16] = [
+const PINNED_MAPS: [(&str, usize, usize, u32); 19] = [
     (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
     (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
     (
@@ -118,6 +121,14 @@ const PINNED_MAPS: [(&str, usize, usize, u32); 16] = [
         size_of::<DeniedInodeKey>(),
         4,
         DENIED_INODES_MAX,
+    ),
+    (names::DNS_PROXY, 4, size_of::<DnsProxy>(), DNS_PROXY_MAX),
+    (names::DNS_LEARN, 4, 4, DNS_LEARN_MAX),
+    (
+        names::DNS_ORIGINS,
+        8,
+        size_of::<DnsOrigin>(),
+        DNS_ORIGINS_MAX,
     ),
 ];
 

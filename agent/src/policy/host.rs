@@ -22,6 +22,15 @@ impl HostName {
     }
 }
 
+impl std::str::FromStr for HostName {
+    type Err = String;
+
+    /// Validates and normalises a name as the policy does (e.g. a name from a DNS answer).
+    fn from_str(text: &str) -> Result<Self, String> {
+        <Self as ScalarRule>::parse(text)
+    }
+}
+
 impl fmt::Display for HostName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -34,10 +43,7 @@ impl ScalarRule for HostName {
     fn parse(text: &str) -> Result<Self, String> {
         let invalid = |problem: &dyn fmt::Display| format!("invalid host {text:?}: {problem}");
         if text.starts_with("*.") {
-            return Err(invalid(
-                &"wildcard hosts are not supported yet: the daemon cannot enumerate the names \
-                  under a suffix (list each name, or use a `cidr` rule)",
-            ));
+            return Err(invalid(&"a wildcard where a single name is expected"));
         }
         if text.parse::<IpAddr>().is_ok() {
             let bits = if text.contains(':') { 128 } else { 32 };
@@ -123,7 +129,7 @@ mod tests {
         for (text, expected) in [
             (
                 "*.githubusercontent.com",
-                "wildcard hosts are not supported yet",
+                "a wildcard where a single name is expected",
             ),
             ("10.0.0.1", "write `cidr: \"10.0.0.1/32\"`"),
             ("::1", "write `cidr: \"::1/128\"`"),

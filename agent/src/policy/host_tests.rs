@@ -1,7 +1,7 @@
 //! `host` connect rules in whole documents: parsing, positioned errors, sub-task narrowing.
 
 use super::{
-    Destination, HostName,
+    Destination, HostName, WildcardHost,
     tests::{error_of, parse, with_spec},
     wider_than,
 };
@@ -35,8 +35,8 @@ fn host_rules_parse_lowercased_next_to_cidr_rules() {
 fn host_rule_errors_name_the_position_and_the_problem() {
     for (spec, expected) in [
         (
-            "  network:\n    connect:\n      - host: \"*.githubusercontent.com\"\n",
-            "bad.yaml:8:15: spec.network.connect[0].host: invalid host \"*.githubusercontent.com\": wildcard hosts are not supported yet",
+            "  network:\n    connect:\n      - host: \"*.com\"\n",
+            "bad.yaml:8:15: spec.network.connect[0].host: invalid host \"*.com\": a wildcard needs a suffix of at least two labels",
         ),
         (
             "  network:\n    connect:\n      - cidr: 10.0.0.0/8\n      - host: api_x.example.com\n",
@@ -117,5 +117,79 @@ fn a_subtask_host_rule_needs_the_same_host_in_its_parent_with_wider_ports() {
         wider_than(&child_with_cidr, &by_name_only).as_deref(),
         Some("network.connect 140.82.112.0/20 (ports 443-443) is not allowed to its parent"),
         "a name never covers a network"
+    );
+}
+
+#[test]
+fn wildcard_host_rules_parse_as_wildcards_next_to_names() {
+    let p = parse(&with_spec(
+        "  network:\n    connect:\n      - host: \"*.GitHubUserContent.com\"\n        ports: [443]\n      - host: api.github.com\n",
+    ));
+    assert_eq!(
+        p.connect[0]
+            .wildcard()
+            .map(WildcardHost::to_string)
+            .as_deref(),
+        Some("*.githubusercontent.com"),
+        "the wildcard is lowercased"
+    );
+    assert_eq!(p.connect[0].host(), None, "a wildcard is not a single name");
+    assert!(p.connect[0].by_name() && p.connect[1].by_name());
+    assert_eq!(p.connect[1].wildcard(), None);
+}
+
+#[test]
+fn a_subtask_wildcard_needs_a_covering_parent_wildcard_and_a_parent_wildcard_covers_names() {
+    let parent = parse(&with_spec(
+        "  network:\n    connect:\n      - host: \"*.example.com\"\n        ports: [443]\n      - host: api.github.com\n",
+    ));
+    for narrower in [
+        "  network:\n    connect:\n      - host: \"*.example.com\"\n        ports: [443]\n",
+        "  network:\n    connect:\n      - host: \"*.cdn.example.com\"\n        ports: [443]\n",
+        "  network:\n    connect:\n      - host: a.b.example.com\n        ports: [443]\n",
+    ] {
+        assert_eq!(
+            wider_than(&parse(&with_spec(narrower)), &parent),
+            None,
+            "expected {narrower:?} to be narrower than *.example.com:443"
+        );
+    }
+    for (spec, why) in [
+        (
+            "  network:\n    connect:\n      - host: example.com\n        ports: [443]\n",
+            "network.connect host example.com (ports 443-443) is not allowed to its parent",
+        ),
+        (
+            "  network:\n    connect:\n      - host: \"*.example.com\"\n",
+            "network.connect host *.example.com (ports all) is not allowed to its parent",
+        ),
+        (
+            "  network:\n    connect:\n      - host: \"*.github.com\"\n",
+            "network.connect host *.github.com (ports all) is not allowed to its parent",
+        ),
+        (
+            "  network:\n    connect:\n      - host: \"*.com.example\"\n        ports: [443]\n",
+            "network.connect host *.com.example (ports 443-443) is not allowed to its parent",
+        ),
+    ] {
+        assert_eq!(
+            wider_than(&parse(&with_spec(spec)), &parent).as_deref(),
+            Some(why),
+            "expected {spec:?} to be found wider"
+        );
+    }
+    let names_only = parse(&with_spec(
+        "  network:\n    connect:\n      - host: a.example.com\n",
+    ));
+    assert_eq!(
+        wider_than(
+            &parse(&with_spec(
+                "  network:\n    connect:\n      - host: \"*.a.example.com\"\n"
+            )),
+            &names_only
+        )
+        .as_deref(),
+        Some("network.connect host *.a.example.com (ports all) is not allowed to its parent"),
+        "a name never covers a wildcard"
     );
 }

@@ -16,6 +16,7 @@ mod selector;
 pub mod selftest_task;
 mod task_name;
 mod unix_addr;
+mod wildcard;
 
 #[cfg(test)]
 mod host_tests;
@@ -41,6 +42,7 @@ pub use privilege::{PRIVILEGES, Privilege, privilege_bits};
 pub use selector::{CGROUP_SELECTOR_MAX, CgroupPath, ExecutablePath};
 pub use task_name::{TASK_NAME_MAX, TaskName};
 pub use unix_addr::{UNIX_ABSTRACT_MAX, UNIX_PATHNAME_MAX, UnixAddr};
+pub use wildcard::WildcardHost;
 
 use document::{ModeName, PolicyDocument};
 

@@ -64,12 +64,15 @@ fn covers(outer: &PathRule, inner: &PathRule) -> bool {
 }
 
 /// Whether rule `outer` allows every destination and port `inner` allows. A host rule is
-/// covered only by a rule for the same name: the addresses a name resolves to change, so no
-/// network can be known to hold them all, and a network is never covered by a name.
+/// covered only by a rule for the same name or a wildcard matching it; a wildcard only by a
+/// wildcard whose suffix holds its own: the addresses a name resolves to change, so no network
+/// can be known to hold them all, and a network is never covered by a name.
 fn connect_covers(outer: &ConnectRule, inner: &ConnectRule) -> bool {
     let same_destination = match (outer.destination(), inner.destination()) {
         (Destination::Cidr(theirs), Destination::Cidr(ours)) => theirs.contains(ours),
         (Destination::Host(theirs), Destination::Host(ours)) => theirs == ours,
+        (Destination::Wildcard(theirs), Destination::Host(ours)) => theirs.matches(ours),
+        (Destination::Wildcard(theirs), Destination::Wildcard(ours)) => theirs.covers(ours),
         _ => false,
     };
     if !same_destination {

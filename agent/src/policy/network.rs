@@ -11,6 +11,7 @@ use serde::{
 use super::{
     host::HostName,
     scalar::{ScalarRule, deserialize_as_scalar},
+    wildcard::{HostField, WildcardHost},
 };
 
 /// One `connect` entry: destinations (`cidr` or `host`, exactly one), on `ports`.
@@ -30,6 +31,9 @@ pub enum Destination {
     Cidr(IpNet),
     /// The addresses a DNS name resolves to, kept current by the daemon.
     Host(HostName),
+    /// The addresses of every name beneath a suffix that the task's processes looked up, as
+    /// their DNS answers said (learned by the daemon's DNS proxy), until the answers' TTLs run out.
+    Wildcard(WildcardHost),
 }
 
 /// `connect` entry as written, before the one-destination check.
@@ -42,9 +46,12 @@ struct RawConnectRule {
     #[serde(default)]
     cidr: Option<Cidr>,
     /// Destination DNS name, e.g. `api.github.com`: the daemon resolves it (A and AAAA, honouring
-    /// the TTLs) and allows the addresses it answers. Exclusive with `cidr`.
+    /// the TTLs) and allows the addresses it answers. Or a wildcard, `"*.githubusercontent.com"`
+    /// (names strictly beneath the suffix, any depth): the daemon allows the addresses of the
+    /// matching names the task's processes look up themselves, as their DNS answers said (their
+    /// DNS goes through the daemon's proxy). Exclusive with `cidr`.
     #[serde(default)]
-    host: Option<HostName>,
+    host: Option<HostField>,
     /// Allowed destination ports: integers (`443`) and inclusive ranges (`"9000-9100"`).
     /// Absent = every port. An empty list is an error (it would allow nothing).
     #[serde(default)]
@@ -57,7 +64,8 @@ impl TryFrom<RawConnectRule> for ConnectRule {
     fn try_from(raw: RawConnectRule) -> Result<Self, String> {
         let destination = match (raw.cidr, raw.host) {
             (Some(cidr), None) => Destination::Cidr(cidr.0),
-            (None, Some(host)) => Destination::Host(host),
+            (None, Some(HostField::Name(host))) => Destination::Host(host),
+            (None, Some(HostField::Wildcard(pattern))) => Destination::Wildcard(pattern),
             (Some(_), Some(_)) => {
                 return Err("a connect rule has `cidr` or `host`, not both".to_owned());
             }
@@ -85,7 +93,7 @@ impl ConnectRule {
     pub fn cidr(&self) -> Option<IpNet> {
         match &self.destination {
             Destination::Cidr(net) => Some(*net),
-            Destination::Host(_) => None,
+            Destination::Host(_) | Destination::Wildcard(_) => None,
         }
     }
 
@@ -94,8 +102,23 @@ impl ConnectRule {
     pub fn host(&self) -> Option<&HostName> {
         match &self.destination {
             Destination::Host(name) => Some(name),
-            Destination::Cidr(_) => None,
+            Destination::Cidr(_) | Destination::Wildcard(_) => None,
         }
+    }
+
+    /// The pattern of a wildcard `host` rule; `None` otherwise.
+    #[must_use]
+    pub fn wildcard(&self) -> Option<&WildcardHost> {
+        match &self.destination {
+            Destination::Wildcard(pattern) => Some(pattern),
+            Destination::Cidr(_) | Destination::Host(_) => None,
+        }
+    }
+
+    /// Whether the rule names hosts (exactly or by wildcard), so its entries follow DNS answers.
+    #[must_use]
+    pub fn by_name(&self) -> bool {
+        !matches!(self.destination, Destination::Cidr(_))
     }
 
     /// The allowed port ranges; `None` means every port.
@@ -110,6 +133,7 @@ impl fmt::Display for Destination {
         match self {
             Self::Cidr(net) => write!(f, "{net}"),
             Self::Host(name) => write!(f, "host {name}"),
+            Self::Wildcard(pattern) => write!(f, "host {pattern}"),
         }
     }
 }

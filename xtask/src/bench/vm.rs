@@ -33,6 +33,8 @@ pub fn measure(
         ],
         policies: paths::policies(),
         init: paths::repo().join("tests/vm/bench-init.sh"),
+        // The benchmarks need no module (bench-init.sh loads none).
+        modules: Vec::new(),
     };
     let initrd = out.join("bench-initramfs.cpio");
     initramfs::build(&contents, &initrd)?;

@@ -70,6 +70,8 @@ fn cgroup_attach_type(hook: &str) -> Option<u32> {
         "connect6" => Some(11),
         "sendmsg4" => Some(14),
         "sendmsg6" => Some(15),
+        "recvmsg4" => Some(19),
+        "recvmsg6" => Some(20),
         _ => None,
     }
 }
