@@ -2847,3 +2847,257 @@ fn exec_of_hard_link_to_denied_binary_is_denied_by_identity() {
         &[&probe(), "exec", &ok_link, "open", &probe(), "r"],
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// issue 5 bypass classes: `#!` interpreters, setuid binaries, moving between cgroups
+
+/// Writes the executable `#!` script `<scratch>/<rel>` whose interpreter line is
+/// `#!INTERP open`: run as `SCRIPT r`, the interpreter (a probe copy) gets
+/// `INTERP open SCRIPT r` and read-opens the script.
+fn shebang_script(s: &Scratch, rel: &str, interp: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = s.file(rel, &format!("#!{interp} open\n"));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("expected to make {p} executable: {e}"));
+    p
+}
+
+/// Panics unless `ev` is a refused exec: `op` "exec", or an "open" with access "exec" (the
+/// kernel's exec-open of the file, which may be judged before `bprm_check`).
+fn assert_exec_refusal(ev: &Value) {
+    let op = events::text(ev, "/op");
+    assert!(
+        op == "exec" || (op == "open" && events::text(ev, "/target/access") == "exec"),
+        "expected the event to be an exec, or an open with access \"exec\", got {ev}"
+    );
+}
+
+#[test]
+fn shebang_scripts_need_both_script_and_interpreter_in_exec_allow() {
+    let s = Scratch::new("shebang");
+    let listed_interp = s.copy_exe(&env::probe_bin(), "interp/listed");
+    let unlisted_interp = s.copy_exe(&env::probe_bin(), "interp/unlisted");
+    let good = shebang_script(&s, "bin/good", &listed_interp);
+    let bad_interp = shebang_script(&s, "bin/bad-interp", &unlisted_interp);
+    let unlisted_script = shebang_script(&s, "other/script", &listed_interp);
+    // Everything is readable, so the kernel's exec-opens pass and bprm_check decides.
+    let pol = Policy::probe_only("shebang")
+        .exec(&s.dir_entry("bin"))
+        .read(&s.dir_entry("bin"))
+        .exec(&listed_interp)
+        .read(&s.dir_entry("interp"))
+        .read(&s.dir_entry("other"));
+    let d = Daemon::with(&[&pol]);
+
+    // Both listed: the interpreter runs and reads the script.
+    d.expect_ok(&d.run("shebang", &[&probe(), "exec", &good, "r"]));
+
+    // (a) A listed script whose interpreter is not listed.
+    let out = d.run("shebang", &[&probe(), "exec", &bad_interp, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused exec of a script's unlisted interpreter",
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!("shebang")),
+            ("/target/path", json!(unlisted_interp)),
+        ],
+    );
+    assert_exec_refusal(&ev);
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+    d.expect_no_event(
+        "a refusal of the listed script itself",
+        &with(denied("shebang", "exec"), "/target/path", json!(bad_interp)),
+    );
+
+    // (b) An unlisted script whose interpreter is listed.
+    let out = d.run("shebang", &[&probe(), "exec", &unlisted_script, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused exec of an unlisted script",
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!("shebang")),
+            ("/target/path", json!(unlisted_script)),
+        ],
+    );
+    assert_exec_refusal(&ev);
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+
+    // Untagged, both scripts run.
+    d.expect_ok(&process::probe(&["exec", &bad_interp, "r"]));
+    d.expect_ok(&process::probe(&["exec", &unlisted_script, "r"]));
+}
+
+#[test]
+fn a_setuid_binary_keeps_the_tag() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new("setuid");
+    let suid = s.copy_exe(&env::probe_bin(), "bin/suid-probe");
+    std::os::unix::fs::chown(&suid, Some(1000), Some(1000))
+        .unwrap_or_else(|e| panic!("expected to chown {suid} to 1000: {e}"));
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755))
+        .unwrap_or_else(|e| panic!("expected to make {suid} setuid: {e}"));
+    let secret = s.file("secret", "s3cret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("expected to chmod {secret}: {e}"));
+    let root_only = s.file("root-only", "r00t");
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("expected to chmod {root_only}: {e}"));
+    let pol = Policy::probe_only("setuid")
+        .exec(&s.dir_entry("bin"))
+        .read(&s.dir_entry("bin"));
+    let d = Daemon::with(&[&pol]);
+
+    // Untagged, the copy really runs as uid 1000: a root-only file is refused by the file's
+    // mode, the world-readable secret opens.
+    let run_suid = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(&suid);
+        cmd.args(args);
+        process::run(cmd)
+    };
+    d.expect_errno(&run_suid(&["open", &root_only, "r"]), "EACCES");
+    d.expect_ok(&run_suid(&["open", &secret, "r"]));
+
+    // Tagged, the setuid'd process is still the task's: its open is Corral's refusal.
+    let out = d.run("setuid", &[&probe(), "exec", &suid, "open", &secret, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the setuid process's refused open",
+        &denied_open("setuid", &secret, "read"),
+    );
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+}
+
+#[test]
+fn moving_into_an_untagged_cgroup_through_cgroup_procs_keeps_the_tag() {
+    let cg = TestCgroup::new("vm-procs");
+    let s = Scratch::new("cgroup-procs");
+    let secret = s.file("secret", "s3cret");
+    let pol = Policy::probe_only("cgroup-procs").write(&cg.procs());
+    let d = Daemon::with(&[&pol]);
+
+    // Untagged, the probe moves itself and reads the file.
+    d.expect_ok(&process::probe(&[
+        "enter-cgroup",
+        &cg.procs(),
+        &probe(),
+        "open",
+        &secret,
+        "r",
+    ]));
+
+    // Tagged: the move succeeds (the probe execs only after writing cgroup.procs), and the
+    // moved process's open is refused as the task's.
+    let out = d.run(
+        "cgroup-procs",
+        &[
+            &probe(),
+            "enter-cgroup",
+            &cg.procs(),
+            &probe(),
+            "open",
+            &secret,
+            "r",
+        ],
+    );
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused open of a process that moved to an untagged cgroup",
+        &denied_open("cgroup-procs", &secret, "read"),
+    );
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+    assert!(
+        out.stderr.contains("corral-probe: open:"),
+        "expected the failing step to be the open after the move, not the move itself\n{}",
+        out.describe()
+    );
+}
+
+/// A `binfmt_misc` handler registered for one test, unregistered on drop.
+struct BinfmtHandler {
+    entry: String,
+}
+
+impl BinfmtHandler {
+    /// Mounts `binfmt_misc` on `/proc/sys/fs/binfmt_misc` if needed (the VM loads the module)
+    /// and registers `name`: files starting with `magic` run through `interp`.
+    fn register(name: &str, magic: &str, interp: &str) -> Self {
+        let dir = "/proc/sys/fs/binfmt_misc";
+        if !Path::new(dir).join("register").exists() {
+            // SAFETY: valid C strings; a plain mount of the binfmt_misc file system.
+            let rc = unsafe {
+                libc::mount(
+                    c"binfmt_misc".as_ptr(),
+                    c"/proc/sys/fs/binfmt_misc".as_ptr(),
+                    c"binfmt_misc".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                )
+            };
+            assert!(
+                rc == 0,
+                "expected to mount binfmt_misc on {dir}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let entry = format!("{dir}/{name}");
+        if Path::new(&entry).exists() {
+            let _ = std::fs::write(&entry, "-1");
+        }
+        std::fs::write(
+            format!("{dir}/register"),
+            format!(":{name}:M::{magic}::{interp}:"),
+        )
+        .unwrap_or_else(|e| panic!("expected to register binfmt_misc handler {name}: {e}"));
+        Self { entry }
+    }
+}
+
+impl Drop for BinfmtHandler {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.entry, "-1");
+    }
+}
+
+#[test]
+fn binfmt_misc_interpreter_needs_exec_allow() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new("binfmt");
+    let interp = s.copy_exe(&env::probe_bin(), "interp/unlisted");
+    let payload = s.file("bin/payload", "CORRALBF payload\n");
+    std::fs::set_permissions(&payload, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("expected to make {payload} executable: {e}"));
+    let _handler = BinfmtHandler::register("corral-test", "CORRALBF", &interp);
+    let pol = Policy::probe_only("binfmt")
+        .exec(&s.dir_entry("bin"))
+        .read(&s.dir_entry("bin"))
+        .read(&s.dir_entry("interp"));
+    let d = Daemon::with(&[&pol]);
+
+    // Untagged, the handler runs the interpreter: the probe, given `PAYLOAD`, as its command,
+    // says it does not know that command (exit 2).
+    let out = process::probe(&["exec", &payload]);
+    assert!(
+        out.code == Some(2) && out.stderr.contains("corral-probe: usage"),
+        "expected the binfmt_misc interpreter (a probe) to run and refuse its arguments\n{}",
+        out.describe()
+    );
+
+    let out = d.run("binfmt", &[&probe(), "exec", &payload]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused exec of the binfmt_misc interpreter",
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!("binfmt")),
+            ("/target/path", json!(interp)),
+        ],
+    );
+    assert_exec_refusal(&ev);
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+    d.expect_no_event(
+        "a refusal of the listed payload itself",
+        &with(denied("binfmt", "exec"), "/target/path", json!(payload)),
+    );
+}

@@ -17,10 +17,13 @@ use crate::{command, kernels};
 ///
 /// `NETLINK_SOCK_DIAG` look-ups of UDP and TCP sockets (the DNS proxy finds its clients'
 /// sockets): `sock_diag` is built in; `udp_diag` and `tcp_diag` depend on `inet_diag`.
-pub const MODULES: [&str; 3] = [
+/// `binfmt_misc` (no dependencies): the kernel tests register a handler whose interpreter
+/// the task may not run.
+pub const MODULES: [&str; 4] = [
     "net/ipv4/inet_diag",
     "net/ipv4/udp_diag",
     "net/ipv4/tcp_diag",
+    "fs/binfmt_misc",
 ];
 
 /// The modules of one kernel, ready to pack.
@@ -147,7 +150,7 @@ mod tests {
             layout("linux-image-6.1.0-56-amd64", Path::new("/cache")).expect("a kernel package");
         assert_eq!(
             load_order(&modules),
-            "inet_diag\nudp_diag\ntcp_diag\n",
+            "inet_diag\nudp_diag\ntcp_diag\nbinfmt_misc\n",
             "udp_diag and tcp_diag depend on inet_diag, which must load first"
         );
         assert_eq!(

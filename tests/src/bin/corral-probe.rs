@@ -33,6 +33,9 @@
 //! corral-probe [OPTS] clone-into-cgroup DIR CMD [ARGS...]
 //!                                               (clone3 CLONE_INTO_CGROUP of the cgroup v2 DIR:
 //!                                               the child execs CMD; exits with its code)
+//! corral-probe [OPTS] enter-cgroup PROCS CMD [ARGS...]
+//!                                               (writes "0" to the cgroup.procs file PROCS:
+//!                                               moves itself there, then execs CMD)
 //! OPTS: [-D MILLIS] [-C DIR], in this order
 //! ```
 //!
@@ -342,6 +345,14 @@ fn side_doors(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             }
             Ok(clone_into_cgroup(&dir, &argv))
         }
+        b"enter-cgroup" => {
+            let procs = path(0)?;
+            let argv = command()?;
+            let Some(argv) = argv.get(1..).filter(|a| !a.is_empty()) else {
+                return Err(Usage("enter-cgroup needs PROCS and a command".into()));
+            };
+            Ok(enter_cgroup(&procs, argv))
+        }
         _ => Err(Usage(format!("unknown command {name:?}"))),
     }
 }
@@ -510,6 +521,27 @@ fn clone_into_cgroup(dir: &CStr, argv: &[CString]) -> Outcome {
     } else {
         128 + libc::WTERMSIG(status)
     });
+}
+
+/// Writes `0` to the `cgroup.procs` file `procs` (the writer moves itself into that cgroup
+/// through `cgroup_attach_task`), then execs `argv`; returns only on failure.
+fn enter_cgroup(procs: &CStr, argv: &[CString]) -> Outcome {
+    // SAFETY: a valid C string.
+    let fd = check(
+        unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) },
+        "open cgroup.procs",
+    )?;
+    // SAFETY: writing 1 byte from a static buffer to our own descriptor.
+    let written = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
+    let moved = if written == 1 {
+        Ok(())
+    } else {
+        Err(Failure::last("write cgroup.procs"))
+    };
+    // SAFETY: `fd` was opened above.
+    unsafe { libc::close(fd) };
+    moved?;
+    Err(exec(argv))
 }
 
 /// Double fork with `setsid` in between: the grandchild, a daemon in a new session whose
