@@ -33,8 +33,8 @@ pub use maps::{
     UnixRuleKey, counter_index,
 };
 pub use maps::{
-    PRIV_NETLINK, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS, PRIV_USERFAULTFD,
-    PRIVILEGES_MAX,
+    PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS,
+    PRIV_USERFAULTFD, PRIVILEGES_MAX,
 };
 
 /// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.
@@ -92,6 +92,7 @@ pub mod names {
     pub const PROG_EXIT: &str = "corral_sched_exit";
     pub const PROG_BPF: &str = "corral_bpf";
     pub const PROG_SOCKET_CREATE: &str = "corral_socket_create";
+    pub const PROG_SOCKET_SENDMSG: &str = "corral_socket_sendmsg";
     pub const PROG_PTRACE: &str = "corral_ptrace";
     pub const PROG_TASK_KILL: &str = "corral_task_kill";
     pub const PROG_KERNEL_READ_FILE: &str = "corral_kernel_read_file";

@@ -26,7 +26,8 @@ pub const RULE_DENY: u32 = 1 << 3;
 /// denied path to a new name, so a rename is refused at either end carrying it. Opens ignore it.
 pub const RULE_DENY_BENEATH: u32 = 1 << 4;
 
-/// `PRIVILEGES` bit: `SOCK_RAW` sockets (other than `AF_PACKET`) may be created.
+/// `PRIVILEGES` bit: `SOCK_RAW` and ICMP datagram ("ping") sockets of `AF_INET`/`AF_INET6` may
+/// be created.
 pub const PRIV_RAW_SOCKETS: u32 = 1;
 /// `PRIVILEGES` bit: `AF_PACKET` sockets may be created.
 pub const PRIV_PACKET_SOCKETS: u32 = 1 << 1;
@@ -36,6 +37,10 @@ pub const PRIV_NETLINK: u32 = 1 << 2;
 pub const PRIV_PERF_EVENTS: u32 = 1 << 3;
 /// `PRIVILEGES` bit: a userfaultfd may be created.
 pub const PRIV_USERFAULTFD: u32 = 1 << 4;
+/// `PRIVILEGES` bit: sockets whose traffic no Corral hook judges may be created: every family
+/// but `AF_UNIX`, `AF_INET`, `AF_INET6` (and the packet and netlink families, which have their
+/// own bits), and inet sockets other than TCP, MPTCP, UDP and UDP-Lite (SCTP, DCCP, ...).
+pub const PRIV_OTHER_SOCKETS: u32 = 1 << 5;
 /// Bound of `PRIVILEGES`: a current and a new rule set per task (during a reload).
 pub const PRIVILEGES_MAX: u32 = 2 * TASKS_MAX;
 
@@ -357,6 +362,10 @@ pub struct KernelOffsets {
     pub kill_observer: u32,
     /// `struct inode::__i_nlink` (the link count; `i_nlink` is its const alias in a union).
     pub inode_i_nlink: u32,
+    /// `struct msghdr::msg_name` (the kernel's copy of a `sendmsg` destination).
+    pub msghdr_msg_name: u32,
+    /// `struct msghdr::msg_namelen`.
+    pub msghdr_msg_namelen: u32,
 }
 
 /// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
@@ -388,7 +397,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 33 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 35 * 4);
 const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
 const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
 const _: () = assert!((OP_CODE_MAX + 1).is_power_of_two());

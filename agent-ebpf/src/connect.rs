@@ -76,6 +76,54 @@ fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
     Ok(finish(Op::Connect, &who, miss, &target))
 }
 
+/// `socket_sendmsg(struct socket *sock, struct msghdr *msg, int size)`: every `sendmsg`,
+/// `sendto` and `sendmmsg` message (and `io_uring`'s), after the kernel copied its destination.
+///
+/// Allows untagged processes, and messages without a destination (connected sockets, whose
+/// connect was judged) or with an inet one (judged by the cgroup `sendmsg4/6` programs, which
+/// see the final address). A message to an `AF_UNIX` address, which reaches a datagram socket
+/// without any connect, is judged like a unix connect: the pathname socket must be listed
+/// exactly, an abstract one as `@name`. Other families cannot be created by a tagged process
+/// without a privilege (`socket_create`). Fails closed for tagged processes.
+#[lsm(hook = "socket_sendmsg")]
+pub fn corral_socket_sendmsg(ctx: LsmContext) -> i32 {
+    lsm_verdict(match try_socket_sendmsg(&ctx) {
+        Ok(v) | Err(v) => v,
+    })
+}
+
+fn try_socket_sendmsg(ctx: &LsmContext) -> Result<i32, i32> {
+    let Some(who) = caller() else {
+        return Ok(0);
+    };
+    let off = offsets();
+    // SAFETY: the hook's arguments are `struct socket *` and `struct msghdr *` (the kernel's
+    // own, whose `msg_name` points at its copy of the destination); probe reads at BTF offsets.
+    let (sock, msg): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(1));
+    let mut target = Target::empty();
+    target.proto = sock_proto(sock);
+    let (name, namelen) = unsafe {
+        (
+            bpf_probe_read_kernel(msg.add(off.msghdr_msg_name as usize).cast::<*const u8>()),
+            bpf_probe_read_kernel(msg.add(off.msghdr_msg_namelen as usize).cast::<i32>()),
+        )
+    };
+    let (Ok(name), Ok(namelen)) = (name, namelen) else {
+        return Err(finish(Op::Sendmsg, &who, Some(Reason::BadAddress), &target));
+    };
+    if name.is_null() || namelen < 2 {
+        return Ok(0);
+    }
+    let family: u16 = unsafe { bpf_probe_read_kernel(name.cast::<u16>()) }
+        .map_err(|_| finish(Op::Sendmsg, &who, Some(Reason::BadAddress), &target))?;
+    if family != AF_UNIX {
+        return Ok(0);
+    }
+    target.family = u32::from(family);
+    let miss = judge_unix(&who, name, namelen, &mut target);
+    Ok(finish(Op::Sendmsg, &who, miss, &target))
+}
+
 /// `struct socket::type` as a `Proto` code.
 #[inline(always)]
 fn sock_proto(sock: *const u8) -> u32 {

@@ -68,6 +68,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     vma_vm_flags: 0,
     dentry_d_name: 0,
     inode_i_nlink: 0,
+    msghdr_msg_name: 0,
+    msghdr_msg_namelen: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

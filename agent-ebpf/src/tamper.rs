@@ -1,9 +1,11 @@
 //! What a confined process may never do, whatever its policy says: tamper with BPF (and so with
-//! its own confinement), load kernel code, trace or signal processes outside its task, open raw
-//! or packet sockets, change mounts, or create hard links. Each hook allows untagged processes and, for tagged
+//! its own confinement), load kernel code, trace or signal processes outside its task, open
+//! sockets whose traffic no Corral hook judges (raw, packet, SCTP, vsock, ...), change mounts, or create hard links. Each hook allows untagged processes and, for tagged
 //! ones, refuses (enforce) or reports (audit). All fail closed for tagged processes.
 
-use agent_common::{Op, PRIV_NETLINK, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS, Reason};
+use agent_common::{
+    Op, PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS, Reason,
+};
 use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::lsm, programs::LsmContext};
 
 use crate::{
@@ -13,9 +15,20 @@ use crate::{
     report::{Target, finish, lsm_verdict},
 };
 
+const AF_UNIX: i32 = 1;
+const AF_INET: i32 = 2;
+const AF_INET6: i32 = 10;
 const AF_PACKET: i32 = 17;
 const AF_NETLINK: i32 = 16;
+const SOCK_STREAM: i32 = 1;
+const SOCK_DGRAM: i32 = 2;
 const SOCK_RAW: i32 = 3;
+const IPPROTO_ICMP: i32 = 1;
+const IPPROTO_TCP: i32 = 6;
+const IPPROTO_UDP: i32 = 17;
+const IPPROTO_ICMPV6: i32 = 58;
+const IPPROTO_UDPLITE: i32 = 136;
+const IPPROTO_MPTCP: i32 = 262;
 /// Low bits of the socket type (the rest are `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags).
 const SOCK_TYPE_MASK: i32 = 0xf;
 
@@ -38,11 +51,16 @@ pub fn corral_bpf(ctx: LsmContext) -> i32 {
     forbid(Op::Bpf, &who, &target)
 }
 
-/// `socket_create(int family, int type, int protocol, int kern)`: raw (`SOCK_RAW`) and packet
-/// (`AF_PACKET`) sockets, which bypass connect rules and can sniff or forge traffic, and netlink
-/// (`AF_NETLINK`) sockets, which talk to the kernel (routes, firewall, audit) without any
-/// connect, are refused to tagged processes unless the task's `spec.privileges` grants
-/// `packet_sockets`, `netlink` or `raw_sockets`. Kernel-internal sockets are never judged.
+/// `socket_create(int family, int type, int protocol, int kern)`: every socket a process asks
+/// for, from `socket(2)`, `socketpair(2)` or `io_uring`, before the family's module is looked up.
+///
+/// Allows untagged processes and kernel-internal sockets. A tagged process may create, without
+/// any privilege, only the sockets whose traffic Corral's hooks judge (see `socket_privilege`):
+/// `AF_UNIX`, and `AF_INET`/`AF_INET6` TCP, MPTCP, UDP and UDP-Lite. Everything else is refused
+/// (`reason: forbidden`) unless the task's `spec.privileges` grants the privilege it needs:
+/// a socket Corral cannot judge would let the task send data where no `connect` rule reaches
+/// (an SCTP association set up by `sendmsg`, an ICMP echo, vsock to the hypervisor). Fails
+/// closed for tagged processes.
 #[lsm(hook = "socket_create")]
 pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     let Some(who) = caller() else {
@@ -51,25 +69,44 @@ pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     // The hook's four int arguments.
     let (family, ty, protocol, kern): (i32, i32, i32, i32) =
         (ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
-    if kern != 0 || (family != AF_PACKET && family != AF_NETLINK && ty & SOCK_TYPE_MASK != SOCK_RAW)
-    {
+    if kern != 0 {
+        return 0;
+    }
+    let privilege = socket_privilege(family, ty & SOCK_TYPE_MASK, protocol);
+    if privilege == 0 {
         return 0;
     }
     let mut target = Target::empty();
     target.family = family as u32;
     target.access = (ty & SOCK_TYPE_MASK) as u32;
     target.proto = protocol as u32;
-    let privilege = if family == AF_PACKET {
-        PRIV_PACKET_SOCKETS
-    } else if family == AF_NETLINK {
-        PRIV_NETLINK
-    } else {
-        PRIV_RAW_SOCKETS
-    };
     if granted(&who, privilege) {
         return lsm_verdict(finish(Op::Socket, &who, None, &target));
     }
     forbid(Op::Socket, &who, &target)
+}
+
+/// The `PRIV_*` bit a tagged process needs to create a socket of `family`, `ty` (without the
+/// `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags) and `protocol`; 0 for the sockets Corral judges:
+/// `AF_UNIX` (the LSM `socket_connect` and `unix_may_send` rules), inet TCP and MPTCP (whose
+/// first subflow is a TCP connect the hooks see) and inet UDP and UDP-Lite (`connect` and the
+/// cgroup `sendmsg` programs). Protocol 0 is the family's default for the type (TCP for
+/// streams, UDP for datagrams).
+#[inline(always)]
+fn socket_privilege(family: i32, ty: i32, protocol: i32) -> u32 {
+    match family {
+        AF_UNIX => 0,
+        AF_PACKET => PRIV_PACKET_SOCKETS,
+        AF_NETLINK => PRIV_NETLINK,
+        AF_INET | AF_INET6 => match (ty, protocol) {
+            (SOCK_STREAM, 0 | IPPROTO_TCP | IPPROTO_MPTCP)
+            | (SOCK_DGRAM, 0 | IPPROTO_UDP | IPPROTO_UDPLITE) => 0,
+            // Ping sockets: ICMP echo requests to any address, with any payload.
+            (SOCK_RAW, _) | (SOCK_DGRAM, IPPROTO_ICMP | IPPROTO_ICMPV6) => PRIV_RAW_SOCKETS,
+            _ => PRIV_OTHER_SOCKETS,
+        },
+        _ => PRIV_OTHER_SOCKETS,
+    }
 }
 
 /// tgid of a `struct task_struct *`, 0 if unreadable.

@@ -667,6 +667,48 @@ fn denied_unix(task: &str, path: &str) -> Vec<(&'static str, Value)> {
 }
 
 #[test]
+fn unconnected_unix_datagrams_are_judged_like_unix_connects() {
+    let s = Scratch::new("unix-dgram");
+    let listed = s.join("listed.sock");
+    let other = s.join("other.sock");
+    let bind = |path: &str| {
+        let sock = std::os::unix::net::UnixDatagram::bind(path)
+            .unwrap_or_else(|e| panic!("expected to bind a datagram socket at {path}: {e}"));
+        sock.set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("expected {path} to become non-blocking: {e}"));
+        sock
+    };
+    let (listed_rx, other_rx) = (bind(&listed), bind(&other));
+    let pol = Policy::probe_only("unix-dgram").unix(&listed);
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run("unix-dgram", &[&probe(), "sendto", "unix", &other]);
+    d.expect_errno(&out, "EPERM");
+    let mut want = denied_unix("unix-dgram", &other);
+    want[1] = ("/op", json!("sendmsg"));
+    want[4] = ("/target/proto", json!("dgram"));
+    let ev = d.expect_one_event("the refused unconnected unix datagram", &want);
+    assert_field(&ev, "/reason", &json!("not_allowed"));
+    let mut buf = [0u8; 64];
+    assert!(
+        other_rx.recv(&mut buf).is_err(),
+        "expected no datagram to reach the unlisted socket"
+    );
+
+    d.expect_ok(&d.run("unix-dgram", &[&probe(), "sendto", "unix", &listed]));
+    let got = listed_rx
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("expected the datagram at the listed socket: {e}"));
+    assert_eq!(&buf[..got], b"corral-probe", "expected the probe's payload");
+    // An untagged process reaches the unlisted socket.
+    d.expect_ok(&process::probe(&["sendto", "unix", &other]));
+    assert!(
+        other_rx.recv(&mut buf).is_ok(),
+        "expected the untagged datagram at the unlisted socket"
+    );
+}
+
+#[test]
 fn unix_pathname_socket_only_if_listed() {
     let s = Scratch::new("unix-path");
     let listed = s.join("tools.sock");
@@ -1621,6 +1663,110 @@ fn raw_and_packet_sockets_are_forbidden_to_tagged_processes() {
         "expected one forbidden socket event for raw and one for packet, got:\n{}",
         events::tail(&evs, 5)
     );
+}
+
+/// `socket FAMILY TYPE PROTO` numbers of sockets no Corral hook judges the traffic of, with a
+/// name for messages: each must be refused to a tagged process unless `other_sockets` (or, for
+/// ping, `raw_sockets`) is granted.
+const UNJUDGED_SOCKETS: [(&str, [i32; 3]); 6] = [
+    (
+        "SCTP stream",
+        [libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP],
+    ),
+    (
+        "SCTP seqpacket over IPv6",
+        [libc::AF_INET6, libc::SOCK_SEQPACKET, libc::IPPROTO_SCTP],
+    ),
+    ("DCCP", [libc::AF_INET, 6, 33]),
+    ("vsock", [libc::AF_VSOCK, libc::SOCK_STREAM, 0]),
+    ("RDS", [libc::AF_RDS, libc::SOCK_SEQPACKET, 0]),
+    ("TIPC", [libc::AF_TIPC, libc::SOCK_RDM, 0]),
+];
+
+#[test]
+fn sockets_no_hook_judges_are_refused_unless_granted() {
+    let pol = Policy::probe_only("judged-sockets");
+    let granted = Policy::probe_only("other-sockets").privilege("other_sockets");
+    let d = Daemon::with(&[&pol, &granted]);
+    let socket = |task: &str, [family, ty, proto]: [i32; 3]| {
+        let words = [
+            probe(),
+            "socket".to_owned(),
+            family.to_string(),
+            ty.to_string(),
+            proto.to_string(),
+        ];
+        d.run(task, &words.each_ref().map(String::as_str))
+    };
+    for (what, numbers) in UNJUDGED_SOCKETS {
+        let out = socket("judged-sockets", numbers);
+        d.expect_errno(&out, "EPERM");
+        let ev = d.expect_one_event(
+            &format!("the refused {what} socket"),
+            &with(
+                forbidden("judged-sockets", "socket"),
+                "/process/pid",
+                json!(out.pid),
+            ),
+        );
+        assert_field(&ev, "/target/family", &json!(numbers[0]));
+        assert_field(&ev, "/target/protocol", &json!(numbers[2]));
+        // Granted: the kernel itself answers (created, or no such protocol here), never Corral.
+        let out = socket("other-sockets", numbers);
+        assert!(
+            not_refused(&out),
+            "expected the {what} socket of a task granted other_sockets to be created or to \
+             fail with the kernel's own errno, not EPERM\n{}",
+            out.describe()
+        );
+    }
+    // Ping sockets need raw_sockets, not other_sockets.
+    let ping = [libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP];
+    for task in ["judged-sockets", "other-sockets"] {
+        let out = socket(task, ping);
+        d.expect_errno(&out, "EPERM");
+    }
+    // What the hooks judge is created freely: unix, TCP, MPTCP, UDP, UDP-Lite, IPv4 and IPv6.
+    for numbers in [
+        [libc::AF_UNIX, libc::SOCK_DGRAM, 0],
+        [libc::AF_INET, libc::SOCK_STREAM, 0],
+        [libc::AF_INET6, libc::SOCK_STREAM, libc::IPPROTO_TCP],
+        [libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_UDP],
+        [libc::AF_INET6, libc::SOCK_DGRAM, 0],
+        [libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE],
+    ] {
+        let out = socket("judged-sockets", numbers);
+        d.expect_ok(&out);
+    }
+    let out = socket(
+        "judged-sockets",
+        [libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_MPTCP],
+    );
+    assert!(
+        not_refused(&out),
+        "expected an MPTCP socket (its subflows' connects are judged) not to be refused\n{}",
+        out.describe()
+    );
+    // Untagged processes are never judged.
+    let out = process::probe(&[
+        "socket",
+        &libc::AF_VSOCK.to_string(),
+        &libc::SOCK_STREAM.to_string(),
+        "0",
+    ]);
+    assert!(
+        not_refused(&out),
+        "expected an untagged vsock socket not to be refused by Corral\n{}",
+        out.describe()
+    );
+}
+
+/// Whether a probe ran and either succeeded or failed with an errno other than `EPERM`.
+fn not_refused(out: &corral_tests::process::RunOutput) -> bool {
+    out.code == Some(0)
+        || (out.code == Some(1)
+            && out.first_line().starts_with("err ")
+            && !out.first_line().starts_with("err EPERM "))
 }
 
 #[test]

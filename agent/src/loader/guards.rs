@@ -37,7 +37,10 @@ pub const fn covers(op: Op) -> &'static str {
             "ptrace, process_vm_*, /proc/<pid>/mem, setns and /proc/<pid>/ns outside the task"
         }
         Op::Signal => "signals outside the task",
-        Op::Socket => "raw, packet and netlink sockets (unless spec.privileges)",
+        Op::Socket => {
+            "sockets other than unix, TCP and UDP: raw, ping, packet, netlink, SCTP, vsock, ... \
+             (unless spec.privileges)"
+        }
         Op::Perf => "perf_event_open (unless spec.privileges)",
         Op::Userfaultfd => "userfaultfd, /dev/userfaultfd (unless spec.privileges)",
         Op::Exec | Op::Open | Op::Connect | Op::Sendmsg => "",

@@ -115,10 +115,11 @@ pub const KILL_HOOKS: [HookSpec; 1] = [hook(
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
 /// packet sockets, mounts, hard links); executable file mappings, renames and removals.
-pub const LSM_HOOKS: [HookSpec; 21] = [
+pub const LSM_HOOKS: [HookSpec; 22] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
+    hook(names::PROG_SOCKET_SENDMSG, HookKind::Lsm, "socket_sendmsg"),
     hook(names::PROG_BPF, HookKind::Lsm, "bpf"),
     hook(names::PROG_SOCKET_CREATE, HookKind::Lsm, "socket_create"),
     hook(names::PROG_PTRACE, HookKind::Lsm, "ptrace_access_check"),

@@ -90,6 +90,8 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         dentry_d_name: find("dentry", "d_name")?,
         // In an anonymous union with its const alias `i_nlink`.
         inode_i_nlink: find("inode", "__i_nlink")?,
+        msghdr_msg_name: find("msghdr", "msg_name")?,
+        msghdr_msg_namelen: find("msghdr", "msg_namelen")?,
     })
 }
 

@@ -110,7 +110,7 @@ pub(crate) struct Spec {
     #[serde(default)]
     pub include: Vec<Included>,
     /// Guarded operations the task's processes may do after all: `raw_sockets`,
-    /// `packet_sockets`, `netlink`, `perf_events`, `userfaultfd`. Absent: none. Operations that
+    /// `packet_sockets`, `netlink`, `perf_events`, `userfaultfd`, `other_sockets`. Absent: none. Operations that
     /// would let a confined process disable Corral (`bpf`, `kernel_modules`, `mount`, `ptrace`,
     /// `signal`, `setns`, `bpffs`) can never be named.
     #[serde(default)]

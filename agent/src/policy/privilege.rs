@@ -5,7 +5,8 @@
 use std::fmt;
 
 use agent_common::{
-    PRIV_NETLINK, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS, PRIV_USERFAULTFD,
+    PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS,
+    PRIV_USERFAULTFD,
 };
 
 use super::scalar::{ScalarRule, deserialize_as_scalar};
@@ -13,7 +14,8 @@ use super::scalar::{ScalarRule, deserialize_as_scalar};
 /// One operation a policy may re-allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Privilege {
-    /// `raw_sockets`: `SOCK_RAW` sockets of any family but `AF_PACKET` (ping, traceroute).
+    /// `raw_sockets`: `SOCK_RAW` and ICMP datagram sockets of `AF_INET`/`AF_INET6` (ping,
+    /// traceroute).
     RawSockets,
     /// `packet_sockets`: `AF_PACKET` sockets (sniffing and forging link-layer frames).
     PacketSockets,
@@ -23,15 +25,21 @@ pub enum Privilege {
     PerfEvents,
     /// `userfaultfd`: `userfaultfd(2)` and `/dev/userfaultfd` (live migration, some GCs).
     Userfaultfd,
+    /// `other_sockets`: sockets whose traffic no Corral hook judges: SCTP, DCCP and other inet
+    /// protocols but TCP, MPTCP, UDP and UDP-Lite, and every family but unix, inet, inet6,
+    /// packet and netlink (vsock, TIPC, RDS, XDP, Bluetooth, CAN, ...). Granting it lets the
+    /// task send data where its `connect` rules do not reach.
+    OtherSockets,
 }
 
 /// Every privilege, with its policy name.
-pub const PRIVILEGES: [(Privilege, &str); 5] = [
+pub const PRIVILEGES: [(Privilege, &str); 6] = [
     (Privilege::RawSockets, "raw_sockets"),
     (Privilege::PacketSockets, "packet_sockets"),
     (Privilege::Netlink, "netlink"),
     (Privilege::PerfEvents, "perf_events"),
     (Privilege::Userfaultfd, "userfaultfd"),
+    (Privilege::OtherSockets, "other_sockets"),
 ];
 
 /// Names a policy may never use, and why: each would let a confined process reach Corral's own
@@ -80,6 +88,7 @@ impl Privilege {
             Self::Netlink => PRIV_NETLINK,
             Self::PerfEvents => PRIV_PERF_EVENTS,
             Self::Userfaultfd => PRIV_USERFAULTFD,
+            Self::OtherSockets => PRIV_OTHER_SOCKETS,
         }
     }
 }
@@ -91,8 +100,7 @@ impl fmt::Display for Privilege {
 }
 
 impl ScalarRule for Privilege {
-    const EXPECTING: &'static str =
-        "a privilege: raw_sockets, packet_sockets, netlink, perf_events or userfaultfd";
+    const EXPECTING: &'static str = "a privilege: raw_sockets, packet_sockets, netlink, perf_events, userfaultfd or other_sockets";
 
     fn parse(text: &str) -> Result<Self, String> {
         if let Some((_, why)) = NEVER.iter().find(|(name, _)| *name == text) {

@@ -9,6 +9,8 @@
 //! corral-probe [OPTS] connect unix PATH|@NAME [stream|dgram|seqpacket]
 //! corral-probe [OPTS] sendto udp ADDR PORT      (one datagram, unconnected UDP socket)
 //! corral-probe [OPTS] sendto tfo ADDR PORT      (TCP Fast Open: sendto MSG_FASTOPEN, no connect)
+//! corral-probe [OPTS] sendto unix PATH|@NAME    (one datagram, unconnected AF_UNIX socket)
+//! corral-probe [OPTS] socket FAMILY TYPE PROTO  (socket(2) with these numbers, then close)
 //! corral-probe [OPTS] listen tcp ADDR PORT      (prints "listening PORT", accepts one, exits)
 //! corral-probe [OPTS] listen unix PATH|@NAME    (prints "listening", accepts one, exits)
 //! corral-probe [OPTS] spawn N -- CMD [ARGS...]  (fork chain N deep, the deepest execs CMD)
@@ -179,11 +181,8 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
             }
             other => Err(Usage(format!("unknown connect kind {other:?}"))),
         },
-        b"sendto" => sendto(
-            &text(0, "udp|tfo")?,
-            &text(1, "an address")?,
-            &text(2, "a port")?,
-        ),
+        b"sendto" => sendto(rest),
+        b"socket" => socket_op(rest),
         b"listen" => match text(0, "tcp|unix")?.as_str() {
             "tcp" => {
                 let (addr, port) = inet_target(&text(1, "an address")?, &text(2, "a port")?)?;
@@ -1376,14 +1375,48 @@ fn connect_to(ty: libc::c_int, sa: &SockAddr) -> Outcome {
     ret.map(|_| ())
 }
 
-/// `sendto udp|tfo ADDR PORT`.
-fn sendto(kind: &str, addr: &str, port: &str) -> Result<Outcome, Usage> {
-    let (addr, port) = inet_target(addr, port)?;
+/// `sendto udp|tfo ADDR PORT`, `sendto unix PATH|@NAME`.
+fn sendto(rest: &[OsString]) -> Result<Outcome, Usage> {
+    let text = |i: usize, what: &str| -> Result<&str, Usage> {
+        rest.get(i)
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| Usage(format!("sendto needs {what}")))
+    };
+    let kind = text(0, "udp|tfo|unix")?;
+    if kind == "unix" {
+        let addr = unix_address(
+            rest.get(1)
+                .ok_or_else(|| Usage("sendto unix needs a path".into()))?,
+        )?;
+        return Ok(send_to(libc::SOCK_DGRAM, 0, &addr));
+    }
+    let (addr, port) = inet_target(text(1, "an address")?, text(2, "a port")?)?;
+    let sa = inet_address(addr, port);
     match kind {
-        "udp" => Ok(send_to(libc::SOCK_DGRAM, 0, addr, port)),
-        "tfo" => Ok(send_to(libc::SOCK_STREAM, libc::MSG_FASTOPEN, addr, port)),
+        "udp" => Ok(send_to(libc::SOCK_DGRAM, 0, &sa)),
+        "tfo" => Ok(send_to(libc::SOCK_STREAM, libc::MSG_FASTOPEN, &sa)),
         other => Err(Usage(format!("unknown sendto kind {other:?}"))),
     }
+}
+
+/// `socket FAMILY TYPE PROTO`: creates (and closes) a socket of exactly these numbers.
+fn socket_op(rest: &[OsString]) -> Result<Outcome, Usage> {
+    let num = |i: usize| -> Result<libc::c_int, Usage> {
+        rest.get(i)
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Usage("socket needs FAMILY TYPE PROTO as numbers".into()))
+    };
+    let (family, ty, proto) = (num(0)?, num(1)?, num(2)?);
+    // SAFETY: plain system call.
+    let created = check(
+        unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) },
+        "socket",
+    );
+    Ok(created.map(|fd| {
+        // SAFETY: `fd` is ours.
+        unsafe { libc::close(fd) };
+    }))
 }
 
 /// What `sendto` sends.
@@ -1392,8 +1425,7 @@ const PAYLOAD: &[u8] = b"corral-probe";
 /// One `sendto` of `PAYLOAD` with a destination on a fresh socket of type `ty`, never connected:
 /// a UDP datagram, or with `MSG_FASTOPEN` a TCP Fast Open connect that carries the data.
 /// Anything short of the whole payload sent is a failure.
-fn send_to(ty: libc::c_int, flags: libc::c_int, addr: IpAddr, port: u16) -> Outcome {
-    let sa = inet_address(addr, port);
+fn send_to(ty: libc::c_int, flags: libc::c_int, sa: &SockAddr) -> Outcome {
     let fd = new_socket(sa.family, ty)?;
     // SAFETY: `PAYLOAD` is valid for its length; `sa` holds a valid address of `sa.len` bytes.
     let sent = unsafe {
