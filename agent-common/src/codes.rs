@@ -59,7 +59,8 @@ code_enum! {
         Sendmsg = 4 => "sendmsg",
         /// The `bpf()` syscall (LSM `bpf`): a confined process may not touch BPF objects.
         Bpf = 5 => "bpf",
-        /// Creating a raw or packet socket (LSM `socket_create`).
+        /// Creating a socket no hook judges the traffic of: raw, packet, netlink, SCTP, vsock, ...
+        /// (LSM `socket_create`).
         Socket = 6 => "socket",
         /// Tracing or reading/writing another process's memory (LSM `ptrace_access_check`).
         Ptrace = 7 => "ptrace",
@@ -89,6 +90,14 @@ code_enum! {
         /// `inode_init_security_anon` of a `[userfaultfd]` inode): a confined process may not
         /// stall the kernel on page faults of its choosing.
         Userfaultfd = 16 => "userfaultfd",
+        /// Creating a file, directory, symlink, FIFO or socket file (LSM `path_mknod`, also the
+        /// creating step of `open(O_CREAT)`, `path_mkdir`, `path_symlink`): judged as a write at
+        /// the new path. Device nodes are refused (`forbidden`): opening one reaches the device,
+        /// not a path.
+        Create = 17 => "create",
+        /// Changing a file without opening it: `truncate`, `chmod`, `chown` (LSM
+        /// `path_truncate`, `path_chmod`, `path_chown`): judged as a write at the file's path.
+        Setattr = 18 => "setattr",
     }
 }
 

@@ -93,6 +93,12 @@ pub mod names {
     pub const PROG_BPF: &str = "corral_bpf";
     pub const PROG_SOCKET_CREATE: &str = "corral_socket_create";
     pub const PROG_SOCKET_SENDMSG: &str = "corral_socket_sendmsg";
+    pub const PROG_PATH_MKNOD: &str = "corral_path_mknod";
+    pub const PROG_PATH_MKDIR: &str = "corral_path_mkdir";
+    pub const PROG_PATH_SYMLINK: &str = "corral_path_symlink";
+    pub const PROG_PATH_TRUNCATE: &str = "corral_path_truncate";
+    pub const PROG_PATH_CHMOD: &str = "corral_path_chmod";
+    pub const PROG_PATH_CHOWN: &str = "corral_path_chown";
     pub const PROG_PTRACE: &str = "corral_ptrace";
     pub const PROG_TASK_KILL: &str = "corral_task_kill";
     pub const PROG_KERNEL_READ_FILE: &str = "corral_kernel_read_file";

@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 
+mod changes;
 mod connect;
 mod context;
 mod dns_redirect;

@@ -68,7 +68,7 @@ static RENAME_WALK: PerCpuArray<WalkScratch> = PerCpuArray::with_max_entries(1, 
 
 /// Argument `i` of the hook as a plain number (the walk only probe-reads through it).
 #[inline(always)]
-fn arg_u64(ctx: &LsmContext, i: usize) -> u64 {
+pub(crate) fn arg_u64(ctx: &LsmContext, i: usize) -> u64 {
     // SAFETY: the context is an array of u64 arguments; a fault yields 0, which the walk's first
     // read turns into `EFAULT`.
     unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u64>().add(i)) }.unwrap_or(0)
@@ -76,7 +76,7 @@ fn arg_u64(ctx: &LsmContext, i: usize) -> u64 {
 
 /// Reads a kernel pointer-sized field; a fault is `EFAULT`.
 #[inline(always)]
-fn read_u64(base: u64, off: u32) -> Result<u64, i64> {
+pub(crate) fn read_u64(base: u64, off: u32) -> Result<u64, i64> {
     // SAFETY: a fault-tolerant probe read.
     unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const u64) }.map_err(|_| EFAULT)
 }
@@ -244,7 +244,7 @@ fn step(w: &mut WalkScratch) -> Result<i64, i64> {
 /// or exchanging that directory, or one of its ancestors, would carry the denied path to a name
 /// no deny rule covers (and, at the new end, would put a directory where a denied path will be).
 #[inline(always)]
-fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
+pub(crate) fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
     let mut target = Target::empty();
     target.access = Access::WRITE;
     let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {

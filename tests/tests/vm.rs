@@ -2346,6 +2346,159 @@ fn renaming_a_directory_that_holds_a_denied_path_is_refused() {
 }
 
 #[test]
+fn changing_files_without_opening_them_needs_files_write() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let s = Scratch::new("changes");
+    let ro_file = s.file("ro/file", "read only");
+    let env_file = s.file("ws/.env", "TOKEN=x");
+    let notes = s.file("ws/notes", "notes");
+    let pol = Policy::probe_only("changes")
+        .read(&s.dir_entry("ro"))
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"))
+        .deny(&env_file);
+    let d = Daemon::with(&[&pol]);
+    let mode_of = |p: &str| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("expected {p} to exist: {e}"))
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    let (ro_mode, env_mode) = (mode_of(&ro_file), mode_of(&env_file));
+
+    // Changing a file it may only read, or a denied one, without opening it: refused, unchanged.
+    for (file, reason) in [(&ro_file, "not_allowed"), (&env_file, "deny_rule")] {
+        for change in [
+            vec!["truncate", file.as_str()],
+            vec!["chmod", file.as_str(), "4777"],
+            vec!["chown", file.as_str(), "65534", "65534"],
+        ] {
+            let mut argv = vec![probe()];
+            argv.extend(change.iter().map(|w| (*w).to_owned()));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = d.run("changes", &argv);
+            d.expect_errno(&out, "EPERM");
+            let ev = d.expect_one_event(
+                &format!("the refused {} of {file}", change[0]),
+                &denied_write("changes", "setattr", file, &out),
+            );
+            assert_field(&ev, "/reason", &json!(reason));
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(&ro_file).ok().as_deref(),
+        Some("read only"),
+        "expected {ro_file} to keep its content"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&env_file).ok().as_deref(),
+        Some("TOKEN=x"),
+        "expected {env_file} to keep its content"
+    );
+    assert_eq!(
+        (mode_of(&ro_file), mode_of(&env_file)),
+        (ro_mode, env_mode),
+        "expected both modes unchanged"
+    );
+    let owner = std::fs::metadata(&ro_file).map(|m| m.uid()).ok();
+    assert_eq!(owner, Some(0), "expected {ro_file} to stay root's");
+    // Where it may write, it may.
+    d.expect_ok(&d.run("changes", &[&probe(), "truncate", &notes]));
+    d.expect_ok(&d.run("changes", &[&probe(), "chmod", &notes, "600"]));
+    assert_eq!(
+        (
+            std::fs::metadata(&notes).map(|m| m.len()).ok(),
+            mode_of(&notes)
+        ),
+        (Some(0), 0o600),
+        "expected ws/notes truncated and chmod-ed"
+    );
+    // Untagged processes are never judged.
+    d.expect_ok(&process::probe(&["chmod", &ro_file, "640"]));
+    assert_eq!(
+        mode_of(&ro_file),
+        0o640,
+        "expected the untagged chmod to apply"
+    );
+}
+
+#[test]
+fn creating_entries_needs_files_write_and_device_nodes_are_refused() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let s = Scratch::new("create");
+    let _ = s.file("ro/file", "read only");
+    let notes = s.file("ws/notes", "notes");
+    let pol = Policy::probe_only("create")
+        .read(&s.dir_entry("ro"))
+        .read(&s.dir_entry("ws"))
+        .write(&s.dir_entry("ws"));
+    let d = Daemon::with(&[&pol]);
+    // Creating entries where it may only read: refused, and nothing is left behind (the create
+    // step of open(O_CREAT) is judged before the file exists).
+    for create in [
+        vec!["mkdir".to_owned(), s.join("ro/dir")],
+        vec!["symlink".to_owned(), notes.clone(), s.join("ro/link")],
+        vec!["mknod".to_owned(), s.join("ro/fifo"), "fifo".to_owned()],
+        vec!["open".to_owned(), s.join("ro/new"), "w".to_owned()],
+    ] {
+        let created = create[if create[0] == "symlink" { 2 } else { 1 }].clone();
+        let mut argv = vec![probe()];
+        argv.extend(create.iter().cloned());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = d.run("create", &argv);
+        d.expect_errno(&out, "EPERM");
+        let _ = d.expect_one_event(
+            &format!("the refused {} in a read-only directory", create[0]),
+            &denied_write("create", "create", &created, &out),
+        );
+        assert!(
+            std::fs::symlink_metadata(&created).is_err(),
+            "expected {created} not to be created"
+        );
+    }
+
+    // A device node is refused even where the task may write: its path says nothing of what
+    // opening it reaches.
+    for kind in ["char", "block"] {
+        let node = s.join(&format!("ws/{kind}"));
+        let out = d.run("create", &[&probe(), "mknod", &node, kind]);
+        d.expect_errno(&out, "EPERM");
+        let _ = d.expect_one_event(
+            &format!("the refused {kind} device node"),
+            &with(
+                forbidden("create", "create"),
+                "/process/pid",
+                json!(out.pid),
+            ),
+        );
+        assert!(
+            std::fs::symlink_metadata(&node).is_err(),
+            "expected no device node at {node}"
+        );
+    }
+
+    // Where it may write, all of it works.
+    let (dir, link, fifo, new) = (
+        s.join("ws/dir"),
+        s.join("ws/link"),
+        s.join("ws/fifo"),
+        s.join("ws/new"),
+    );
+    d.expect_ok(&d.run("create", &[&probe(), "mkdir", &dir]));
+    d.expect_ok(&d.run("create", &[&probe(), "symlink", &notes, &link]));
+    d.expect_ok(&d.run("create", &[&probe(), "mknod", &fifo, "fifo"]));
+    d.expect_ok(&d.run("create", &[&probe(), "open", &new, "w"]));
+    assert!(
+        Path::new(&dir).is_dir()
+            && std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink())
+            && std::fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_fifo())
+            && Path::new(&new).is_file(),
+        "expected the directory, symlink, FIFO and file created in ws/"
+    );
+}
+
+#[test]
 fn rename_with_a_path_longer_than_4096_is_refused() {
     let s = Scratch::new("rename-long");
     let top = s.mkdir("ws");

@@ -217,7 +217,7 @@ pub(super) fn target_view(op: Op, ev: &Event) -> Result<TargetView<'_>, DecodeEr
     let path_len = (ev.path_len as usize).min(ev.path.len());
     let path = &ev.path[..path_len];
     match op {
-        Op::Exec | Op::Open | Op::Mmap | Op::Rename | Op::Unlink => {
+        Op::Exec | Op::Open | Op::Mmap | Op::Rename | Op::Unlink | Op::Create | Op::Setattr => {
             let error = (ev.path_error != 0).then(|| errno_name(-ev.path_error));
             // An mprotect refusal names no path (the kernel cannot resolve it there).
             let known = error.is_none() && !(op == Op::Mmap && path_len == 0);

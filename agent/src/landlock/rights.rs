@@ -58,10 +58,12 @@ pub(crate) const READ: BitFlags<AccessFs> =
     make_bitflags!(AccessFs::{ReadFile | ReadDir | IoctlDev});
 
 /// `files.write`: write and truncate files, and beneath a directory create, remove, rename and
-/// link entries of every kind. `ioctl_dev` as for `READ`.
+/// link entries of every kind but device nodes. `ioctl_dev` as for `READ`. `make_char` and
+/// `make_block` are handled and never granted: a device node made beneath a writable directory
+/// would open the device (a disk, and every file on it) under a path the rules allow.
 pub(crate) const WRITE: BitFlags<AccessFs> = make_bitflags!(AccessFs::{
-    WriteFile | Truncate | IoctlDev | RemoveDir | RemoveFile | MakeChar | MakeDir | MakeReg
-        | MakeSock | MakeFifo | MakeBlock | MakeSym | Refer
+    WriteFile | Truncate | IoctlDev | RemoveDir | RemoveFile | MakeDir | MakeReg | MakeSock
+        | MakeFifo | MakeSym | Refer
 });
 
 /// The rights Corral handles on a kernel with Landlock ABI `abi`.

@@ -7,9 +7,11 @@ use agent_common::{Backend, Op};
 use super::Capabilities;
 
 /// The guarded operations, as event `op` names, in display order.
-pub const GUARDED_OPS: [Op; 12] = [
+pub const GUARDED_OPS: [Op; 14] = [
     Op::Rename,
     Op::Unlink,
+    Op::Create,
+    Op::Setattr,
     Op::Mmap,
     Op::Link,
     Op::Mount,
@@ -28,6 +30,8 @@ pub const fn covers(op: Op) -> &'static str {
     match op {
         Op::Rename => "rename/renameat2 at both paths; directories holding a files.deny path",
         Op::Unlink => "unlink, rmdir",
+        Op::Create => "mknod, mkdir, symlink, open(O_CREAT) of a new name; device nodes",
+        Op::Setattr => "truncate, chmod, chown",
         Op::Mmap => "mmap/mprotect PROT_EXEC of files",
         Op::Link => "hard links",
         Op::Mount => "mount, umount, move_mount, pivot_root",

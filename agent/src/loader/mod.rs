@@ -115,7 +115,7 @@ pub const KILL_HOOKS: [HookSpec; 1] = [hook(
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
 /// packet sockets, mounts, hard links); executable file mappings, renames and removals.
-pub const LSM_HOOKS: [HookSpec; 22] = [
+pub const LSM_HOOKS: [HookSpec; 28] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -144,6 +144,12 @@ pub const LSM_HOOKS: [HookSpec; 22] = [
     hook(names::PROG_PATH_RENAME, HookKind::Lsm, "path_rename"),
     hook(names::PROG_PATH_UNLINK, HookKind::Lsm, "path_unlink"),
     hook(names::PROG_PATH_RMDIR, HookKind::Lsm, "path_rmdir"),
+    hook(names::PROG_PATH_MKNOD, HookKind::Lsm, "path_mknod"),
+    hook(names::PROG_PATH_MKDIR, HookKind::Lsm, "path_mkdir"),
+    hook(names::PROG_PATH_SYMLINK, HookKind::Lsm, "path_symlink"),
+    hook(names::PROG_PATH_TRUNCATE, HookKind::Lsm, "path_truncate"),
+    hook(names::PROG_PATH_CHMOD, HookKind::Lsm, "path_chmod"),
+    hook(names::PROG_PATH_CHOWN, HookKind::Lsm, "path_chown"),
     hook(
         names::PROG_PERF_EVENT_OPEN,
         HookKind::Lsm,

@@ -26,6 +26,9 @@
 //! corral-probe [OPTS] execveat PATH [ARGS...]   (open PATH O_PATH, execveat(fd, "", AT_EMPTY_PATH))
 //! corral-probe [OPTS] rename OLD NEW | unlink PATH | rmdir PATH
 //! corral-probe [OPTS] exchange OLD NEW          (renameat2 RENAME_EXCHANGE: swap the two names)
+//! corral-probe [OPTS] mknod PATH char|block|fifo|file   (char is 1:3, block 7:0; mode 0600)
+//! corral-probe [OPTS] mkdir PATH | truncate PATH (to 0 bytes, no open) | symlink TARGET PATH
+//! corral-probe [OPTS] chmod PATH OCTAL | chown PATH UID GID
 //! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
 //! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
@@ -288,8 +291,58 @@ fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             // SAFETY: valid C string.
             Ok(check(unsafe { libc::rmdir(p.as_ptr()) }, "rmdir").map(drop))
         }
+        b"mknod" | b"mkdir" | b"symlink" | b"truncate" | b"chmod" | b"chown" => changes(cmd, rest),
         _ => side_doors(cmd, rest),
     }
+}
+
+/// Creating and changing files without opening them (see the usage at the top).
+fn changes(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
+    let name = String::from_utf8_lossy(cmd).into_owned();
+    let path = |i: usize| -> Result<CString, Usage> {
+        let p = rest
+            .get(i)
+            .ok_or_else(|| Usage(format!("{name} needs a path")))?;
+        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
+    };
+    let num = |i: usize, radix: u32| -> Result<u32, Usage> {
+        rest.get(i)
+            .and_then(|s| s.to_str())
+            .and_then(|s| u32::from_str_radix(s, radix).ok())
+            .ok_or_else(|| Usage(format!("{name} needs a number at argument {}", i + 1)))
+    };
+    let first = path(0)?;
+    // SAFETY (every call below): valid C strings and plain numbers.
+    let status = match cmd {
+        b"mknod" => {
+            let (mode, dev) = match rest.get(1).and_then(|s| s.to_str()) {
+                // /dev/null's numbers, and the first loop device's.
+                Some("char") => (libc::S_IFCHR, libc::makedev(1, 3)),
+                Some("block") => (libc::S_IFBLK, libc::makedev(7, 0)),
+                Some("fifo") => (libc::S_IFIFO, 0),
+                Some("file") => (libc::S_IFREG, 0),
+                _ => return Err(Usage("mknod PATH char|block|fifo|file".into())),
+            };
+            unsafe { libc::mknod(first.as_ptr(), mode | 0o600, dev) }
+        }
+        b"mkdir" => unsafe { libc::mkdir(first.as_ptr(), 0o755) },
+        b"symlink" => {
+            let link = path(1)?;
+            unsafe { libc::symlink(first.as_ptr(), link.as_ptr()) }
+        }
+        b"truncate" => unsafe { libc::truncate(first.as_ptr(), 0) },
+        b"chmod" => unsafe { libc::chmod(first.as_ptr(), num(1, 8)?) },
+        _ => unsafe { libc::chown(first.as_ptr(), num(1, 10)?, num(2, 10)?) },
+    };
+    let step = match cmd {
+        b"mknod" => "mknod",
+        b"mkdir" => "mkdir",
+        b"symlink" => "symlink",
+        b"truncate" => "truncate",
+        b"chmod" => "chmod",
+        _ => "chown",
+    };
+    Ok(check(status, step).map(drop))
 }
 
 /// Side doors to the same judged operations: `openat2`, file handles, `io_uring`, and process
