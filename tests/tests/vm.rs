@@ -684,9 +684,14 @@ fn unconnected_unix_datagrams_are_judged_like_unix_connects() {
 
     let out = d.run("unix-dgram", &[&probe(), "sendto", "unix", &other]);
     d.expect_errno(&out, "EPERM");
-    let mut want = denied_unix("unix-dgram", &other);
-    want[1] = ("/op", json!("sendmsg"));
-    want[4] = ("/target/proto", json!("dgram"));
+    let want = vec![
+        ("/decision", json!("denied")),
+        ("/op", json!("sendmsg")),
+        ("/task", json!("unix-dgram")),
+        ("/target/path", json!(other)),
+        ("/target/family", json!("unix")),
+        ("/target/proto", json!("dgram")),
+    ];
     let ev = d.expect_one_event("the refused unconnected unix datagram", &want);
     assert_field(&ev, "/reason", &json!("not_allowed"));
     let mut buf = [0u8; 64];
