@@ -268,6 +268,36 @@ fn writes_are_allowed_inside_write_and_refused_on_read_only_paths() {
 }
 
 #[test]
+fn device_nodes_are_refused_even_inside_write() {
+    let s = Scratch::new("ll-mknod");
+    let rw = s.mkdir("rw");
+    let spec = Spec::new()
+        .read(&s.dir_entry("rw"))
+        .write(&s.dir_entry("rw"));
+    for kind in ["char", "block"] {
+        let node = format!("{rw}/{kind}");
+        expect(
+            &spec.probe(&["mknod", &node, kind]),
+            EACCES,
+            &format!("a {kind} device node inside files.write to be refused"),
+        );
+        assert!(
+            std::fs::symlink_metadata(&node).is_err(),
+            "expected no device node at {node}"
+        );
+    }
+    let fifo = format!("{rw}/fifo");
+    expect(
+        &spec.probe(&["mknod", &fifo, "fifo"]),
+        "ok",
+        "a FIFO inside files.write",
+    );
+    // Unconfined, the same device node can be made: the refusal is Landlock's.
+    let out = process::probe(&["mknod", &format!("{rw}/free"), "char"]);
+    expect(&out, "ok", "an unconfined device node");
+}
+
+#[test]
 fn a_denied_path_inside_an_allowed_directory_is_refused_while_its_siblings_stay_readable() {
     let s = Scratch::new("ll-deny");
     let env_file = s.file("ws/.env", "TOKEN=1");
