@@ -19,6 +19,7 @@ use crate::{
     context::{Caller, caller},
     identity::identity_denied,
     maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, offsets},
+    mount_ns::{EXDEV, path_outside_caller_ns},
     report::{DENY, PathSource, Target, finish, finish_counting, lsm_verdict},
 };
 
@@ -183,6 +184,10 @@ pub fn judge_file(
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let off = offsets();
+    if path_outside_caller_ns(file.wrapping_add(off.file_f_path as usize)) {
+        target.path_error = EXDEV;
+        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    }
     // Judged before the path resolves: the look-up does not touch the path scratch.
     let by_identity = identity_denied(who.rules, file);
     // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the

@@ -20,6 +20,7 @@ use crate::{
     files::{judge_resolved_identity, open_access, open_allowed, remember_exe},
     identity::identity_denied,
     maps::{PATH_SCRATCH, offsets},
+    mount_ns::{EXDEV, path_outside_caller_ns},
     pathwalk::dentry_path,
     report::{DENY, PathSource, Target, finish, report_allowed},
 };
@@ -82,6 +83,10 @@ fn judge_walked(
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     let off = offsets();
+    if path_outside_caller_ns(file.wrapping_add(off.file_f_path as usize)) {
+        target.path_error = EXDEV;
+        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    }
     // SAFETY: `scratch` is a per-CPU map value; `file` is only probe-read by the walk.
     let len = unsafe {
         (*scratch).owner = bpf_get_current_pid_tgid();

@@ -17,6 +17,7 @@ mod identity;
 mod kill;
 mod maps;
 mod mmap;
+mod mount_ns;
 mod pathwalk;
 mod perf;
 mod privileges;

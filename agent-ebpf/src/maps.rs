@@ -70,6 +70,9 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_nlink: 0,
     msghdr_msg_name: 0,
     msghdr_msg_namelen: 0,
+    mount_mnt_ns: 0,
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

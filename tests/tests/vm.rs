@@ -3073,6 +3073,40 @@ fn denied_identity(task: &str, op: &str, path: &str) -> Vec<(&'static str, Value
 }
 
 #[test]
+fn files_on_a_detached_mount_tree_are_refused() {
+    let s = Scratch::new("detached");
+    let _ = s.file("vault/key", "s3cret");
+    let _ = s.file("open/readme", "hello");
+    let vault = s.join("vault");
+    // A broad policy: read everything but the vault.
+    let pol = Policy::probe_only("detached")
+        .read("/")
+        .deny(&s.dir_entry("vault"));
+    let d = Daemon::with(&[&pol]);
+    // The denied file, reached through a detached clone of its directory, would be judged as
+    // `/key`, which the policy reads: refused instead, whatever the path looks like.
+    let out = d.run("detached", &[&probe(), "tree-open", &vault, "key"]);
+    d.expect_errno(&out, "EPERM");
+    let ev = d.expect_one_event(
+        "the refused open on a detached mount",
+        &with(denied("detached", "open"), "/process/pid", json!(out.pid)),
+    );
+    assert_field(&ev, "/reason", &json!("path_unresolved"));
+    // So is an allowed one: on a detached tree no path means what it says.
+    let out = d.run(
+        "detached",
+        &[&probe(), "tree-open", &s.join("open"), "readme"],
+    );
+    d.expect_errno(&out, "EPERM");
+    // The same files through the caller's own mounts are judged by their paths.
+    d.expect_ok(&d.run("detached", &[&probe(), "open", &s.join("open/readme"), "r"]));
+    let out = d.run("detached", &[&probe(), "open", &s.join("vault/key"), "r"]);
+    d.expect_errno(&out, "EPERM");
+    // Untagged, the detached open works: the refusal is Corral's.
+    d.expect_ok(&process::probe(&["tree-open", &vault, "key"]));
+}
+
+#[test]
 fn hard_link_to_denied_file_in_allowed_dir_is_denied_by_identity() {
     let s = Scratch::new("ident-open");
     let env_file = s.file("ws/.env", "TOKEN=x");

@@ -92,6 +92,9 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         inode_i_nlink: find("inode", "__i_nlink")?,
         msghdr_msg_name: find("msghdr", "msg_name")?,
         msghdr_msg_namelen: find("msghdr", "msg_namelen")?,
+        mount_mnt_ns: find("mount", "mnt_ns")?,
+        task_nsproxy: find("task_struct", "nsproxy")?,
+        nsproxy_mnt_ns: find("nsproxy", "mnt_ns")?,
     })
 }
 

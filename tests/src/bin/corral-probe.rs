@@ -29,6 +29,8 @@
 //! corral-probe [OPTS] mknod PATH char|block|fifo|file   (char is 1:3, block 7:0; mode 0600)
 //! corral-probe [OPTS] mkdir PATH | truncate PATH (to 0 bytes, no open) | symlink TARGET PATH
 //! corral-probe [OPTS] chmod PATH OCTAL | chown PATH UID GID
+//! corral-probe [OPTS] tree-open DIR FILE       (open_tree(DIR, OPEN_TREE_CLONE): a detached
+//!                                               mount; then openat(tree, FILE), read)
 //! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
 //! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
@@ -292,8 +294,40 @@ fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             Ok(check(unsafe { libc::rmdir(p.as_ptr()) }, "rmdir").map(drop))
         }
         b"mknod" | b"mkdir" | b"symlink" | b"truncate" | b"chmod" | b"chown" => changes(cmd, rest),
+        b"tree-open" => {
+            let file = path(1)?;
+            Ok(tree_open(&path(0)?, &file))
+        }
         _ => side_doors(cmd, rest),
     }
+}
+
+/// `open_tree(DIR, OPEN_TREE_CLONE)`: a detached copy of the mount tree at `dir`, then a read
+/// open of `file` relative to it.
+fn tree_open(dir: &CStr, file: &CStr) -> Outcome {
+    // SAFETY: plain system call with a valid C string.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    };
+    let tree = check(i32::try_from(tree).unwrap_or(-1), "open_tree")?;
+    // SAFETY: `tree` is ours; `file` is a valid C string.
+    let fd = check(
+        unsafe { libc::openat(tree, file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
+        "openat",
+    );
+    // SAFETY: both are ours.
+    unsafe {
+        libc::close(tree);
+        if let Ok(fd) = fd {
+            libc::close(fd);
+        }
+    }
+    fd.map(drop)
 }
 
 /// Creating and changing files without opening them (see the usage at the top).
