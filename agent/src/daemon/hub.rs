@@ -12,8 +12,6 @@ use std::{
 };
 
 use super::subscriber::{Filter, Subscriber};
-#[cfg(test)]
-use crate::events::JsonEvent;
 
 /// One event as it was sent: its JSON line (without `\n`) and what filters look at.
 #[derive(Debug)]
@@ -72,14 +70,14 @@ impl Hub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records an event and hands it to every subscriber whose filter it passes.
+    /// Publishes `line` as an `open` event of task `t` (tests).
     #[cfg(test)]
-    pub fn publish(&self, event: &JsonEvent, line: String) {
+    pub fn publish(&self, decision: &'static str, line: String) {
         self.publish_line(Published {
             line,
-            task: event.task.clone(),
-            op: event.op,
-            decision: event.decision,
+            task: "t".to_owned(),
+            op: "open",
+            decision,
         });
     }
 
@@ -215,38 +213,12 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{JsonEvent, Process, Target};
-
-    fn event(decision: &'static str, n: u32) -> JsonEvent {
-        JsonEvent {
-            time: String::new(),
-            decision,
-            mode: "enforce",
-            op: "open",
-            backend: "kill",
-            enforcement: "none",
-            task: "t".to_owned(),
-            instance: None,
-            parent_tasks: Vec::new(),
-            reason: "none",
-            target: Target::KernelLoad { id: n },
-            process: Process {
-                pid: n,
-                tgid: n,
-                ppid: 0,
-                uid: 0,
-                gid: 0,
-                comm: String::new(),
-                exe: None,
-            },
-        }
-    }
 
     #[test]
     fn allowed_events_are_published_but_not_counted_again() {
         let hub = Hub::new(10, 4);
-        hub.publish(&event("allowed", 1), "a".to_owned());
-        hub.publish(&event("denied", 2), "d".to_owned());
+        hub.publish("allowed", "a".to_owned());
+        hub.publish("denied", "d".to_owned());
         let counts = hub.decisions();
         assert_eq!(
             counts.get(&("t".to_owned(), "open", "denied")),
@@ -295,10 +267,10 @@ mod tests {
     fn new_limits_trim_the_backlog_and_size_new_subscribers() {
         let hub = Hub::new(10, 4);
         for n in 0..6 {
-            hub.publish(&event("denied", n), format!("{n}"));
+            hub.publish("denied", format!("{n}"));
         }
         hub.set_limits(2, 1);
-        hub.publish(&event("denied", 6), "6".to_owned());
+        hub.publish("denied", "6".to_owned());
         let (backlog, sub) = hub.subscribe(Filter::default(), true);
         let lines: Vec<&str> = backlog.iter().map(|p| p.line.as_str()).collect();
         assert_eq!(lines, ["5", "6"], "the backlog keeps the 2 newest");
@@ -309,7 +281,7 @@ mod tests {
             "a queue of 1 is full after one"
         );
         hub.set_limits(0, 1);
-        hub.publish(&event("denied", 7), "7".to_owned());
+        hub.publish("denied", "7".to_owned());
         let (backlog, _) = hub.subscribe(Filter::default(), false);
         assert!(backlog.is_empty(), "a backlog of 0 keeps nothing");
     }

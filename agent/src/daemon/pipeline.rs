@@ -1,0 +1,159 @@
+//! The daemon's per-record path, from a ring-buffer record to the sinks and the hub: decode
+//! the record in place, name its task, instance and executable (once per batch), write its JSON
+//! line, queue the line in every sink and publish it; after a batch, one write per sink. The
+//! event pump drives it with the kernel's records; `corral-bench pipeline` (the daemon's
+//! capacity without the kernel producer) with recorded ones, through the same functions.
+
+use std::{fmt::Write as _, sync::Mutex};
+
+use super::{
+    batch_names::{BatchNames, Namer},
+    hub::{Hub, Published},
+    sink::Sink,
+};
+use crate::events::{self, BootClock, Record};
+
+/// The state of the per-record path between records: the clock, the batch's names, the sinks.
+pub struct Delivery {
+    clock: BootClock,
+    names: BatchNames,
+    sinks: Vec<Sink>,
+}
+
+impl Delivery {
+    #[must_use]
+    pub fn new(clock: BootClock, sinks: Vec<Sink>) -> Self {
+        Self {
+            clock,
+            names: BatchNames::default(),
+            sinks,
+        }
+    }
+
+    /// Handles a batch of records: `begin_batch`, `record` each, `end_batch`. Returns how many
+    /// records were handed over.
+    pub fn batch<'r, N: Namer>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r [u8]>,
+        state: &Mutex<N>,
+        hub: &Hub,
+    ) -> usize {
+        self.begin_batch();
+        let mut n = 0;
+        for bytes in records {
+            self.record(bytes, state, hub);
+            n += 1;
+        }
+        self.end_batch();
+        n
+    }
+
+    /// Starts a batch: the names looked up for the last one are forgotten.
+    pub fn begin_batch(&mut self) {
+        self.names.new_batch();
+    }
+
+    /// Ends a batch: what the sinks queued is written.
+    pub fn end_batch(&mut self) {
+        self.flush();
+    }
+
+    /// Decodes one ring buffer record, names its task, instance and executable, queues its
+    /// line in every sink and publishes it to the hub.
+    pub fn record<N: Namer>(&mut self, bytes: &[u8], state: &Mutex<N>, hub: &Hub) {
+        let rec = match events::parse_record(bytes) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::error!("dropping undecodable event: {e:#}");
+                return;
+            }
+        };
+        let mut published = hub.spare();
+        let mut line = std::mem::take(&mut published.line).into_bytes();
+        let batch = &mut self.names;
+        let parent = (rec.ppid() == 0)
+            .then(|| batch.parent(rec.tgid()))
+            .flatten();
+        let written = if let Ok(mut state) = state.lock() {
+            let resolved = batch.resolve(rec.tgid(), rec.comm(), rec.instance(), &mut *state);
+            let task = state.task_name(rec.task_id());
+            match task {
+                Some(task) => published.task.push_str(task),
+                None => {
+                    let _ = write!(published.task, "unknown-task-{}", rec.task_id());
+                }
+            }
+            let known = events::Names {
+                task,
+                instance: resolved.instance,
+                parent_tasks: resolved.parent_tasks,
+                exe: resolved.exe,
+                parent,
+            };
+            events::write_line(&rec, &known, &self.clock, &mut line)
+        } else {
+            let _ = write!(published.task, "unknown-task-{}", rec.task_id());
+            let exe = events::proc_exe(rec.tgid());
+            let unknown = events::Names {
+                exe: exe.as_deref(),
+                parent,
+                ..events::Names::default()
+            };
+            events::write_line(&rec, &unknown, &self.clock, &mut line)
+        };
+        if let Err(e) = written {
+            tracing::error!("dropping undecodable event: {e:#}");
+            return;
+        }
+        self.publish(line, published, &rec, hub);
+    }
+
+    /// Queues one event's line (`line`, without `\n`) in every sink (written whole by the next
+    /// `flush`), then hands it to the hub (live subscribers, backlog, per-task counts), which
+    /// never waits. `published` carries the task name; it gets the line, op and decision.
+    fn publish(&mut self, mut line: Vec<u8>, mut published: Published, rec: &Record, hub: &Hub) {
+        line.push(b'\n');
+        queue_line(&mut self.sinks, &line);
+        line.pop();
+        published.line = match String::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!("cannot encode event: {e}");
+                return;
+            }
+        };
+        // The codes decoded when the line was written.
+        published.op = agent_common::Op::try_from(rec.op()).map_or("", agent_common::Op::as_str);
+        published.decision = agent_common::Decision::try_from(rec.decision())
+            .map_or("", agent_common::Decision::as_str);
+        hub.publish_line(published);
+    }
+
+    /// Queues one line (ending in `\n`) in every sink.
+    pub fn write_line(&mut self, line: &[u8]) {
+        queue_line(&mut self.sinks, line);
+    }
+
+    /// Writes what the sinks queued.
+    pub fn flush(&mut self) {
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                tracing::error!("{e:#}");
+            }
+        }
+    }
+
+    /// Sinks a configuration reload opened; the old ones are flushed and closed here.
+    pub fn replace_sinks(&mut self, sinks: Vec<Sink>) {
+        self.flush();
+        self.sinks = sinks;
+    }
+}
+
+fn queue_line(sinks: &mut [Sink], line: &[u8]) {
+    for sink in sinks {
+        if let Err(e) = sink.write_line(line) {
+            tracing::error!("{e:#}");
+        }
+    }
+}
