@@ -51,7 +51,11 @@ pub fn lossy(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// As `lossy`, without the quotes.
 pub fn lossy_inner(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Most kernel text is ASCII or valid UTF-8: one chunk, no replacement.
+    // Most kernel text is printable ASCII without quotes or backslashes: copied at once.
+    if plain_ascii(bytes) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     for chunk in bytes.utf8_chunks() {
         escaped(out, chunk.valid().as_bytes());
         if !chunk.invalid().is_empty() {
@@ -60,8 +64,41 @@ pub fn lossy_inner(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Whether `bytes` are all ASCII that JSON takes as is (no control character, `"` or `\`),
+/// checked eight at a time.
+fn plain_ascii(bytes: &[u8]) -> bool {
+    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero when a byte of `w` is below `n` (n ≤ 128; exact as a yes or no: a borrow only
+    // spreads above a byte that was below `n` already).
+    const fn has_below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(LOW * n as u64) & !w & HIGH
+    }
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_ne_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        let special = (w & HIGH)
+            | has_below(w, 0x20)
+            | has_below(w ^ (LOW * u64::from(b'"')), 1)
+            | has_below(w ^ (LOW * u64::from(b'\\')), 1);
+        if special != 0 {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b < 0x80 && ESCAPE[b as usize] == 0)
+}
+
 /// Appends valid UTF-8 (or any bytes the caller vouches for), escaped, without quotes.
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    if plain_ascii(bytes) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape = ESCAPE[b as usize];
@@ -109,6 +146,31 @@ mod tests {
             String::from_utf8_lossy(&out),
             expected,
             "expected serde_json's escaping of every ASCII byte and some non-ASCII"
+        );
+    }
+
+    #[test]
+    fn plain_ascii_is_told_apart_at_every_position() {
+        for special in [0x00u8, 0x1f, b'"', b'\\', 0x80, 0xff, b'\n'] {
+            for len in 0..20 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    assert!(
+                        !plain_ascii(&bytes),
+                        "expected byte {special:#x} at {at} of {len} to need care"
+                    );
+                }
+                assert!(
+                    plain_ascii(&vec![b' '; len]) && plain_ascii(&vec![0x7f; len]),
+                    "expected spaces and DEL ({len}) to be plain"
+                );
+            }
+        }
+        let printable: Vec<u8> = (0x20..0x7f).filter(|&b| b != b'"' && b != b'\\').collect();
+        assert!(
+            plain_ascii(&printable),
+            "expected printable ASCII to be plain"
         );
     }
 

@@ -68,12 +68,7 @@ pub fn write_line(
         _ => None,
     };
     out.extend_from_slice(b"{\"time\":\"");
-    // Into a `Vec`, writing cannot fail.
-    let _ = write!(
-        out,
-        "{}",
-        humantime::format_rfc3339_micros(clock.wall_time(rec.time_ns()))
-    );
+    clock.write_rfc3339(rec.time_ns(), out);
     out.extend_from_slice(b"\",\"decision\":\"");
     out.extend_from_slice(decision.as_str().as_bytes());
     out.extend_from_slice(b"\",\"mode\":\"");
