@@ -16,7 +16,8 @@ use super::subscriber::{Filter, Subscriber};
 /// One event as it was sent: its JSON line (without `\n`) and what filters look at.
 #[derive(Debug)]
 pub struct Published {
-    pub line: String,
+    /// UTF-8 (the line writer writes nothing else), kept as bytes: subscribers write them out.
+    pub line: Vec<u8>,
     pub task: String,
     pub op: &'static str,
     pub decision: &'static str,
@@ -74,7 +75,7 @@ impl Hub {
     #[cfg(test)]
     pub fn publish(&self, decision: &'static str, line: String) {
         self.publish_line(Published {
-            line,
+            line: line.into_bytes(),
             task: "t".to_owned(),
             op: "open",
             decision,
@@ -85,7 +86,7 @@ impl Hub {
     /// (its strings keep their capacity), else a new one.
     pub fn spare(&self) -> Published {
         let mut spare = self.lock().spares.pop().unwrap_or_else(|| Published {
-            line: String::with_capacity(512),
+            line: Vec::with_capacity(512),
             task: String::new(),
             op: "",
             decision: "",
@@ -238,7 +239,7 @@ mod tests {
         let hub = Hub::new(2, 4);
         for n in 0..3 {
             let mut p = hub.spare();
-            p.line.push_str(&"x".repeat(1000 + n));
+            p.line.extend_from_slice("x".repeat(1000 + n).as_bytes());
             p.task.push('t');
             p.op = "open";
             p.decision = "denied";
@@ -272,8 +273,8 @@ mod tests {
         hub.set_limits(2, 1);
         hub.publish("denied", "6".to_owned());
         let (backlog, sub) = hub.subscribe(Filter::default(), true);
-        let lines: Vec<&str> = backlog.iter().map(|p| p.line.as_str()).collect();
-        assert_eq!(lines, ["5", "6"], "the backlog keeps the 2 newest");
+        let lines: Vec<&[u8]> = backlog.iter().map(|p| p.line.as_slice()).collect();
+        assert_eq!(lines, [b"5", b"6"], "the backlog keeps the 2 newest");
         let sub = sub.unwrap_or_else(|| panic!("expected a follower"));
         assert!(sub.push(backlog[0].clone()), "room for one");
         assert!(

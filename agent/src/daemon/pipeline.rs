@@ -69,7 +69,7 @@ impl Delivery {
             }
         };
         let mut published = hub.spare();
-        let mut line = std::mem::take(&mut published.line).into_bytes();
+        let mut line = std::mem::take(&mut published.line);
         let batch = &mut self.names;
         let parent = (rec.ppid() == 0)
             .then(|| batch.parent(rec.tgid()))
@@ -115,13 +115,7 @@ impl Delivery {
         line.push(b'\n');
         queue_line(&mut self.sinks, &line);
         line.pop();
-        published.line = match String::from_utf8(line) {
-            Ok(text) => text,
-            Err(e) => {
-                tracing::error!("cannot encode event: {e}");
-                return;
-            }
-        };
+        published.line = line;
         // The codes decoded when the line was written.
         published.op = agent_common::Op::try_from(rec.op()).map_or("", agent_common::Op::as_str);
         published.decision = agent_common::Decision::try_from(rec.decision())

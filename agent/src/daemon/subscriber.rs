@@ -154,7 +154,7 @@ where
     header.push(b'\n');
     out.write_all(&header).await?;
     for p in &backlog {
-        out.write_all(p.line.as_bytes()).await?;
+        out.write_all(&p.line).await?;
         out.write_all(b"\n").await?;
     }
     out.flush().await?;
@@ -190,7 +190,7 @@ where
                 out.write_all(dropped_line(*dropped_before).as_bytes())
                     .await?;
             }
-            out.write_all(p.line.as_bytes()).await?;
+            out.write_all(&p.line).await?;
             out.write_all(b"\n").await?;
         }
         if batch.dropped_after > 0 {
@@ -207,7 +207,7 @@ mod tests {
 
     fn event(task: &str, op: &'static str, n: u32) -> Arc<Published> {
         Arc::new(Published {
-            line: format!("{{\"n\":{n}}}"),
+            line: format!("{{\"n\":{n}}}").into_bytes(),
             task: task.to_owned(),
             op,
             decision: "denied",
@@ -235,7 +235,7 @@ mod tests {
         };
         assert!(f.matches(&event("a", "open", 0)), "denied passes");
         let allowed = Arc::new(Published {
-            line: String::new(),
+            line: Vec::new(),
             task: "a".to_owned(),
             op: "open",
             decision: "allowed",

@@ -21,10 +21,7 @@
 //! UTF-8 are replaced (U+FFFD) as `String::from_utf8_lossy` does, so a line is valid JSON and
 //! never holds a raw newline.
 
-use std::{
-    io::Write as _,
-    net::{Ipv4Addr, Ipv6Addr},
-};
+use std::{io::Write as _, net::Ipv6Addr};
 
 use agent_common::{Backend, Decision, Mode, Op, Proto, Reason};
 
@@ -165,11 +162,17 @@ fn write_target(op: Op, proto: Option<Proto>, rec: &Record<'_>, out: &mut Vec<u8
                 let addr = rec.addr();
                 out.extend_from_slice(b"{\"addr\":\"");
                 // Into a `Vec`, writing cannot fail.
-                let _ = if family == AF_INET {
-                    write!(out, "{}", Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+                if family == AF_INET {
+                    // `Ipv4Addr`'s text, without the formatter.
+                    for (i, &octet) in addr[..4].iter().enumerate() {
+                        if i > 0 {
+                            out.push(b'.');
+                        }
+                        number(out, octet);
+                    }
                 } else {
-                    write!(out, "{}", Ipv6Addr::from(addr))
-                };
+                    let _ = write!(out, "{}", Ipv6Addr::from(addr));
+                }
                 out.extend_from_slice(b"\",\"port\":");
                 number(out, rec.port() as u16);
                 out.extend_from_slice(if family == AF_INET {
