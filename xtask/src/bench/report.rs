@@ -42,7 +42,7 @@ const METHOD: &str = "\
   4 KiB per millisecond.
 - **Daemon pipeline capacity** (native only): `corral-bench pipeline` replays synthetic
   ring-buffer records (30 % IPv4 and 10 % IPv6 connects without a parent in the record, 45 %
-  opens with paths of 10 to 400 bytes, 15 % execs; 12 processes of 3 tasks and 3 instances)
+  opens with paths of 10 to 400 bytes, 15 % execs; 12 processes of 3 tasks, 2 instances)
   through the daemon's own per-record path (`agent::daemon::Delivery`: decode, task, instance
   and executable naming, JSON line, hub, the rotating file sink, 64 MiB files) on one thread, in
   batches of 256; the names come from in-memory maps instead of the kernel's `EXES`.
