@@ -152,7 +152,7 @@ fn write_target(op: Op, proto: Option<Proto>, rec: &Record<'_>, out: &mut Vec<u8
             }
             if error != 0 {
                 out.extend_from_slice(b",\"error\":\"");
-                out.extend_from_slice(errno_name(-error).as_bytes());
+                out.extend_from_slice(errno_name(error.wrapping_neg()).as_bytes());
                 out.push(b'"');
             }
             out.push(b'}');
