@@ -151,3 +151,123 @@ fn queue_line(sinks: &mut [Sink], line: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agent_common::{Backend, Decision, Event, Mode, Op, Proto, Reason};
+
+    use super::*;
+    use crate::{
+        config::EventsSection,
+        daemon::subscriber::Filter,
+        events::{Names, event_bytes},
+    };
+
+    /// Task 7 is `coder`; process 42 runs `/usr/bin/curl`; instance 3 has a parent task.
+    struct Known;
+
+    impl Namer for Known {
+        fn exe_of(&self, tgid: u32) -> Option<String> {
+            (tgid == 42).then(|| "/usr/bin/curl".to_owned())
+        }
+
+        fn lineage(&mut self, instance: u32) -> (Option<String>, Vec<String>) {
+            (Some(format!("uuid-{instance}")), vec!["outer".to_owned()])
+        }
+
+        fn task_name(&self, id: u32) -> Option<&str> {
+            (id == 7).then_some("coder")
+        }
+    }
+
+    fn connect(port: u32, task_id: u32) -> Event {
+        // SAFETY: `Event` is plain integers; all-zero is valid.
+        let mut ev: Event = unsafe { std::mem::zeroed() };
+        ev.op = Op::Connect as u32;
+        ev.decision = Decision::Denied as u32;
+        ev.mode = Mode::Enforce as u32;
+        ev.reason = Reason::NotAllowed as u32;
+        ev.backend = Backend::CgroupSockAddr as u32;
+        ev.task_id = task_id;
+        ev.tgid = 42;
+        ev.pid = 42;
+        ev.ppid = 1;
+        ev.instance = 3;
+        ev.family = 2;
+        ev.proto = Proto::Tcp as u32;
+        ev.port = port;
+        ev.addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        ev.comm[..4].copy_from_slice(b"curl");
+        ev
+    }
+
+    #[test]
+    fn a_batch_reaches_the_file_and_the_hub_as_the_line_writer_writes_it() {
+        let dir = std::env::temp_dir().join(format!("corral-delivery-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("expected a scratch dir: {e}"));
+        let file = dir.join("events.json");
+        let section = EventsSection {
+            stdout: false,
+            file: Some(file.clone()),
+            ..EventsSection::default()
+        };
+        let sinks = Sink::open_all(&section).unwrap_or_else(|e| panic!("expected a sink: {e}"));
+        let hub = Hub::new(10, 4);
+        let clock = BootClock::fixed(1_795_000_000_000_000_000);
+        let mut delivery = Delivery::new(clock, sinks);
+        let events = [connect(443, 7), connect(80, 9)];
+        let head = agent_common::EVENT_HEAD_SIZE;
+        let records: Vec<&[u8]> = vec![
+            &event_bytes(&events[0])[..head],
+            // Too short to be a record: dropped, the others still go out.
+            &event_bytes(&events[0])[..head - 8],
+            &event_bytes(&events[1])[..head],
+        ];
+        let handed = delivery.batch(records, &Mutex::new(Known), &hub);
+        assert_eq!(handed, 3, "expected every record handed over");
+        let parents = vec!["outer".to_owned()];
+        let expected: Vec<String> = events
+            .iter()
+            .map(|ev| {
+                let names = Names {
+                    task: (ev.task_id == 7).then_some("coder"),
+                    instance: Some("uuid-3"),
+                    parent_tasks: &parents,
+                    exe: Some("/usr/bin/curl"),
+                    parent: None,
+                };
+                let mut line = Vec::new();
+                events::write_line(&Record::of_event(ev, 0), &names, &clock, &mut line)
+                    .unwrap_or_else(|e| panic!("expected a line: {e}"));
+                String::from_utf8(line).unwrap_or_else(|e| panic!("expected UTF-8: {e}"))
+            })
+            .collect();
+        let written = std::fs::read_to_string(&file).unwrap_or_default();
+        assert_eq!(
+            written.lines().collect::<Vec<_>>(),
+            expected,
+            "expected the two lines in the file after the batch"
+        );
+        let (backlog, _) = hub.subscribe(Filter::default(), false);
+        let published: Vec<(&[u8], &str, &str, &str)> = backlog
+            .iter()
+            .map(|p| (p.line.as_slice(), p.task.as_str(), p.op, p.decision))
+            .collect();
+        assert_eq!(
+            published,
+            [
+                (expected[0].as_bytes(), "coder", "connect", "denied"),
+                (
+                    expected[1].as_bytes(),
+                    "unknown-task-9",
+                    "connect",
+                    "denied"
+                ),
+            ],
+            "expected both events published with their task, op and decision"
+        );
+        drop(delivery);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
