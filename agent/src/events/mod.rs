@@ -1,4 +1,5 @@
-//! Ring-buffer records → structured events (the JSON-lines contract).
+//! Ring-buffer records → JSON lines. The JSON-lines contract (every field of an event, in
+//! order) is written down once, in `line.rs`, the writer that produces it.
 
 mod clock;
 mod exe_cache;
