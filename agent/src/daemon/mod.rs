@@ -325,6 +325,7 @@ async fn pump_events(
 ) -> Result<(), DaemonError> {
     let clock = BootClock::now();
     let mut out = Delivery::new(clock, sinks);
+    let mut woke_at = std::time::Instant::now();
     loop {
         let readable = tokio::select! {
             r = ring.readable_mut() => r,
@@ -358,6 +359,9 @@ async fn pump_events(
             }
         };
         let mut guard = readable.map_err(|source| DaemonError::Events { source })?;
+        // Woken again within `COALESCE` of the last wake-up: a busy stream (see below).
+        let busy = woke_at.elapsed() < COALESCE;
+        woke_at = std::time::Instant::now();
         let rb = guard.get_inner_mut();
         let mut drained = true;
         out.begin_batch();
@@ -379,6 +383,15 @@ async fn pump_events(
         out.end_batch();
         if drained {
             guard.clear_ready();
+            if busy {
+                // Woken more than once per `COALESCE`: let the next records gather in the ring
+                // for a moment instead of being woken for every few of them. While the ring is
+                // not drained, the kernel's submit does not wake the daemon, so a busy stream
+                // costs about two wake-ups per `COALESCE` (this one and the timer's) however
+                // many records it carries. A lone record is still read at once.
+                drop(guard);
+                tokio::time::sleep(COALESCE).await;
+            }
         } else {
             // The readiness is kept: the rest is read on the next turn.
             drop(guard);
@@ -394,6 +407,10 @@ const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ring buffer records handled before the event pump lets the daemon's other tasks run.
 const EVENTS_PER_TURN: usize = 256;
+/// The longest a record waits in the ring when the stream is busy (see `pump_events`): the
+/// latency bought back as CPU. The 4 MiB ring holds about 20 000 records, 40 ms of a 500 000
+/// events/s stream.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 /// Serves the metrics endpoint, if enabled; returns why it cannot. Failing to serve metrics
 /// (address in use, say) does not stop the daemon: enforcement matters more than its
 /// observation.
