@@ -5,7 +5,7 @@
 //! (`record_size`): none without a path, `PATH_CLASS_UNIX` for a `sun_path`,
 //! `PATH_CLASS_SHORT` for most resolved paths, `PATH_MAX` for the rest. Small records let the
 //! ring buffer hold about 30 times more events than whole `Event`s would, and the kernel copies
-//! no path bytes it does not need. Userspace copies a record into a zeroed `Event`.
+//! no path bytes it does not need. Userspace reads a record in place (`agent::events::Record`).
 
 use crate::maps::{PATH_MAX, UNIX_PATH_MAX};
 

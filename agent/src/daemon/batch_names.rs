@@ -16,6 +16,8 @@ pub trait Namer {
     fn exe_of(&self, tgid: u32) -> Option<String>;
     /// An instance's uuid and its ancestors' task names, nearest first.
     fn lineage(&mut self, instance: u32) -> (Option<String>, Vec<String>);
+    /// A task's name by id.
+    fn task_name(&self, id: u32) -> Option<&str>;
 }
 
 impl Namer for super::State {
@@ -25,6 +27,10 @@ impl Namer for super::State {
 
     fn lineage(&mut self, instance: u32) -> (Option<String>, Vec<String>) {
         Self::lineage(self, instance)
+    }
+
+    fn task_name(&self, id: u32) -> Option<&str> {
+        self.task_names().get(&id).map(String::as_str)
     }
 }
 
@@ -120,6 +126,10 @@ mod tests {
         fn lineage(&mut self, instance: u32) -> (Option<String>, Vec<String>) {
             self.lineage_look_ups += 1;
             (Some(format!("uuid-{instance}")), vec!["outer".to_owned()])
+        }
+
+        fn task_name(&self, _id: u32) -> Option<&str> {
+            None
         }
     }
 

@@ -12,13 +12,12 @@ use std::{
 };
 
 use super::subscriber::{Filter, Subscriber};
-#[cfg(test)]
-use crate::events::JsonEvent;
 
 /// One event as it was sent: its JSON line (without `\n`) and what filters look at.
 #[derive(Debug)]
 pub struct Published {
-    pub line: String,
+    /// UTF-8 (the line writer writes nothing else), kept as bytes: subscribers write them out.
+    pub line: Vec<u8>,
     pub task: String,
     pub op: &'static str,
     pub decision: &'static str,
@@ -72,14 +71,14 @@ impl Hub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records an event and hands it to every subscriber whose filter it passes.
+    /// Publishes `line` as an `open` event of task `t` (tests).
     #[cfg(test)]
-    pub fn publish(&self, event: &JsonEvent, line: String) {
+    pub fn publish(&self, decision: &'static str, line: String) {
         self.publish_line(Published {
-            line,
-            task: event.task.clone(),
-            op: event.op,
-            decision: event.decision,
+            line: line.into_bytes(),
+            task: "t".to_owned(),
+            op: "open",
+            decision,
         });
     }
 
@@ -87,7 +86,7 @@ impl Hub {
     /// (its strings keep their capacity), else a new one.
     pub fn spare(&self) -> Published {
         let mut spare = self.lock().spares.pop().unwrap_or_else(|| Published {
-            line: String::with_capacity(512),
+            line: Vec::with_capacity(512),
             task: String::new(),
             op: "",
             decision: "",
@@ -215,38 +214,12 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{JsonEvent, Process, Target};
-
-    fn event(decision: &'static str, n: u32) -> JsonEvent {
-        JsonEvent {
-            time: String::new(),
-            decision,
-            mode: "enforce",
-            op: "open",
-            backend: "kill",
-            enforcement: "none",
-            task: "t".to_owned(),
-            instance: None,
-            parent_tasks: Vec::new(),
-            reason: "none",
-            target: Target::KernelLoad { id: n },
-            process: Process {
-                pid: n,
-                tgid: n,
-                ppid: 0,
-                uid: 0,
-                gid: 0,
-                comm: String::new(),
-                exe: None,
-            },
-        }
-    }
 
     #[test]
     fn allowed_events_are_published_but_not_counted_again() {
         let hub = Hub::new(10, 4);
-        hub.publish(&event("allowed", 1), "a".to_owned());
-        hub.publish(&event("denied", 2), "d".to_owned());
+        hub.publish("allowed", "a".to_owned());
+        hub.publish("denied", "d".to_owned());
         let counts = hub.decisions();
         assert_eq!(
             counts.get(&("t".to_owned(), "open", "denied")),
@@ -266,7 +239,7 @@ mod tests {
         let hub = Hub::new(2, 4);
         for n in 0..3 {
             let mut p = hub.spare();
-            p.line.push_str(&"x".repeat(1000 + n));
+            p.line.extend_from_slice("x".repeat(1000 + n).as_bytes());
             p.task.push('t');
             p.op = "open";
             p.decision = "denied";
@@ -295,13 +268,13 @@ mod tests {
     fn new_limits_trim_the_backlog_and_size_new_subscribers() {
         let hub = Hub::new(10, 4);
         for n in 0..6 {
-            hub.publish(&event("denied", n), format!("{n}"));
+            hub.publish("denied", format!("{n}"));
         }
         hub.set_limits(2, 1);
-        hub.publish(&event("denied", 6), "6".to_owned());
+        hub.publish("denied", "6".to_owned());
         let (backlog, sub) = hub.subscribe(Filter::default(), true);
-        let lines: Vec<&str> = backlog.iter().map(|p| p.line.as_str()).collect();
-        assert_eq!(lines, ["5", "6"], "the backlog keeps the 2 newest");
+        let lines: Vec<&[u8]> = backlog.iter().map(|p| p.line.as_slice()).collect();
+        assert_eq!(lines, [b"5", b"6"], "the backlog keeps the 2 newest");
         let sub = sub.unwrap_or_else(|| panic!("expected a follower"));
         assert!(sub.push(backlog[0].clone()), "room for one");
         assert!(
@@ -309,7 +282,7 @@ mod tests {
             "a queue of 1 is full after one"
         );
         hub.set_limits(0, 1);
-        hub.publish(&event("denied", 7), "7".to_owned());
+        hub.publish("denied", "7".to_owned());
         let (backlog, _) = hub.subscribe(Filter::default(), false);
         assert!(backlog.is_empty(), "a backlog of 0 keeps nothing");
     }

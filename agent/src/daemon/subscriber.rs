@@ -154,7 +154,7 @@ where
     header.push(b'\n');
     out.write_all(&header).await?;
     for p in &backlog {
-        out.write_all(p.line.as_bytes()).await?;
+        out.write_all(&p.line).await?;
         out.write_all(b"\n").await?;
     }
     out.flush().await?;
@@ -190,7 +190,7 @@ where
                 out.write_all(dropped_line(*dropped_before).as_bytes())
                     .await?;
             }
-            out.write_all(p.line.as_bytes()).await?;
+            out.write_all(&p.line).await?;
             out.write_all(b"\n").await?;
         }
         if batch.dropped_after > 0 {
@@ -207,7 +207,7 @@ mod tests {
 
     fn event(task: &str, op: &'static str, n: u32) -> Arc<Published> {
         Arc::new(Published {
-            line: format!("{{\"n\":{n}}}"),
+            line: format!("{{\"n\":{n}}}").into_bytes(),
             task: task.to_owned(),
             op,
             decision: "denied",
@@ -235,7 +235,7 @@ mod tests {
         };
         assert!(f.matches(&event("a", "open", 0)), "denied passes");
         let allowed = Arc::new(Published {
-            line: String::new(),
+            line: Vec::new(),
             task: "a".to_owned(),
             op: "open",
             decision: "allowed",
@@ -271,29 +271,7 @@ mod tests {
     #[tokio::test]
     async fn stream_writes_backlog_then_live_events_and_drop_notices() {
         let hub = Arc::new(Hub::new(10, 1));
-        let ev = |n: u32| crate::events::JsonEvent {
-            time: String::new(),
-            decision: "denied",
-            mode: "enforce",
-            op: "open",
-            backend: "lsm",
-            enforcement: "refuse",
-            task: "t".to_owned(),
-            instance: None,
-            parent_tasks: Vec::new(),
-            reason: "not_allowed",
-            target: crate::events::Target::KernelLoad { id: n },
-            process: crate::events::Process {
-                pid: n,
-                tgid: n,
-                ppid: 0,
-                uid: 0,
-                gid: 0,
-                comm: String::new(),
-                exe: None,
-            },
-        };
-        hub.publish(&ev(1), "{\"n\":1}".to_owned());
+        hub.publish("denied", "{\"n\":1}".to_owned());
         let (client, server) = tokio::io::duplex(1 << 16);
         let (server_read, server_write) = tokio::io::split(server);
         let h = Arc::clone(&hub);
@@ -305,7 +283,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         for n in 2..=4 {
-            hub.publish(&ev(n), format!("{{\"n\":{n}}}"));
+            hub.publish("denied", format!("{{\"n\":{n}}}"));
         }
         let (mut client_read, client_write) = tokio::io::split(client);
         let mut text = String::new();

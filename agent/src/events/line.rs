@@ -1,21 +1,34 @@
-//! An event's JSON line written straight from the kernel record into the caller's buffer: the
-//! same bytes as `serde_json::to_string(&to_json(..))`, without the owned `JsonEvent` (whose
-//! time, task, comm, path, address and executable were one allocation each, per event). The
-//! fields borrow from the record and from the names the daemon looked up; only rare targets
-//! (an unresolved path's error, a unix socket address) still own their text.
+//! An event's JSON line written straight from the kernel record into the caller's buffer. This
+//! is the one place that lists the fields of an event (the JSON-lines contract, in order):
+//!
+//! - `time`: RFC 3339, microseconds, UTC.
+//! - `decision`, `mode`, `op`: the kernel's codes by name.
+//! - `backend`: the mechanism that judged it: `lsm`, `cgroup_sock_addr`, `landlock`, `kill`.
+//! - `enforcement`: what was done about it: `refuse` (the call failed, nothing happened), `kill`
+//!   (it happened, and the process was killed before it returned to user space), `none` (audit
+//!   mode, allowed).
+//! - `task`: the task's name (`unknown-task-<id>` for an id the daemon does not know).
+//! - `instance`: the task instance (`corral run`) the process belongs to; `null` for processes
+//!   that joined through a selector.
+//! - `parent_tasks`: the tasks of the instances that started this one, nearest first (`corral
+//!   run` from inside a task: a sub-task).
+//! - `reason`: why the operation missed the allow-list (`none` when allowed).
+//! - `target`: depends on `op` (see `write_target`).
+//! - `process`: `pid`, `tgid`, `ppid`, `uid`, `gid`, `comm`, `exe` (`null` when unknown).
+//!
+//! Fixed names and numbers are copied as they are; only text that can hold arbitrary bytes
+//! (paths, comm, task names, executables, instances) is escaped, and kernel bytes that are not
+//! UTF-8 are replaced (U+FFFD) as `String::from_utf8_lossy` does, so a line is valid JSON and
+//! never holds a raw newline.
 
-use std::{
-    borrow::Cow,
-    net::{Ipv4Addr, Ipv6Addr},
-    time::SystemTime,
-};
+use std::{io::Write as _, net::Ipv6Addr};
 
-use agent_common::{Backend, Decision, Event, Mode, Op, Proto, Reason};
-use serde::{Serialize, Serializer};
+use agent_common::{Backend, Decision, Mode, Op, Proto, Reason};
 
+use super::json_text::{lossy, lossy_inner, number, opt_string, string};
 use super::{
-    AF_INET, AF_INET6, AF_UNIX, BootClock, DecodeError, Target, access_name, errno_name, nul_len,
-    unix_name, unix_proto,
+    AF_INET, AF_INET6, AF_UNIX, BootClock, DecodeError, Record, access_name, errno_name, nul_len,
+    unix_proto,
 };
 
 /// What the daemon knows about a record's process and task beyond the record's bytes.
@@ -33,297 +46,204 @@ pub struct Names<'a> {
     pub parent: Option<u32>,
 }
 
-/// Appends the JSON line of `ev` (without `\n`) to `out`. On an error nothing usable was
+/// Appends the JSON line of `rec` (without `\n`) to `out`. On an error nothing usable was
 /// written: the caller truncates `out` back.
 pub fn write_line(
-    ev: &Event,
+    rec: &Record<'_>,
     names: &Names<'_>,
     clock: &BootClock,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    let op = Op::try_from(ev.op)?;
-    let decision = Decision::try_from(ev.decision)?;
-    let mode = Mode::try_from(ev.mode)?;
-    let reason = Reason::try_from(ev.reason)?;
-    let backend = Backend::try_from(ev.backend)?;
-    let line = Line {
-        time: Rfc3339(clock.wall_time(ev.time_ns)),
-        decision: decision.as_str(),
-        mode: mode.as_str(),
-        op: op.as_str(),
-        backend: backend.as_str(),
-        enforcement: super::enforcement(decision, backend),
-        task: names
-            .task
-            .map_or(TaskName::Unknown(ev.task_id), TaskName::Known),
-        instance: names.instance,
-        parent_tasks: names.parent_tasks,
-        reason: reason.as_str(),
-        target: target_view(op, ev)?,
-        process: ProcessView {
-            pid: ev.pid,
-            tgid: ev.tgid,
-            ppid: if ev.ppid == 0 {
-                names.parent.unwrap_or(0)
-            } else {
-                ev.ppid
-            },
-            uid: ev.uid,
-            gid: ev.gid,
-            comm: String::from_utf8_lossy(&ev.comm[..nul_len(&ev.comm)]),
-            exe: names.exe,
-        },
+    let op = Op::try_from(rec.op())?;
+    let decision = Decision::try_from(rec.decision())?;
+    let mode = Mode::try_from(rec.mode())?;
+    let reason = Reason::try_from(rec.reason())?;
+    let backend = Backend::try_from(rec.backend())?;
+    // Checked before anything is written.
+    let proto = match op {
+        Op::Connect | Op::Sendmsg => Some(Proto::try_from(rec.proto())?),
+        _ => None,
     };
-    serde_json::to_writer(out, &line).map_err(|e| DecodeError::Encode(e.to_string()))
-}
-
-/// `JsonEvent`, borrowed; same fields, same order.
-#[derive(Serialize)]
-struct Line<'a> {
-    time: Rfc3339,
-    decision: &'static str,
-    mode: &'static str,
-    op: &'static str,
-    backend: &'static str,
-    enforcement: &'static str,
-    task: TaskName<'a>,
-    instance: Option<&'a str>,
-    parent_tasks: &'a [String],
-    reason: &'static str,
-    target: TargetView<'a>,
-    process: ProcessView<'a>,
-}
-
-/// `Process`, borrowed.
-#[derive(Serialize)]
-struct ProcessView<'a> {
-    pid: u32,
-    tgid: u32,
-    ppid: u32,
-    uid: u32,
-    gid: u32,
-    comm: Cow<'a, str>,
-    exe: Option<&'a str>,
-}
-
-/// `Target`, borrowed (see there for what each variant is).
-#[derive(Debug, Serialize, PartialEq)]
-#[serde(untagged)]
-pub(super) enum TargetView<'a> {
-    File {
-        path: Option<Cow<'a, str>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        access: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    },
-    Inet {
-        addr: IpText,
-        port: u16,
-        family: &'static str,
-        proto: &'static str,
-    },
-    Unix {
-        path: String,
-        family: &'static str,
-        proto: &'static str,
-    },
-    OtherFamily {
-        family: u32,
-        proto: &'static str,
-    },
-    Bpf {
-        cmd: u32,
-    },
-    Socket {
-        family: u32,
-        r#type: u32,
-        protocol: u32,
-    },
-    Process {
-        pid: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        mode: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        signal: Option<u32>,
-    },
-    KernelLoad {
-        id: u32,
-    },
-    Mount {},
-    Perf {
-        r#type: u32,
-    },
-    Anon {
-        anon: &'static str,
-    },
-}
-
-impl TargetView<'_> {
-    /// The owned `Target` of `JsonEvent`.
-    pub(super) fn into_target(self) -> Target {
-        match self {
-            Self::File {
-                path,
-                access,
-                error,
-            } => Target::File {
-                path: path.map(Cow::into_owned),
-                access,
-                error,
-            },
-            Self::Inet {
-                addr,
-                port,
-                family,
-                proto,
-            } => Target::Inet {
-                addr: addr.to_string(),
-                port,
-                family,
-                proto,
-            },
-            Self::Unix {
-                path,
-                family,
-                proto,
-            } => Target::Unix {
-                path,
-                family,
-                proto,
-            },
-            Self::OtherFamily { family, proto } => Target::OtherFamily { family, proto },
-            Self::Bpf { cmd } => Target::Bpf { cmd },
-            Self::Socket {
-                family,
-                r#type,
-                protocol,
-            } => Target::Socket {
-                family,
-                r#type,
-                protocol,
-            },
-            Self::Process { pid, mode, signal } => Target::Process { pid, mode, signal },
-            Self::KernelLoad { id } => Target::KernelLoad { id },
-            Self::Mount {} => Target::Mount {},
-            Self::Perf { r#type } => Target::Perf { r#type },
-            Self::Anon { anon } => Target::Anon { anon },
-        }
+    out.extend_from_slice(b"{\"time\":\"");
+    clock.write_rfc3339(rec.time_ns(), out);
+    out.extend_from_slice(b"\",\"decision\":\"");
+    out.extend_from_slice(decision.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"mode\":\"");
+    out.extend_from_slice(mode.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"op\":\"");
+    out.extend_from_slice(op.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"backend\":\"");
+    out.extend_from_slice(backend.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"enforcement\":\"");
+    out.extend_from_slice(super::enforcement(decision, backend).as_bytes());
+    out.extend_from_slice(b"\",\"task\":");
+    if let Some(task) = names.task {
+        string(out, task);
+    } else {
+        out.extend_from_slice(b"\"unknown-task-");
+        number(out, rec.task_id());
+        out.push(b'"');
     }
+    out.extend_from_slice(b",\"instance\":");
+    opt_string(out, names.instance);
+    out.extend_from_slice(b",\"parent_tasks\":[");
+    for (i, parent) in names.parent_tasks.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, parent);
+    }
+    out.extend_from_slice(b"],\"reason\":\"");
+    out.extend_from_slice(reason.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"target\":");
+    write_target(op, proto, rec, out);
+    out.extend_from_slice(b",\"process\":{\"pid\":");
+    number(out, rec.pid());
+    out.extend_from_slice(b",\"tgid\":");
+    number(out, rec.tgid());
+    out.extend_from_slice(b",\"ppid\":");
+    // cgroup programs cannot read the parent; the daemon looks it up while it can.
+    let ppid = match rec.ppid() {
+        0 => names.parent.unwrap_or(0),
+        ppid => ppid,
+    };
+    number(out, ppid);
+    out.extend_from_slice(b",\"uid\":");
+    number(out, rec.uid());
+    out.extend_from_slice(b",\"gid\":");
+    number(out, rec.gid());
+    out.extend_from_slice(b",\"comm\":");
+    let comm = rec.comm();
+    lossy(out, &comm[..nul_len(&comm)]);
+    out.extend_from_slice(b",\"exe\":");
+    opt_string(out, names.exe);
+    out.extend_from_slice(b"}}");
+    Ok(())
 }
 
-/// The target of `op` in `ev`, borrowing the path bytes when they are valid UTF-8.
-pub(super) fn target_view(op: Op, ev: &Event) -> Result<TargetView<'_>, DecodeError> {
-    let path_len = (ev.path_len as usize).min(ev.path.len());
-    let path = &ev.path[..path_len];
-    match op {
-        Op::Exec | Op::Open | Op::Mmap | Op::Rename | Op::Unlink | Op::Create | Op::Setattr => {
-            let error = (ev.path_error != 0).then(|| errno_name(-ev.path_error));
+/// The target of `op` (`proto`: connect and sendmsg's, already checked):
+///
+/// - exec, open, mmap, rename, unlink, create, setattr: `{"path", "access", "error"}`: `path` is `null` when the
+///   kernel could not resolve it (`error` then names the errno) or an mprotect names none;
+///   `access` (`read`, `write`, `read_write`, `exec`, `none`) is absent for exec, `error` when
+///   there is none.
+/// - connect, sendmsg: `{"addr", "port", "family": "ipv4"|"ipv6", "proto"}`; `AF_UNIX`:
+///   `{"path" ("@name" for abstract addresses), "family": "unix", "proto": "stream"|"dgram"|
+///   "seqpacket"|"other"}`; any other family: `{"family": <number>, "proto"}`.
+/// - bpf: `{"cmd"}`; socket: `{"family", "type", "protocol"}` (numbers); ptrace:
+///   `{"pid", "mode"}`; signal: `{"pid", "signal"}`; `kernel_load`: `{"id"}`; mount, link: `{}`;
+///   perf: `{"type"}` (`PERF_SECURITY_*`); userfaultfd: `{"anon": "[userfaultfd]"}`.
+fn write_target(op: Op, proto: Option<Proto>, rec: &Record<'_>, out: &mut Vec<u8>) {
+    let path = rec.path();
+    match (op, proto) {
+        (
+            Op::Exec | Op::Open | Op::Mmap | Op::Rename | Op::Unlink | Op::Create | Op::Setattr,
+            _,
+        ) => {
+            let error = rec.path_error();
+            out.extend_from_slice(b"{\"path\":");
             // An mprotect refusal names no path (the kernel cannot resolve it there).
-            let known = error.is_none() && !(op == Op::Mmap && path_len == 0);
-            Ok(TargetView::File {
-                path: known.then(|| String::from_utf8_lossy(path)),
-                access: (op != Op::Exec).then(|| access_name(ev.access)),
-                error,
-            })
+            if error != 0 || (op == Op::Mmap && path.is_empty()) {
+                out.extend_from_slice(b"null");
+            } else {
+                lossy(out, path);
+            }
+            if op != Op::Exec {
+                out.extend_from_slice(b",\"access\":\"");
+                out.extend_from_slice(access_name(rec.access()).as_bytes());
+                out.push(b'"');
+            }
+            if error != 0 {
+                out.extend_from_slice(b",\"error\":\"");
+                out.extend_from_slice(errno_name(error.wrapping_neg()).as_bytes());
+                out.push(b'"');
+            }
+            out.push(b'}');
         }
-        Op::Bpf => Ok(TargetView::Bpf { cmd: ev.access }),
-        Op::Socket => Ok(TargetView::Socket {
-            family: ev.family,
-            r#type: ev.access,
-            protocol: ev.proto,
-        }),
-        Op::Ptrace => Ok(TargetView::Process {
-            pid: ev.target_pid,
-            mode: Some(ev.access),
-            signal: None,
-        }),
-        Op::Signal => Ok(TargetView::Process {
-            pid: ev.target_pid,
-            mode: None,
-            signal: Some(ev.access),
-        }),
-        Op::KernelLoad => Ok(TargetView::KernelLoad { id: ev.access }),
-        Op::Mount | Op::Link => Ok(TargetView::Mount {}),
-        Op::Perf => Ok(TargetView::Perf { r#type: ev.access }),
-        Op::Userfaultfd => Ok(TargetView::Anon {
-            anon: "[userfaultfd]",
-        }),
-        Op::Connect | Op::Sendmsg => {
-            let proto = Proto::try_from(ev.proto)?;
-            Ok(match ev.family {
-                AF_INET => TargetView::Inet {
-                    addr: IpText::V4(Ipv4Addr::new(
-                        ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3],
-                    )),
-                    port: ev.port as u16,
-                    family: "ipv4",
-                    proto: proto.as_str(),
-                },
-                AF_INET6 => TargetView::Inet {
-                    addr: IpText::V6(Ipv6Addr::from(ev.addr)),
-                    port: ev.port as u16,
-                    family: "ipv6",
-                    proto: proto.as_str(),
-                },
-                AF_UNIX => TargetView::Unix {
-                    path: unix_name(path),
-                    family: "unix",
-                    proto: unix_proto(proto),
-                },
-                family => TargetView::OtherFamily {
-                    family,
-                    proto: proto.as_str(),
-                },
-            })
+        (Op::Connect | Op::Sendmsg, Some(proto)) => match rec.family() {
+            family @ (AF_INET | AF_INET6) => {
+                let addr = rec.addr();
+                out.extend_from_slice(b"{\"addr\":\"");
+                // Into a `Vec`, writing cannot fail.
+                if family == AF_INET {
+                    // `Ipv4Addr`'s text, without the formatter.
+                    for (i, &octet) in addr[..4].iter().enumerate() {
+                        if i > 0 {
+                            out.push(b'.');
+                        }
+                        number(out, octet);
+                    }
+                } else {
+                    let _ = write!(out, "{}", Ipv6Addr::from(addr));
+                }
+                out.extend_from_slice(b"\",\"port\":");
+                number(out, rec.port() as u16);
+                out.extend_from_slice(if family == AF_INET {
+                    b",\"family\":\"ipv4\",\"proto\":\"".as_slice()
+                } else {
+                    b",\"family\":\"ipv6\",\"proto\":\"".as_slice()
+                });
+                out.extend_from_slice(proto.as_str().as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+            AF_UNIX => {
+                out.extend_from_slice(b"{\"path\":\"");
+                // `@name` for abstract addresses (leading NUL).
+                match path.split_first() {
+                    Some((0, name)) => {
+                        out.push(b'@');
+                        lossy_inner(out, name);
+                    }
+                    _ => lossy_inner(out, path),
+                }
+                out.extend_from_slice(b"\",\"family\":\"unix\",\"proto\":\"");
+                out.extend_from_slice(unix_proto(proto).as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+            family => {
+                out.extend_from_slice(b"{\"family\":");
+                number(out, family);
+                out.extend_from_slice(b",\"proto\":\"");
+                out.extend_from_slice(proto.as_str().as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+        },
+        (Op::Bpf, _) => number_object(out, b"{\"cmd\":", rec.access()),
+        (Op::Socket, _) => {
+            out.extend_from_slice(b"{\"family\":");
+            number(out, rec.family());
+            out.extend_from_slice(b",\"type\":");
+            number(out, rec.access());
+            out.extend_from_slice(b",\"protocol\":");
+            number(out, rec.proto());
+            out.push(b'}');
         }
-    }
-}
-
-/// An address, written as its `Display` text (no intermediate `String`).
-#[derive(Debug, PartialEq)]
-pub(super) enum IpText {
-    V4(Ipv4Addr),
-    V6(Ipv6Addr),
-}
-
-impl std::fmt::Display for IpText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::V4(a) => a.fmt(f),
-            Self::V6(a) => a.fmt(f),
+        (Op::Ptrace | Op::Signal, _) => {
+            out.extend_from_slice(b"{\"pid\":");
+            number(out, rec.target_pid());
+            out.extend_from_slice(if op == Op::Ptrace {
+                b",\"mode\":".as_slice()
+            } else {
+                b",\"signal\":".as_slice()
+            });
+            number(out, rec.access());
+            out.push(b'}');
         }
-    }
-}
-
-impl Serialize for IpText {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// A wall-clock time, written as `BootClock::rfc3339` writes it.
-struct Rfc3339(SystemTime);
-
-impl Serialize for Rfc3339 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_micros(self.0))
-    }
-}
-
-/// A task's name, or `unknown-task-<id>` for an id the daemon does not know.
-enum TaskName<'a> {
-    Known(&'a str),
-    Unknown(u32),
-}
-
-impl Serialize for TaskName<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Known(name) => s.serialize_str(name),
-            Self::Unknown(id) => s.collect_str(&format_args!("unknown-task-{id}")),
+        (Op::KernelLoad, _) => number_object(out, b"{\"id\":", rec.access()),
+        // connect and sendmsg always come with their `proto`.
+        (Op::Mount | Op::Link, _) | (Op::Connect | Op::Sendmsg, None) => {
+            out.extend_from_slice(b"{}");
         }
+        (Op::Perf, _) => number_object(out, b"{\"type\":", rec.access()),
+        (Op::Userfaultfd, _) => out.extend_from_slice(b"{\"anon\":\"[userfaultfd]\"}"),
     }
+}
+
+/// `{"key":n}`, `key` given with its opening.
+fn number_object(out: &mut Vec<u8>, open: &[u8], n: u32) {
+    out.extend_from_slice(open);
+    number(out, n);
+    out.push(b'}');
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use agent_common::{Event, Mode, Op, Reason};
+
 use super::*;
 
 fn blank() -> Event {
@@ -17,10 +19,13 @@ fn tasks() -> HashMap<u32, String> {
 }
 
 fn decode(ev: &Event) -> serde_json::Value {
+    decode_record(&Record::of_event(ev, agent_common::PATH_MAX))
+}
+
+fn decode_record(rec: &Record<'_>) -> serde_json::Value {
     let clock = BootClock::fixed(1_795_000_000_000_000_000);
-    let json = to_json(ev, &tasks(), &clock, |_| Some("/usr/bin/cat".to_owned()))
-        .unwrap_or_else(|e| panic!("expected the event to decode: {e}"));
-    serde_json::to_value(json).unwrap_or_else(|e| panic!("expected JSON: {e}"))
+    to_json(rec, &tasks(), &clock, |_| Some("/usr/bin/cat".to_owned()))
+        .unwrap_or_else(|e| panic!("expected the event to decode: {e}"))
 }
 
 #[test]
@@ -150,8 +155,13 @@ fn invalid_utf8_paths_stay_valid_json() {
 fn unknown_codes_are_rejected() {
     let mut ev = blank();
     ev.op = 99;
-    let err = to_json(&ev, &tasks(), &BootClock::fixed(0), |_| None)
-        .expect_err("an unknown op code must not decode");
+    let err = to_json(
+        &Record::of_event(&ev, 0),
+        &tasks(),
+        &BootClock::fixed(0),
+        |_| None,
+    )
+    .expect_err("an unknown op code must not decode");
     assert_eq!(err.to_string(), "event record: unknown op code 99");
 }
 
@@ -169,10 +179,7 @@ fn record_size_is_checked() {
 
 /// The bytes the kernel writes for `ev` in a record with `path_bytes` path bytes.
 fn record_of(ev: &Event, path_bytes: usize) -> Vec<u8> {
-    // SAFETY: `Event` is plain integers; its bytes are initialised.
-    let all =
-        unsafe { std::slice::from_raw_parts(std::ptr::from_ref(ev).cast::<u8>(), EVENT_SIZE) };
-    all[..agent_common::record_size(path_bytes)].to_vec()
+    event_bytes(ev)[..agent_common::record_size(path_bytes)].to_vec()
 }
 
 #[test]
@@ -191,23 +198,30 @@ fn sized_records_decode_like_whole_events() {
     set_path(&mut ev, b"/etc/shadow");
     let whole = decode(&ev);
     for class in [agent_common::PATH_CLASS_SHORT, agent_common::PATH_MAX] {
-        let parsed = parse_record(&record_of(&ev, class))
+        let bytes = record_of(&ev, class);
+        let parsed = parse_record(&bytes)
             .unwrap_or_else(|e| panic!("expected a {class}-byte path record to parse: {e}"));
         assert_eq!(
-            decode(&parsed),
+            decode_record(&parsed),
             whole,
             "expected the same JSON from a record with {class} path bytes"
         );
     }
     // A head-only record (connect) carries no path; a path_len claiming more is cut to none.
-    let head_only = parse_record(&record_of(&ev, 0))
+    let bytes = record_of(&ev, 0);
+    let head_only = parse_record(&bytes)
         .unwrap_or_else(|e| panic!("expected a head-only record to parse: {e}"));
-    assert_eq!(
-        head_only.path_len, 0,
+    assert!(
+        head_only.path().is_empty(),
         "expected no path bytes in a head-only record"
     );
-    assert_eq!(head_only.pid, 42, "expected the head fields kept");
-    assert_eq!(&head_only.comm[..3], b"cat", "expected comm kept");
+    assert_eq!(
+        head_only.path_len(),
+        11,
+        "expected the head's path_len as sent"
+    );
+    assert_eq!(head_only.pid(), 42, "expected the head fields kept");
+    assert_eq!(&head_only.comm()[..3], b"cat", "expected comm kept");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod configs;
 mod daemon;
 mod machine;
+mod pipeline;
 mod recorder;
 mod report;
 mod runner;
@@ -57,6 +58,10 @@ pub struct Args {
     /// measure another commit's daemon the same way).
     #[arg(long, requires = "flood")]
     corral: Option<PathBuf>,
+    /// Only the daemon pipeline replay (its capacity without the kernel producer), natively;
+    /// prints its record and writes no report.
+    #[arg(long, conflicts_with_all = ["quick", "vm", "inside_vm", "flood"])]
+    pipeline: bool,
     /// Internal: measure here and print `CORRAL_BENCH` records (the bench VM's /init).
     #[arg(long, hide = true)]
     inside_vm: bool,
@@ -73,6 +78,8 @@ pub struct Plan {
     pub flood_ms: u64,
     pub macro_files: usize,
     pub macro_rounds: usize,
+    /// Records replayed through the daemon's per-record path.
+    pub pipeline_records: usize,
 }
 
 impl Plan {
@@ -84,6 +91,7 @@ impl Plan {
             flood_ms: 300,
             macro_files: 300,
             macro_rounds: 1,
+            pipeline_records: 20_000,
         }
     }
 
@@ -98,6 +106,7 @@ impl Plan {
                 flood_ms: 2000,
                 macro_files: 3000,
                 macro_rounds: 5,
+                pipeline_records: 2_000_000,
             }
         }
     }
@@ -126,6 +135,9 @@ pub fn run(args: &Args) -> Result<bool> {
     }
     if args.flood {
         return flood_only(&plan, args.corral.as_deref());
+    }
+    if args.pipeline {
+        return pipeline_only(&plan);
     }
     let started = Instant::now();
     let kernels = if args.no_vm || (args.quick && !args.vm) {
@@ -187,7 +199,26 @@ fn native(corral: &Path, bench: &Path, plan: &Plan) -> Result<Vec<Value>> {
         work: std::env::temp_dir().join("corral-bench"),
     };
     runner::measure_all(&tools, plan, &mut rec)?;
+    pipeline::replay(&tools, plan, &mut rec)?;
     Ok(rec.records)
+}
+
+/// `--pipeline`: the daemon pipeline replay alone, on this host.
+fn pipeline_only(plan: &Plan) -> Result<bool> {
+    let (corral, bench) = build()?;
+    let mut rec = recorder::Recorder::new("native", false);
+    let tools = runner::Tools {
+        corral,
+        bench,
+        work: std::env::temp_dir().join("corral-bench"),
+    };
+    std::fs::create_dir_all(&tools.work)
+        .with_context(|| format!("creating {}", tools.work.display()))?;
+    pipeline::replay(&tools, plan, &mut rec)?;
+    for record in &rec.records {
+        println!("{record}");
+    }
+    Ok(true)
 }
 
 /// `--flood`: the event throughput part alone, on this host.

@@ -40,6 +40,14 @@ const METHOD: &str = "\
   last line; drops are the daemon's `events_dropped` counter; unaccounted = audited (kernel
   counter) − delivered − dropped. Then the same with a subscriber on `--events -` that reads
   4 KiB per millisecond.
+- **Daemon pipeline capacity** (native only): `corral-bench pipeline` replays synthetic
+  ring-buffer records (30 % IPv4 and 10 % IPv6 connects without a parent in the record, 45 %
+  opens with paths of 10 to 400 bytes, 15 % execs; 12 processes of 3 tasks, 2 instances)
+  through the daemon's own per-record path (`agent::daemon::Delivery`: decode, task, instance
+  and executable naming, JSON line, hub, the rotating file sink, 64 MiB files) on one thread, in
+  batches of 256; the names come from in-memory maps instead of the kernel's `EXES`.
+  events/s per CPU second = 1 / the thread's CPU time per record; every record must come out
+  as one JSON line.
 - **Macro**: `rm -rf out && mkdir out && tar -xf src.tar -C out && find out -type f | wc -l` on
   an archive of small files, per round without daemon (C0), with the daemon and untagged (C2),
   tagged with a task allowing it (C3); daemon CPU seconds from `/proc/PID/stat` over C2 + C3,
@@ -117,6 +125,7 @@ fn env_section(md: &mut String, s: &EnvSummary) {
     micro_tables(md, s);
     bpf_table(md, s);
     throughput_table(md, s);
+    pipeline_table(md, s);
     macro_table(md, s);
     let _ = writeln!(
         md,
@@ -256,6 +265,29 @@ fn throughput_table(md: &mut String, s: &EnvSummary) {
         );
     }
     md.push('\n');
+}
+
+fn pipeline_table(md: &mut String, s: &EnvSummary) {
+    let Some(r) = &s.pipeline else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "### Daemon pipeline capacity (`{}`)\n\n| measurement | records | lines written | seconds | events/s (wall) | CPU µs/event | events/s per CPU second | sink MiB | load average |\n|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        s.env
+    );
+    let _ = writeln!(
+        md,
+        "| daemon pipeline capacity (replayed records) | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {} |\n",
+        r["records"],
+        r["lines"],
+        r["seconds"].as_f64().unwrap_or(0.0),
+        r["events_per_s"].as_f64().unwrap_or(0.0),
+        r["cpu_us_per_event"].as_f64().unwrap_or(0.0),
+        super::pipeline::capacity(r).unwrap_or(0.0),
+        r["sink_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0,
+        r["loadavg"].as_str().unwrap_or("?"),
+    );
 }
 
 fn macro_table(md: &mut String, s: &EnvSummary) {

@@ -73,6 +73,8 @@ pub struct EnvSummary {
     /// (config, program, runs, ns per run).
     pub bpf: Vec<(String, String, u64, f64)>,
     pub throughput: Vec<Value>,
+    /// The daemon pipeline replay (`corral-bench pipeline`), natively.
+    pub pipeline: Option<Value>,
     /// config → wall seconds.
     pub macro_wall: BTreeMap<String, Cell>,
     pub daemon_cpu_s: Vec<f64>,
@@ -203,6 +205,7 @@ fn summarize_env(records: &[Value], env: &str) -> EnvSummary {
         micro,
         bpf,
         throughput,
+        pipeline: of_kind(records, env, "pipeline").next().cloned(),
         macro_wall,
         daemon_cpu_s,
         peak_rss_kib,
@@ -306,6 +309,19 @@ fn targets(s: &EnvSummary) -> Vec<Target> {
                 flood["dropped"]
             ),
             met: rate >= 500_000.0 && unaccounted == 0,
+        });
+    }
+    if let Some(replay) = &s.pipeline {
+        let rate = super::pipeline::capacity(replay).unwrap_or(0.0);
+        t.push(Target {
+            what: "daemon pipeline capacity (replayed records)".to_owned(),
+            goal: "≥ 500 000 events/s on one core".to_owned(),
+            measured: format!(
+                "{rate:.0} events/s per CPU second ({:.2} µs/event; {:.0} events/s wall clock)",
+                replay["cpu_us_per_event"].as_f64().unwrap_or(0.0),
+                replay["events_per_s"].as_f64().unwrap_or(0.0)
+            ),
+            met: rate >= 500_000.0,
         });
     }
     if s.peak_rss_kib > 0 {

@@ -120,3 +120,46 @@ fn regeneration_keeps_the_hand_written_notes_last() {
     assert!(!text.contains("old table 12345"), "old tables replaced");
     assert_eq!(text.matches("## Method").count(), 1, "one method section");
 }
+
+#[test]
+fn the_pipeline_replay_is_judged_per_cpu_second_and_needs_one_line_per_record() {
+    let replay = |us: f64, lines: u64| {
+        json!({"env": "native", "kind": "pipeline", "records": 1000, "lines": lines,
+            "unparsable_lines": 0, "seconds": 0.01, "cpu_us_per_event": us,
+            "events_per_s": 100_000.0, "loadavg": "1.00 1.00 1.00 1/100 1"})
+    };
+    let judged = |record: Value| {
+        let mut recs = records(1, 100.0, ("getpid", "C0", 100.0));
+        recs.push(record);
+        let summary = Summary::of(&recs, &plan(1));
+        let env = &summary.envs[0];
+        let target = env
+            .targets
+            .iter()
+            .find(|t| t.what == "daemon pipeline capacity (replayed records)")
+            .unwrap_or_else(|| panic!("expected a pipeline target"));
+        let text =
+            super::report::render(&summary, &plan(1), std::time::Duration::from_secs(1), None);
+        assert!(
+            text.contains("| daemon pipeline capacity (replayed records) | 1000 | 1000 |"),
+            "expected the pipeline row in the report: {text}"
+        );
+        (target.met, target.measured.clone())
+    };
+    let (met, measured) = judged(replay(1.6, 1000));
+    assert!(met, "1.6 µs/event is 625 000 events/s: met ({measured})");
+    assert!(
+        measured.starts_with("625000 events/s per CPU second"),
+        "expected the capacity measured per CPU second: {measured}"
+    );
+    let (met, _) = judged(replay(2.5, 1000));
+    assert!(!met, "2.5 µs/event is 400 000 events/s: not met");
+    assert!(
+        super::pipeline::check(&replay(1.0, 1000), 1000).is_ok(),
+        "1000 lines for 1000 records pass"
+    );
+    assert!(
+        super::pipeline::check(&replay(1.0, 999), 1000).is_err(),
+        "a missing line must fail the replay"
+    );
+}

@@ -10,6 +10,7 @@
 //!                                          hook the daemon uses; prints `ready N`, holds them
 //!                                          until stdin closes
 //! corral-bench bpf-stats                   (root) run_time_ns and run_cnt of every loaded program
+//! corral-bench pipeline DIR [--records N]  the daemon's per-record path on replayed records
 //! ```
 //!
 //! Exit codes: 0 success, 1 a step failed (message on stderr), 2 usage.
@@ -18,6 +19,7 @@ mod confine;
 mod loops;
 mod null_hooks;
 mod options;
+mod pipeline;
 mod tree;
 
 use std::process::ExitCode;
@@ -35,7 +37,8 @@ fn main() -> ExitCode {
         },
         Some((cmd, [])) if cmd == "null-hooks" => null_hooks::hold(),
         Some((cmd, [])) if cmd == "bpf-stats" => bpf_stats::print(),
-        _ => return usage("prepare|loops|null-hooks|bpf-stats ..."),
+        Some((cmd, rest)) if cmd == "pipeline" => pipeline::run(rest),
+        _ => return usage("prepare|loops|null-hooks|bpf-stats|pipeline ..."),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
