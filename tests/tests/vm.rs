@@ -2872,6 +2872,51 @@ fn assert_exec_refusal(ev: &Value) {
     );
 }
 
+/// Panics unless `out` (a run of `task`) failed with `EPERM` and the daemon reported exactly
+/// one refused exec of `refused` (see [`assert_exec_refusal`]) for `out`'s pid.
+fn expect_exec_refused(
+    d: &Daemon,
+    what: &str,
+    task: &str,
+    out: &process::RunOutput,
+    refused: &str,
+) {
+    d.expect_errno(out, "EPERM");
+    let ev = d.expect_one_event(
+        what,
+        &[
+            ("/decision", json!("denied")),
+            ("/task", json!(task)),
+            ("/target/path", json!(refused)),
+        ],
+    );
+    assert_exec_refusal(&ev);
+    assert_field(&ev, "/process/pid", &json!(out.pid));
+}
+
+/// Panics unless the exec of `listed` (a script or payload that `exec.allow` lists) was refused
+/// for its unlisted interpreter `interp`: `EPERM`, one refused exec naming `interp` with
+/// `out`'s pid, and no refusal naming `listed`.
+fn expect_interpreter_refused(
+    d: &Daemon,
+    task: &str,
+    out: &process::RunOutput,
+    interp: &str,
+    listed: &str,
+) {
+    expect_exec_refused(
+        d,
+        "the refused exec of an unlisted interpreter",
+        task,
+        out,
+        interp,
+    );
+    d.expect_no_event(
+        "a refusal of the listed file itself",
+        &with(denied(task, "exec"), "/target/path", json!(listed)),
+    );
+}
+
 #[test]
 fn shebang_scripts_need_both_script_and_interpreter_in_exec_allow() {
     let s = Scratch::new("shebang");
@@ -2894,35 +2939,17 @@ fn shebang_scripts_need_both_script_and_interpreter_in_exec_allow() {
 
     // (a) A listed script whose interpreter is not listed.
     let out = d.run("shebang", &[&probe(), "exec", &bad_interp, "r"]);
-    d.expect_errno(&out, "EPERM");
-    let ev = d.expect_one_event(
-        "the refused exec of a script's unlisted interpreter",
-        &[
-            ("/decision", json!("denied")),
-            ("/task", json!("shebang")),
-            ("/target/path", json!(unlisted_interp)),
-        ],
-    );
-    assert_exec_refusal(&ev);
-    assert_field(&ev, "/process/pid", &json!(out.pid));
-    d.expect_no_event(
-        "a refusal of the listed script itself",
-        &with(denied("shebang", "exec"), "/target/path", json!(bad_interp)),
-    );
+    expect_interpreter_refused(&d, "shebang", &out, &unlisted_interp, &bad_interp);
 
     // (b) An unlisted script whose interpreter is listed.
     let out = d.run("shebang", &[&probe(), "exec", &unlisted_script, "r"]);
-    d.expect_errno(&out, "EPERM");
-    let ev = d.expect_one_event(
+    expect_exec_refused(
+        &d,
         "the refused exec of an unlisted script",
-        &[
-            ("/decision", json!("denied")),
-            ("/task", json!("shebang")),
-            ("/target/path", json!(unlisted_script)),
-        ],
+        "shebang",
+        &out,
+        &unlisted_script,
     );
-    assert_exec_refusal(&ev);
-    assert_field(&ev, "/process/pid", &json!(out.pid));
 
     // Untagged, both scripts run.
     d.expect_ok(&process::probe(&["exec", &bad_interp, "r"]));
@@ -3085,19 +3112,5 @@ fn binfmt_misc_interpreter_needs_exec_allow() {
     );
 
     let out = d.run("binfmt", &[&probe(), "exec", &payload]);
-    d.expect_errno(&out, "EPERM");
-    let ev = d.expect_one_event(
-        "the refused exec of the binfmt_misc interpreter",
-        &[
-            ("/decision", json!("denied")),
-            ("/task", json!("binfmt")),
-            ("/target/path", json!(interp)),
-        ],
-    );
-    assert_exec_refusal(&ev);
-    assert_field(&ev, "/process/pid", &json!(out.pid));
-    d.expect_no_event(
-        "a refusal of the listed payload itself",
-        &with(denied("binfmt", "exec"), "/target/path", json!(payload)),
-    );
+    expect_interpreter_refused(&d, "binfmt", &out, &interp, &payload);
 }
