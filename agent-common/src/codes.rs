@@ -89,6 +89,9 @@ code_enum! {
         /// `inode_init_security_anon` of a `[userfaultfd]` inode): a confined process may not
         /// stall the kernel on page faults of its choosing.
         Userfaultfd = 16 => "userfaultfd",
+        /// `setns` into another process's namespaces (it has no LSM hook: the ptrace access
+        /// check it makes on the target, LSM `ptrace_access_check` during a `setns` call).
+        Setns = 17 => "setns",
     }
 }
 
@@ -174,7 +177,7 @@ code_enum! {
 impl core::error::Error for UnknownCode {}
 
 // Every `Op` code has counter slots (see `counter_index`).
-const _: () = assert!((Op::Userfaultfd as u32) <= crate::maps::OP_CODE_MAX);
+const _: () = assert!((Op::Setns as u32) <= crate::maps::OP_CODE_MAX);
 
 code_enum! {
     /// Which allowed decisions of tagged processes the kernel sends as events

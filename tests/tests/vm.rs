@@ -2351,14 +2351,15 @@ fn setns_into_another_process_namespaces_is_refused() {
     d.expect_ok(&process::probe(&["tamper", "setns-pidfd", &pid]));
     d.expect_ok(&process::probe(&["tamper", "setns-file", &ns_file]));
 
-    // With a pidfd, setns first checks ptrace access to the target: the ptrace hook refuses it.
-    // Where a pidfd is a pidfs file (6.9 and later), pidfd_open is already an open of a path no
-    // rule can name ("anon_inode:[pidfd]"), refused before setns is reached.
+    // With a pidfd, setns first checks ptrace access to the target: the ptrace hook refuses it,
+    // and names the op setns. Where a pidfd is a pidfs file (6.9 and later), pidfd_open is
+    // already an open of a path no rule can name ("anon_inode:[pidfd]"), refused before setns is
+    // reached.
     let out = d.run("no-setns", &[&probe(), "tamper", "setns-pidfd", &pid]);
     d.expect_errno(&out, "EPERM");
-    let by_ptrace = with(
+    let by_setns = with(
         with(
-            forbidden("no-setns", "ptrace"),
+            forbidden("no-setns", "setns"),
             "/process/pid",
             json!(out.pid),
         ),
@@ -2370,14 +2371,14 @@ fn setns_into_another_process_namespaces_is_refused() {
         "/target/path",
         json!("anon_inode:[pidfd]"),
     );
-    let evs = d.wait_events(|e| has(e, &by_ptrace) || has(e, &by_open), EVENT_TIMEOUT);
+    let evs = d.wait_events(|e| has(e, &by_setns) || has(e, &by_open), EVENT_TIMEOUT);
     assert_eq!(
         evs.len(),
         1,
         "expected one refusal of the setns through a pidfd, got:\n{}",
         events::tail(&evs, 5)
     );
-    if has(&evs[0], &by_ptrace) {
+    if has(&evs[0], &by_setns) {
         assert_field(&evs[0], "/target/mode", &json!(PTRACE_MODE_READ_REALCREDS));
     }
 

@@ -233,7 +233,7 @@ pub(super) fn target_view(op: Op, ev: &Event) -> Result<TargetView<'_>, DecodeEr
             r#type: ev.access,
             protocol: ev.proto,
         }),
-        Op::Ptrace => Ok(TargetView::Process {
+        Op::Ptrace | Op::Setns => Ok(TargetView::Process {
             pid: ev.target_pid,
             mode: Some(ev.access),
             signal: None,
