@@ -103,14 +103,12 @@ pub fn remember_exe() {
 /// tagged processes.
 #[lsm(hook = "file_open")]
 pub fn corral_file_open(ctx: LsmContext) -> i32 {
-    lsm_verdict(match try_file_open(&ctx) {
-        Ok(v) | Err(v) => v,
-    })
+    lsm_verdict(try_file_open(&ctx))
 }
 
-fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
+fn try_file_open(ctx: &LsmContext) -> i32 {
     let Some(who) = caller() else {
-        return Ok(0);
+        return 0;
     };
     let off = offsets();
     // SAFETY: arg 0 of this hook is `struct file *`; `f_mode` is read at its BTF offset.
@@ -129,7 +127,7 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
     } else {
         Op::Open
     };
-    Ok(judge_file(op, &who, file, access, open_allowed(access)))
+    judge_file(op, &who, file, access, open_allowed(access))
 }
 
 /// `Access` bits of an open file, from its `f_mode` and `f_flags`.

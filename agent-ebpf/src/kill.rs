@@ -157,10 +157,8 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     if !is_open || ret < 0 {
         return Ok(0);
     }
-    let file = fd_file(ret as u64).ok_or_else(|| {
-        // The descriptor vanished (another thread closed it): nothing left to judge.
-        0
-    })?;
+    // The descriptor vanished (another thread closed it): nothing left to judge.
+    let file = fd_file(ret as u64).ok_or(0)?;
     // SAFETY: probe reads at BTF offsets.
     let (f_mode, f_flags): (u32, u32) = unsafe {
         (
@@ -255,8 +253,8 @@ fn report_landlock(who: &Caller, regs: *const u8, nr: u64, is_exec: bool) {
         NR_OPENAT | NR_OPENAT2 => (off.regs_si, off.regs_dx),
         NR_EXECVEAT => (off.regs_si, 0),
         NR_OPEN => (off.regs_di, off.regs_si),
-        NR_CREAT => (off.regs_di, 0),
         NR_OPEN_BY_HANDLE_AT => return,
+        // creat, execve: the path first, no flags.
         _ => (off.regs_di, 0),
     };
     let mut target = Target::empty();
