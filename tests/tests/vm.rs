@@ -2340,6 +2340,20 @@ const PTRACE_MODE_READ_REALCREDS: u32 = 0x11;
 /// `PTRACE_MODE_READ | PTRACE_MODE_FSCREDS`: the access opening `/proc/PID/ns/*` checks.
 const PTRACE_MODE_READ_FSCREDS: u32 = 0x09;
 
+/// Whether the running kernel is at least `major.minor` (`/proc/sys/kernel/osrelease`).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_else(|e| panic!("expected to read /proc/sys/kernel/osrelease: {e}"));
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(ma), Some(mi)) => (ma, mi) >= (major, minor),
+        _ => panic!("expected a kernel release MAJOR.MINOR..., got {release:?}"),
+    }
+}
+
 #[test]
 fn setns_into_another_process_namespaces_is_refused() {
     let pol = Policy::probe_only("no-setns");
@@ -2380,6 +2394,13 @@ fn setns_into_another_process_namespaces_is_refused() {
     );
     if has(&evs[0], &by_setns) {
         assert_field(&evs[0], "/target/mode", &json!(PTRACE_MODE_READ_REALCREDS));
+    } else {
+        assert!(
+            kernel_at_least(6, 9),
+            "expected the setns refusal (op setns) where a pidfd is not a pidfs file (before \
+             6.9), got {}",
+            evs[0]
+        );
     }
 
     // Opening another process's /proc/PID/ns/* checks ptrace access too (the kernel turns the
