@@ -90,14 +90,17 @@ code_enum! {
         /// `inode_init_security_anon` of a `[userfaultfd]` inode): a confined process may not
         /// stall the kernel on page faults of its choosing.
         Userfaultfd = 16 => "userfaultfd",
+        /// `setns` into another process's namespaces (it has no LSM hook: the ptrace access
+        /// check it makes on the target, LSM `ptrace_access_check` during a `setns` call).
+        Setns = 17 => "setns",
         /// Creating a file, directory, symlink, FIFO or socket file (LSM `path_mknod`, also the
         /// creating step of `open(O_CREAT)`, `path_mkdir`, `path_symlink`): judged as a write at
         /// the new path. Device nodes are refused (`forbidden`): opening one reaches the device,
         /// not a path.
-        Create = 17 => "create",
+        Create = 18 => "create",
         /// Changing a file without opening it: `truncate`, `chmod`, `chown` (LSM
         /// `path_truncate`, `path_chmod`, `path_chown`): judged as a write at the file's path.
-        Setattr = 18 => "setattr",
+        Setattr = 19 => "setattr",
     }
 }
 
@@ -183,7 +186,7 @@ code_enum! {
 impl core::error::Error for UnknownCode {}
 
 // Every `Op` code has counter slots (see `counter_index`).
-const _: () = assert!((Op::Userfaultfd as u32) <= crate::maps::OP_CODE_MAX);
+const _: () = assert!((Op::Setns as u32) <= crate::maps::OP_CODE_MAX);
 
 code_enum! {
     /// Which allowed decisions of tagged processes the kernel sends as events

@@ -154,17 +154,7 @@ fn restore_source(ctx: &SockAddrContext, v6_socket: bool) {
     // SAFETY: reads and writes of the context's `user_*` fields are checked by the verifier.
     unsafe {
         let port = u16::from_be((*sa).user_port as u16);
-        if !v6_socket {
-            if (*sa).user_ip4 != u32::from_ne_bytes(proxy.ip4) || port != proxy.port4 {
-                return;
-            }
-            (*sa).user_ip4 = u32::from_ne_bytes([
-                origin.addr[0],
-                origin.addr[1],
-                origin.addr[2],
-                origin.addr[3],
-            ]);
-        } else {
+        if v6_socket {
             let from = [
                 (*sa).user_ip6[0],
                 (*sa).user_ip6[1],
@@ -192,6 +182,16 @@ fn restore_source(ctx: &SockAddrContext, v6_socket: bool) {
                     ]),
                 ]
             };
+        } else {
+            if (*sa).user_ip4 != u32::from_ne_bytes(proxy.ip4) || port != proxy.port4 {
+                return;
+            }
+            (*sa).user_ip4 = u32::from_ne_bytes([
+                origin.addr[0],
+                origin.addr[1],
+                origin.addr[2],
+                origin.addr[3],
+            ]);
         }
         (*sa).user_port = u32::from(origin.port.to_be());
     }

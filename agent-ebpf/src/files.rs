@@ -104,14 +104,12 @@ pub fn remember_exe() {
 /// tagged processes.
 #[lsm(hook = "file_open")]
 pub fn corral_file_open(ctx: LsmContext) -> i32 {
-    lsm_verdict(match try_file_open(&ctx) {
-        Ok(v) | Err(v) => v,
-    })
+    lsm_verdict(try_file_open(&ctx))
 }
 
-fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
+fn try_file_open(ctx: &LsmContext) -> i32 {
     let Some(who) = caller() else {
-        return Ok(0);
+        return 0;
     };
     let off = offsets();
     // SAFETY: arg 0 of this hook is `struct file *`; `f_mode` is read at its BTF offset.
@@ -130,7 +128,7 @@ fn try_file_open(ctx: &LsmContext) -> Result<i32, i32> {
     } else {
         Op::Open
     };
-    Ok(judge_file(op, &who, file, access, open_allowed(access)))
+    judge_file(op, &who, file, access, open_allowed(access))
 }
 
 /// `Access` bits of an open file, from its `f_mode` and `f_flags`.
@@ -180,9 +178,6 @@ pub fn judge_file(
 ) -> i32 {
     let mut target = Target::empty();
     target.access = access;
-    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
-    };
     let off = offsets();
     if path_outside_caller_ns(file.wrapping_add(off.file_f_path as usize)) {
         target.path_error = EXDEV;
@@ -190,12 +185,39 @@ pub fn judge_file(
     }
     // Judged before the path resolves: the look-up does not touch the path scratch.
     let by_identity = identity_denied(who.rules, file);
-    // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so the
-    // verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path bytes.
-    let len = unsafe {
-        (*scratch).owner = bpf_get_current_pid_tgid();
-        let path_ptr = file.add(off.file_f_path as usize) as *mut path;
-        bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
+    let resolved = PATH_SCRATCH.get_ptr_mut(0).map(|scratch| {
+        // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset,
+        // so the verifier sees a `struct path *`. `scratch` is a per-CPU map value of
+        // `PATH_MAX` path bytes.
+        let len = unsafe {
+            (*scratch).owner = bpf_get_current_pid_tgid();
+            let path_ptr = file.add(off.file_f_path as usize) as *mut path;
+            bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
+        };
+        (scratch, len)
+    });
+    judge_resolved_file(op, who, resolved, target, true, by_identity, allowed)
+}
+
+/// A file's path resolved into the path scratch: the scratch and what the resolver returned
+/// (bytes with the NUL, or a negative errno); `None` when there was no scratch.
+pub type Walked = Option<(*mut FileRuleKeyScratch, i64)>;
+
+/// Finishes the judgement of an open or exec of a file whose path is `resolved`, by the rules
+/// and the deny rules (`RULE_DENY`): see `judge_resolved_identity`. No scratch is a miss
+/// (`PathUnresolved`).
+#[inline(always)]
+pub fn judge_resolved_file(
+    op: Op,
+    who: &Caller,
+    resolved: Walked,
+    target: Target,
+    count_allowed: bool,
+    by_identity: bool,
+    allowed: impl Fn(u32) -> bool,
+) -> i32 {
+    let Some((scratch, len)) = resolved else {
+        return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
     judge_resolved_identity(
         op,
@@ -204,7 +226,7 @@ pub fn judge_file(
         len,
         target,
         RULE_DENY,
-        true,
+        count_allowed,
         by_identity,
         allowed,
     )

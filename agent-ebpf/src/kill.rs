@@ -5,7 +5,7 @@
 //! `sys_exit` hook only reports Landlock's refusals (`EACCES`), which Landlock itself does not,
 //! and counts (and, with `events.allowed`, reports) the opens and execs Landlock let through.
 
-use agent_common::{Access, Backend, Op, PATH_MAX, RULE_DENY, Reason, TAG_LANDLOCK};
+use agent_common::{Access, Backend, Op, PATH_MAX, Reason, TAG_LANDLOCK};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
@@ -17,7 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
-    files::{judge_resolved_identity, open_access, open_allowed, remember_exe},
+    files::{Walked, judge_resolved_file, open_access, open_allowed, remember_exe},
     identity::identity_denied,
     maps::{PATH_SCRATCH, offsets},
     mount_ns::{EXDEV, path_outside_caller_ns},
@@ -48,12 +48,14 @@ const NR_EXECVEAT: u64 = 322;
 #[inline(always)]
 pub fn judge_exec(who: &Caller, file: *const u8) {
     let landlocked = who.flags & TAG_LANDLOCK != 0;
-    let verdict = judge_walked(Op::Exec, who, file, 0, !landlocked, |flags| {
+    let walked = walk_file(file);
+    let verdict = judge_walked(Op::Exec, who, file, walked, 0, !landlocked, |flags| {
         flags & agent_common::RULE_EXEC != 0
     });
     if landlocked && verdict != DENY {
+        // The path the judge walked is still in the scratch: the event names it.
         report_allowed(Op::Exec, who, |target| {
-            landlock_target(target, file, Access::EXEC)
+            landlock_target(target, walked, Access::EXEC)
         });
         return;
     }
@@ -65,13 +67,30 @@ pub fn judge_exec(who: &Caller, file: *const u8) {
     }
 }
 
-/// Walks `file->f_path` into the path scratch and judges it; the event names `Backend::Kill`.
+/// Walks `file->f_path` into the path scratch: the scratch and the walk's result in the
+/// convention of `files::judge_resolved_file` (bytes with the NUL, or a negative errno); `None`
+/// without a scratch.
+#[inline(always)]
+fn walk_file(file: *const u8) -> Walked {
+    let scratch = PATH_SCRATCH.get_ptr_mut(0)?;
+    let off = offsets();
+    // SAFETY: `scratch` is a per-CPU map value; `file` is only probe-read by the walk.
+    let len = unsafe {
+        (*scratch).owner = bpf_get_current_pid_tgid();
+        dentry_path(file.add(off.file_f_path as usize), scratch)
+    };
+    // `dentry_path` returns the length without the NUL.
+    Some((scratch, if len >= 0 { len + 1 } else { len }))
+}
+
+/// Judges `file`, whose path `walk_file` put in the scratch; the event names `Backend::Kill`.
 /// `count_allowed` as in `files::judge_resolved_denying`.
 #[inline(always)]
 fn judge_walked(
     op: Op,
     who: &Caller,
     file: *const u8,
+    walked: Walked,
     access: u32,
     count_allowed: bool,
     allowed: impl Fn(u32) -> bool,
@@ -79,28 +98,15 @@ fn judge_walked(
     let mut target = Target::empty();
     target.access = access;
     target.backend = Backend::Kill as u32;
-    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
-    };
-    let off = offsets();
-    if path_outside_caller_ns(file.wrapping_add(off.file_f_path as usize)) {
+    if path_outside_caller_ns(file.wrapping_add(offsets().file_f_path as usize)) {
         target.path_error = EXDEV;
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     }
-    // SAFETY: `scratch` is a per-CPU map value; `file` is only probe-read by the walk.
-    let len = unsafe {
-        (*scratch).owner = bpf_get_current_pid_tgid();
-        dentry_path(file.add(off.file_f_path as usize), scratch)
-    };
-    // `dentry_path` returns the length without the NUL; `judge_resolved_denying` wants it with.
-    let len = if len >= 0 { len + 1 } else { len };
-    judge_resolved_identity(
+    judge_resolved_file(
         op,
         who,
-        scratch,
-        len,
+        walked,
         target,
-        RULE_DENY,
         count_allowed,
         identity_denied(who.rules, file),
         allowed,
@@ -156,10 +162,8 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     if !is_open || ret < 0 {
         return Ok(0);
     }
-    let file = fd_file(ret as u64).ok_or_else(|| {
-        // The descriptor vanished (another thread closed it): nothing left to judge.
-        0
-    })?;
+    // The descriptor vanished (another thread closed it): nothing left to judge.
+    let file = fd_file(ret as u64).ok_or(0)?;
     // SAFETY: probe reads at BTF offsets.
     let (f_mode, f_flags): (u32, u32) = unsafe {
         (
@@ -168,7 +172,17 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         )
     };
     let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
-    if judge_walked(Op::Open, &who, file, access, true, open_allowed(access)) == DENY {
+    let walked = walk_file(file);
+    if judge_walked(
+        Op::Open,
+        &who,
+        file,
+        walked,
+        access,
+        true,
+        open_allowed(access),
+    ) == DENY
+    {
         // SAFETY: signals the current task, the caller of the open.
         unsafe { bpf_send_signal(SIGKILL) };
     }
@@ -191,31 +205,23 @@ fn landlock_open_target(target: &mut Target, fd: u64) -> bool {
         )
     };
     let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
-    landlock_target(target, file, access)
+    landlock_target(target, walk_file(file), access)
 }
 
 /// Fills in the event of an exec or open Landlock allowed: `Backend::Landlock`, `access`, and
-/// the path of `file` walked into the path scratch (or the walk's error). Always true.
+/// the path `walk_file` put in the scratch (or the walk's error). Always true.
 #[inline(always)]
-fn landlock_target(target: &mut Target, file: *const u8, access: u32) -> bool {
+fn landlock_target(target: &mut Target, walked: Walked, access: u32) -> bool {
     target.backend = Backend::Landlock as u32;
     target.access = access;
-    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
-        target.path_error = -14;
-        return true;
-    };
-    let off = offsets();
-    // SAFETY: `scratch` is a per-CPU map value; `file` is only probe-read by the walk.
-    let len = unsafe {
-        (*scratch).owner = bpf_get_current_pid_tgid();
-        dentry_path(file.add(off.file_f_path as usize), scratch)
-    };
-    if len >= 0 {
-        // SAFETY: per-CPU map value; the event copies the path out of it.
-        target.path = PathSource::Resolved(unsafe { (&raw const (*scratch).path).cast() });
-        target.path_len = len as u32;
-    } else {
-        target.path_error = len as i32;
+    match walked {
+        Some((scratch, len)) if len > 0 => {
+            // SAFETY: per-CPU map value; the event copies the path out of it.
+            target.path = PathSource::Resolved(unsafe { (&raw const (*scratch).path).cast() });
+            target.path_len = (len - 1) as u32;
+        }
+        Some((_, len)) => target.path_error = len as i32,
+        None => target.path_error = -14,
     }
     true
 }
@@ -252,8 +258,8 @@ fn report_landlock(who: &Caller, regs: *const u8, nr: u64, is_exec: bool) {
         NR_OPENAT | NR_OPENAT2 => (off.regs_si, off.regs_dx),
         NR_EXECVEAT => (off.regs_si, 0),
         NR_OPEN => (off.regs_di, off.regs_si),
-        NR_CREAT => (off.regs_di, 0),
         NR_OPEN_BY_HANDLE_AT => return,
+        // creat, execve: the path first, no flags.
         _ => (off.regs_di, 0),
     };
     let mut target = Target::empty();

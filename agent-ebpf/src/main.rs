@@ -7,6 +7,27 @@
 //! closed for tagged processes and stay out of the way of everything else.
 #![no_std]
 #![no_main]
+// Lints whose advice does not hold for BPF programs (checked by `cargo xtask test`, which runs
+// clippy on this crate for its bpfel target).
+#![allow(
+    clippy::inline_always,
+    reason = "BPF-to-BPF calls are limited and cost stack; the helpers must be inlined into \
+              each program for the verifier to see the constants and pointers they take"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "kernel structures are read at BTF byte offsets through the probe-read helpers, \
+              which do not need aligned pointers"
+)]
+#![allow(
+    clippy::needless_borrows_for_generic_args,
+    reason = "map keys and values are handed over by reference so they stay off the 512-byte \
+              BPF stack instead of being copied onto it"
+)]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "aya's program macros hand each program its context by value"
+)]
 
 mod changes;
 mod connect;

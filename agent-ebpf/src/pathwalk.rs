@@ -30,6 +30,11 @@ const NAME_MAX: u32 = 255;
 const DENTRY_STEPS: u32 = 512;
 /// Levels of cgroup nesting a kernfs walk follows.
 const CGROUP_DEPTH: usize = 32;
+/// Walk status: the file is the root of its own file system, not below any mount's root (a
+/// pseudo file of a kernel-internal mount: a `memfd_create` file).
+const PSEUDO: i64 = 2;
+/// What `d_path` appends to a pseudo file's name (`simple_dname`), with the NUL.
+const DELETED: &[u8; 11] = b" (deleted)\0";
 /// `-ENAMETOOLONG`.
 const ENAMETOOLONG: i64 = -36;
 /// `-ELOOP`: the walk did not reach a root within its bound.
@@ -121,8 +126,9 @@ extern "C" fn dentry_step(_index: u64, ctx: *mut c_void) -> i64 {
             return 1;
         };
         if parent == d {
-            // The root of a file system that is not the root of this mount: stop here.
-            (*w).status = 1;
+            // The root of a file system that is not the root of this mount: stop here. When the
+            // file itself is one, `dentry_path` names it (`PSEUDO`).
+            (*w).status = if (*w).pos == END as u64 { PSEUDO } else { 1 };
             return 1;
         }
         let pos = (*w).pos;
@@ -150,7 +156,9 @@ extern "C" fn dentry_step(_index: u64, ctx: *mut c_void) -> i64 {
 
 /// Rebuilds the path of `struct path *p` (a `file->f_path`) into `key.path` (NUL terminated) and
 /// returns its length without the NUL, or a negative errno. The path is relative to the root of
-/// the caller's mount namespace (a `chroot` is not honoured, unlike `bpf_d_path`).
+/// the caller's mount namespace (a `chroot` is not honoured, unlike `bpf_d_path`). A pseudo file
+/// that is the root of its own file system (a `memfd_create` file) is `/NAME (deleted)`, as
+/// `bpf_d_path` names it.
 #[inline(always)]
 pub fn dentry_path(p: *const u8, key: *mut FileRuleKeyScratch) -> i64 {
     let Some(w) = WALK_SCRATCH.get_ptr_mut(0) else {
@@ -184,6 +192,9 @@ pub fn dentry_path(p: *const u8, key: *mut FileRuleKeyScratch) -> i64 {
         if status == 0 {
             return ELOOP;
         }
+        if status == PSEUDO {
+            return pseudo_path((*w).dentry as *const u8, key);
+        }
         let mut pos = (*w).pos as usize;
         if pos == END {
             // The root itself.
@@ -205,6 +216,36 @@ pub fn dentry_path(p: *const u8, key: *mut FileRuleKeyScratch) -> i64 {
             return EFAULT;
         }
         len as i64
+    }
+}
+
+/// Names a pseudo file (`dentry`, the root of its own file system) as `d_path` does:
+/// `/NAME (deleted)` (`/` when it has no name), into `key.path`; returns its length without the
+/// NUL, or a negative errno.
+#[inline(always)]
+fn pseudo_path(dentry: *const u8, key: *mut FileRuleKeyScratch) -> i64 {
+    let off = offsets();
+    // SAFETY: probe reads of kernel memory; `key` is a per-CPU map value of `PATH_MAX` path
+    // bytes, and every write is below 1 + 256 + `DELETED.len()` bytes.
+    unsafe {
+        let Ok(name) =
+            bpf_probe_read_kernel(dentry.add(off.dentry_name_ptr as usize).cast::<*const u8>())
+        else {
+            return EFAULT;
+        };
+        let path = (&raw mut (*key).path).cast::<u8>();
+        *path = b'/';
+        // `n` counts the NUL: the name is at `path[1..n]`.
+        let n = bpf_probe_read_kernel_str(path.add(1).cast(), NAME_MAX + 1, name.cast());
+        if n <= 1 {
+            *path.add(1) = 0;
+            return 1;
+        }
+        let at = n as usize & 0x1ff;
+        for (i, b) in DELETED.iter().enumerate() {
+            *path.add(at + i) = *b;
+        }
+        (at + DELETED.len() - 1) as i64
     }
 }
 

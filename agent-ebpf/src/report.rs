@@ -58,6 +58,10 @@ pub struct Target {
     /// A `Backend` code.
     pub backend: u32,
     /// ptrace, signal: the target process.
+    #[allow(
+        clippy::struct_field_names,
+        reason = "the event's field of the same name; `pid` would read as the caller's"
+    )]
     pub target_pid: u32,
 }
 

@@ -6,7 +6,14 @@
 use agent_common::{
     Op, PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS, Reason,
 };
-use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::lsm, programs::LsmContext};
+use aya_ebpf::{
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
+    macros::lsm,
+    programs::LsmContext,
+};
 
 use crate::{
     context::{Caller, caller},
@@ -29,6 +36,8 @@ const IPPROTO_UDP: i32 = 17;
 const IPPROTO_ICMPV6: i32 = 58;
 const IPPROTO_UDPLITE: i32 = 136;
 const IPPROTO_MPTCP: i32 = 262;
+/// x86-64 syscall number of `setns`.
+const NR_SETNS: u64 = 308;
 /// Low bits of the socket type (the rest are `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags).
 const SOCK_TYPE_MASK: i32 = 0xf;
 
@@ -127,9 +136,22 @@ fn same_task(who: &Caller, tgid: u32) -> bool {
     }
 }
 
+/// Whether the caller is in the `setns` syscall (its saved `orig_ax`); false when unreadable.
+#[inline(always)]
+fn in_setns() -> bool {
+    let off = offsets().regs_orig_ax as usize;
+    // SAFETY: `bpf_task_pt_regs` of the current task gives its saved user registers; the
+    // syscall number is probe-read at the BTF offset of `orig_ax`.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u8;
+        bpf_probe_read_kernel(regs.add(off).cast::<u64>()) == Ok(NR_SETNS)
+    }
+}
+
 /// `ptrace_access_check(struct task_struct *child, unsigned int mode)`: ptrace attach, and
 /// everything that checks ptrace access (`process_vm_readv/writev`, `/proc/<pid>/mem`,
-/// `pidfd_getfd`, ...). A tagged process may reach only processes of its own task.
+/// `pidfd_getfd`, `setns` with a pidfd, ...). A tagged process may reach only processes of its
+/// own task. The check made by `setns` (which has no hook of its own) is reported as `Op::Setns`.
 #[lsm(hook = "ptrace_access_check")]
 pub fn corral_ptrace(ctx: LsmContext) -> i32 {
     let Some(who) = caller() else {
@@ -144,11 +166,12 @@ pub fn corral_ptrace(ctx: LsmContext) -> i32 {
     let mut target = Target::empty();
     target.target_pid = tgid;
     target.access = mode;
-    forbid(Op::Ptrace, &who, &target)
+    let op = if in_setns() { Op::Setns } else { Op::Ptrace };
+    forbid(op, &who, &target)
 }
 
 /// `task_kill(struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *)`:
-/// signals sent by a tagged process (kill, tgkill, sigqueue, pidfd_send_signal) reach only
+/// signals sent by a tagged process (kill, tgkill, sigqueue, `pidfd_send_signal`) reach only
 /// processes of its own task: the daemon, other agents and host services are out of reach.
 /// Signal 0 (an existence check) is let through.
 #[lsm(hook = "task_kill")]

@@ -26,13 +26,7 @@ pub fn server() -> DnsServer {
 /// `corral-dns-query`, built beside `corral-probe`.
 #[must_use]
 pub fn query_bin() -> String {
-    let path = env::probe_bin().with_file_name("corral-dns-query");
-    assert!(
-        path.exists(),
-        "expected {} (built with the tests' binaries)",
-        path.display()
-    );
-    path.display().to_string()
+    env::sibling_bin("corral-dns-query")
 }
 
 /// Task `dns::TASK`: the probe, `corral-dns-query`, DNS to `SERVER` only, and `WILDCARD` on

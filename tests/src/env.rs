@@ -35,6 +35,19 @@ pub fn probe() -> String {
     text(probe_bin(), "CORRAL_PROBE")
 }
 
+/// The test binary `name` (`corral-burst`, `corral-dns-query`, ...), built beside
+/// `corral-probe`, as a string for command lines and policy entries.
+#[must_use]
+pub fn sibling_bin(name: &str) -> String {
+    let path = probe_bin().with_file_name(name);
+    assert!(
+        path.exists(),
+        "expected {} (built with the tests' binaries)",
+        path.display()
+    );
+    text(path, "CORRAL_PROBE")
+}
+
 fn required(var: &str, what: &str) -> PathBuf {
     let value = std::env::var_os(var).unwrap_or_else(|| {
         panic!(

@@ -181,13 +181,7 @@ pub fn count(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<u
 /// `corral-burst`, built beside `corral-probe`.
 #[must_use]
 pub fn burst() -> String {
-    let path = env::probe_bin().with_file_name("corral-burst");
-    assert!(
-        path.exists(),
-        "expected {} (built with the tests' binaries)",
-        path.display()
-    );
-    path.display().to_string()
+    env::sibling_bin("corral-burst")
 }
 
 /// A task that may run `corral-burst` (and read what it needs to start) and connect only to

@@ -1226,8 +1226,8 @@ fn cgroup_selector_confines_processes_already_there_and_those_that_arrive() {
 fn memfd_fexecve_under_landlock_is_killed_by_the_same_rules() {
     // Landlock does not judge files of the kernel's internal mounts, so it lets a program
     // written into a memfd run; the kill backend judges the executed file by the task's rules.
-    // Its path walk names such a pseudo file by its mount's root, `/`; the kernel names the
-    // process after the memfd (`comm`).
+    // Its path walk names such a pseudo file as BPF LSM does, `/memfd:NAME (deleted)`; the
+    // kernel names the process after the memfd (`comm`).
     let pol = Policy::probe_only("ll-memfd");
     let d = Daemon::with(&[&pol]);
     let out = d.run_accepting_unenforced(
@@ -1248,6 +1248,7 @@ fn memfd_fexecve_under_landlock_is_killed_by_the_same_rules() {
                     ("/task", json!("ll-memfd")),
                     ("/decision", json!("denied")),
                     ("/backend", json!("kill")),
+                    ("/target/path", json!("/memfd:corral-payload (deleted)")),
                 ],
             ) && events::text(e, "/process/comm").starts_with("memfd:corral")
         },
@@ -1256,7 +1257,7 @@ fn memfd_fexecve_under_landlock_is_killed_by_the_same_rules() {
     assert_eq!(
         evs.len(),
         1,
-        "expected one killed exec of /memfd:corral-payload, got:\n{}",
+        "expected one killed exec of \"/memfd:corral-payload (deleted)\", got:\n{}",
         events::tail(&evs, 5)
     );
     // The same probe outside the task runs its payload: the refusal came from the task's rules.

@@ -52,7 +52,8 @@ pub fn run(args: &Args) -> Result<bool> {
         Command::new(command::cargo()).args(["fmt", "--all", "--", "--check"]),
     )?;
     // agent-ebpf is `no_std`/`no_main` for the bpfel target and does not build for the host
-    // (`unwinding panics are not supported without std`); agent's build.rs builds it for bpfel.
+    // (`unwinding panics are not supported without std`); agent's build.rs builds it for bpfel,
+    // and `ebpf_clippy` lints it for bpfel.
     step(
         "clippy",
         Command::new(command::cargo()).args([
@@ -66,6 +67,7 @@ pub fn run(args: &Args) -> Result<bool> {
             "warnings",
         ]),
     )?;
+    step("clippy agent-ebpf", &mut ebpf_clippy(&out))?;
     let unit = unit_tests(&out)?;
     if let Some(why) = &unit.failure {
         println!("{}", unit.summary_line());
@@ -90,6 +92,34 @@ pub fn run(args: &Args) -> Result<bool> {
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
     println!("{passed} passed, {failed} failed");
     Ok(suites.iter().all(|s| s.failure.is_none()))
+}
+
+/// Clippy on agent-ebpf as agent's build.rs (aya-build) builds it: nightly, the bpfel target,
+/// `-Z build-std=core`, `bpf_target_arch` set; its own target directory under `out`, so it never
+/// waits on or invalidates the eBPF build inside agent's `OUT_DIR`.
+fn ebpf_clippy(out: &Path) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "+nightly",
+        "clippy",
+        "--package",
+        "agent-ebpf",
+        "--bins",
+        "--release",
+    ])
+    .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+    .arg("--target-dir")
+    .arg(out.join("ebpf-clippy"))
+    .args(["--", "-D", "warnings"])
+    .env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        "--cfg=bpf_target_arch=\"x86_64\"",
+    );
+    // The outer cargo's compiler would win over `+nightly` (as in aya-build).
+    for key in ["RUSTC", "RUSTC_WORKSPACE_WRAPPER"] {
+        cmd.env_remove(key);
+    }
+    cmd
 }
 
 /// Runs a fail-fast step in the repository.

@@ -218,13 +218,13 @@ fn write_target(op: Op, proto: Option<Proto>, rec: &Record<'_>, out: &mut Vec<u8
             number(out, rec.proto());
             out.push(b'}');
         }
-        (Op::Ptrace | Op::Signal, _) => {
+        (Op::Ptrace | Op::Setns | Op::Signal, _) => {
             out.extend_from_slice(b"{\"pid\":");
             number(out, rec.target_pid());
-            out.extend_from_slice(if op == Op::Ptrace {
-                b",\"mode\":".as_slice()
-            } else {
+            out.extend_from_slice(if op == Op::Signal {
                 b",\"signal\":".as_slice()
+            } else {
+                b",\"mode\":".as_slice()
             });
             number(out, rec.access());
             out.push(b'}');

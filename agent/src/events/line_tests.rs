@@ -152,7 +152,7 @@ mod reference {
                 r#type: ev.access,
                 protocol: ev.proto,
             },
-            Op::Ptrace => Target::Process {
+            Op::Ptrace | Op::Setns => Target::Process {
                 pid: ev.target_pid,
                 mode: Some(ev.access),
                 signal: None,

@@ -9,7 +9,7 @@ use aya::{
     maps::{Array, HashMap, MapData, MapError},
 };
 
-use super::rules::{RulesError, take};
+use super::rules::{RulesError, take, write_single};
 
 /// Handles on `DNS_PROXY` and `DNS_LEARN`, written by the DNS loop.
 pub struct DnsControl {
@@ -60,13 +60,7 @@ impl DnsControl {
             entry.ip6 = a.ip().octets();
             entry.port6 = a.port();
         }
-        self.proxy
-            .set(0, entry, 0)
-            .map_err(|source| RulesError::Write {
-                map: names::DNS_PROXY,
-                task_id: 0,
-                source,
-            })
+        write_single(&mut self.proxy, names::DNS_PROXY, entry)
     }
 
     /// Makes `DNS_LEARN` hold exactly `tasks` (task ids).

@@ -37,7 +37,7 @@ pub const fn covers(op: Op) -> &'static str {
         Op::Mount => "mount, umount, move_mount, pivot_root",
         Op::Bpf => "bpf()",
         Op::KernelLoad => "module, kexec and firmware loads",
-        Op::Ptrace => {
+        Op::Ptrace | Op::Setns => {
             "ptrace, process_vm_*, /proc/<pid>/mem, setns and /proc/<pid>/ns outside the task"
         }
         Op::Signal => "signals outside the task",

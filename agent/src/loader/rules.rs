@@ -71,6 +71,19 @@ where
     T::try_from(raw).map_err(|source| RulesError::MapType { map, source })
 }
 
+/// Writes `value` as the one entry (index 0) of `array`, the single-entry map named `map`.
+pub(super) fn write_single<T: aya::Pod>(
+    array: &mut aya::maps::Array<MapData, T>,
+    map: &'static str,
+    value: T,
+) -> Result<(), RulesError> {
+    array.set(0, value, 0).map_err(|source| RulesError::Write {
+        map,
+        task_id: 0,
+        source,
+    })
+}
+
 impl RuleMaps {
     /// Takes the maps out of the loaded object (the programs keep their own references).
     pub fn take(ebpf: &mut Ebpf) -> Result<(Self, RingBuf<MapData>), RulesError> {

@@ -7,7 +7,7 @@ use aya::{
     maps::{Array, MapData},
 };
 
-use super::rules::{RulesError, take};
+use super::rules::{RulesError, take, write_single};
 
 /// Typed handle on `SETTINGS`.
 pub struct SettingsMap {
@@ -24,13 +24,7 @@ impl SettingsMap {
 
     /// Writes the one entry; the programs see it at their next run.
     pub fn write(&mut self, settings: Settings) -> Result<(), RulesError> {
-        self.settings
-            .set(0, settings, 0)
-            .map_err(|source| RulesError::Write {
-                map: names::SETTINGS,
-                task_id: 0,
-                source,
-            })
+        write_single(&mut self.settings, names::SETTINGS, settings)
     }
 
     /// The entry the programs read now.

@@ -998,8 +998,6 @@ impl TamperArgs<'_> {
 /// `USERFAULTFD_IOC_NEW`).
 fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
     let args = TamperArgs { kind, rest };
-    let arg = |i: usize| args.string(i);
-    let num = |i: usize| args.number(i);
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
     let result: libc::c_long = unsafe {
         match kind {
@@ -1009,7 +1007,7 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                 libc::NETLINK_ROUTE,
             )),
             "unshare-mount" => {
-                let dir = arg(1)?;
+                let dir = args.string(1)?;
                 if libc::unshare(libc::CLONE_NEWNS) < 0 {
                     return Ok(Err(Failure::last("unshare")));
                 }
@@ -1026,17 +1024,24 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                 let mut attr = [0u8; 128];
                 attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
                 attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
-                libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), num(1)?, -1, -1, 0)
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    attr.as_ptr(),
+                    args.number(1)?,
+                    -1,
+                    -1,
+                    0,
+                )
             }
             "setns-pidfd" => {
-                let fd = libc::syscall(libc::SYS_pidfd_open, num(1)?, 0);
+                let fd = libc::syscall(libc::SYS_pidfd_open, args.number(1)?, 0);
                 if fd < 0 {
                     return Ok(Err(Failure::last("pidfd_open")));
                 }
                 libc::c_long::from(libc::setns(fd as libc::c_int, libc::CLONE_NEWNET))
             }
             "setns-file" => {
-                let fd = libc::open(arg(1)?.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                let fd = libc::open(args.string(1)?.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 if fd < 0 {
                     return Ok(Err(Failure::last("open ns file")));
                 }
@@ -1071,8 +1076,6 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
         Usage("tamper needs bpf|raw|packet|ptrace|kill|link|init_module|mount".into())
     })?;
     let args = TamperArgs { kind, rest };
-    let arg = |i: usize| args.string(i);
-    let num = |i: usize| args.number(i);
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
     let result: libc::c_long = unsafe {
         match kind {
@@ -1094,17 +1097,21 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
             )),
             "packet" => libc::c_long::from(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)),
             "ptrace" => {
-                let pid = num(1)?;
+                let pid = args.number(1)?;
                 let r = libc::ptrace(libc::PTRACE_SEIZE, pid as libc::pid_t, 0, 0);
                 if r == 0 {
                     libc::ptrace(libc::PTRACE_DETACH, pid as libc::pid_t, 0, 0);
                 }
                 r
             }
-            "kill" => {
-                libc::c_long::from(libc::kill(num(1)? as libc::pid_t, num(2)? as libc::c_int))
-            }
-            "link" => libc::c_long::from(libc::link(arg(1)?.as_ptr(), arg(2)?.as_ptr())),
+            "kill" => libc::c_long::from(libc::kill(
+                args.number(1)? as libc::pid_t,
+                args.number(2)? as libc::c_int,
+            )),
+            "link" => libc::c_long::from(libc::link(
+                args.string(1)?.as_ptr(),
+                args.string(2)?.as_ptr(),
+            )),
             "init_module" => {
                 let image = [0u8; 64];
                 let params = c"";
@@ -1122,7 +1129,7 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                 }
             }
             "mount" => {
-                let dir = arg(1)?;
+                let dir = args.string(1)?;
                 libc::c_long::from(libc::mount(
                     c"tmpfs".as_ptr(),
                     dir.as_ptr(),

@@ -196,10 +196,12 @@ fn native(corral: &Path, bench: &Path, plan: &Plan) -> Result<Vec<Value>> {
     let tools = runner::Tools {
         corral: corral.to_path_buf(),
         bench: bench.to_path_buf(),
-        work: std::env::temp_dir().join("corral-bench"),
+        work: native_work(),
     };
     runner::measure_all(&tools, plan, &mut rec)?;
     pipeline::replay(&tools, plan, &mut rec)?;
+    // Kept after a failure, for its daemon log.
+    let _ = std::fs::remove_dir_all(&tools.work);
     Ok(rec.records)
 }
 
@@ -210,7 +212,7 @@ fn pipeline_only(plan: &Plan) -> Result<bool> {
     let tools = runner::Tools {
         corral,
         bench,
-        work: std::env::temp_dir().join("corral-bench"),
+        work: native_work(),
     };
     std::fs::create_dir_all(&tools.work)
         .with_context(|| format!("creating {}", tools.work.display()))?;
@@ -218,7 +220,15 @@ fn pipeline_only(plan: &Plan) -> Result<bool> {
     for record in &rec.records {
         println!("{record}");
     }
+    let _ = std::fs::remove_dir_all(&tools.work);
     Ok(true)
+}
+
+/// This run's scratch directory on this host (the daemon's control socket, its log, the bench
+/// tree): one per xtask process, so concurrent runs (other worktrees) neither share the socket
+/// nor remove each other's files. The VM, which runs one bench, keeps `/tmp/corral-bench`.
+fn native_work() -> PathBuf {
+    std::env::temp_dir().join(format!("corral-bench-{}", std::process::id()))
 }
 
 /// `--flood`: the event throughput part alone, on this host.
@@ -229,10 +239,11 @@ fn flood_only(plan: &Plan, corral: Option<&Path>) -> Result<bool> {
     let tools = runner::Tools {
         corral,
         bench,
-        work: std::env::temp_dir().join("corral-bench"),
+        work: native_work(),
     };
     runner::prepare(&tools)?;
     workload::throughput(&tools, plan, &mut rec)?;
+    let _ = std::fs::remove_dir_all(&tools.work);
     for record in &rec.records {
         println!("{record}");
     }

@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::ttl::{self, Expiries};
 use crate::{compile::ResolvedHosts, policy::HostName};
 
 /// Shortest wait between two attempts after failed ones (doubled per failure, up to `min_ttl`).
@@ -22,7 +23,7 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 struct Entry {
     /// Address → when its TTL runs out.
-    addrs: BTreeMap<IpAddr, Instant>,
+    addrs: Expiries,
     /// When to ask again.
     refresh_at: Instant,
     /// Failed attempts in a row.
@@ -104,11 +105,7 @@ impl AddressBook {
         for &(addr, ttl) in answers {
             let ttl = ttl.max(min_ttl);
             shortest = Some(shortest.map_or(ttl, |s| s.min(ttl)));
-            let until = now + ttl;
-            if let Some(expires) = entry.addrs.get_mut(&addr) {
-                *expires = (*expires).max(until);
-            } else {
-                entry.addrs.insert(addr, until);
+            if ttl::hold(&mut entry.addrs, addr, now + ttl) {
                 added.push(addr);
             }
         }
@@ -137,15 +134,7 @@ impl AddressBook {
     pub fn expire(&mut self, now: Instant) -> Vec<(HostName, Vec<IpAddr>)> {
         let mut gone = Vec::new();
         for (name, entry) in &mut self.entries {
-            let expired: Vec<IpAddr> = entry
-                .addrs
-                .iter()
-                .filter(|(_, until)| **until <= now)
-                .map(|(addr, _)| *addr)
-                .collect();
-            for addr in &expired {
-                entry.addrs.remove(addr);
-            }
+            let expired = ttl::take_expired(&mut entry.addrs, now);
             if !expired.is_empty() {
                 gone.push((name.clone(), expired));
             }

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::ttl::{self, Expiries};
 use crate::{
     compile::ResolvedHosts,
     policy::{HostName, WildcardHost},
@@ -41,7 +42,7 @@ impl NamePatterns {
 /// Learned names → address → when its TTL runs out.
 #[derive(Debug)]
 pub struct LearnedBook {
-    entries: BTreeMap<HostName, BTreeMap<IpAddr, Instant>>,
+    entries: BTreeMap<HostName, Expiries>,
     min_ttl: Duration,
 }
 
@@ -65,11 +66,7 @@ impl LearnedBook {
         let entry = self.entries.entry(name.clone()).or_default();
         let mut added = Vec::new();
         for &(addr, ttl) in answers {
-            let until = now + ttl.max(self.min_ttl);
-            if let Some(expires) = entry.get_mut(&addr) {
-                *expires = (*expires).max(until);
-            } else {
-                entry.insert(addr, until);
+            if ttl::hold(entry, addr, now + ttl.max(self.min_ttl)) {
                 added.push(addr);
             }
         }
@@ -88,14 +85,7 @@ impl LearnedBook {
     pub fn expire(&mut self, now: Instant) -> Vec<(HostName, Vec<IpAddr>)> {
         let mut gone = Vec::new();
         for (name, addrs) in &mut self.entries {
-            let expired: Vec<IpAddr> = addrs
-                .iter()
-                .filter(|(_, until)| **until <= now)
-                .map(|(addr, _)| *addr)
-                .collect();
-            for addr in &expired {
-                addrs.remove(addr);
-            }
+            let expired = ttl::take_expired(addrs, now);
             if !expired.is_empty() {
                 gone.push((name.clone(), expired));
             }

@@ -12,6 +12,7 @@ pub mod proxy;
 mod proxy_tcp;
 mod redirect;
 mod sockdiag;
+mod ttl;
 mod upstream;
 
 use std::{

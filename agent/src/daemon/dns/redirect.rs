@@ -31,32 +31,16 @@ pub fn redirects(attached: &[crate::loader::HookSpec]) -> bool {
 /// Looks redirected sockets' intended servers up in `DNS_ORIGINS`.
 struct MapOrigins(DnsOrigins);
 
-impl Origins for MapOrigins {
-    fn udp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr> {
-        let cookie = match socket_cookie(Transport::Udp, client, proxy) {
-            Ok(Some(cookie)) => cookie,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(%client, "DNS proxy: cannot find the client's socket: {e}");
-                return None;
-            }
-        };
-        let origin = self.0.get(cookie)?;
-        let ip = if origin.family == AF_INET6 {
-            IpAddr::from(origin.addr)
-        } else {
-            IpAddr::from([
-                origin.addr[0],
-                origin.addr[1],
-                origin.addr[2],
-                origin.addr[3],
-            ])
-        };
-        Some(SocketAddr::new(ip, origin.port))
-    }
-
-    fn tcp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr> {
-        let cookie = match socket_cookie(Transport::Tcp, client, proxy) {
+impl MapOrigins {
+    /// The intended server of the client socket `client` of `transport` that was redirected
+    /// to `proxy`; `None` (warned about when the look-up failed) when it is not known.
+    fn origin(
+        &self,
+        transport: Transport,
+        client: SocketAddr,
+        proxy: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let cookie = match socket_cookie(transport, client, proxy) {
             Ok(Some(cookie)) => cookie,
             Ok(None) => return None,
             Err(e) => {
@@ -65,6 +49,16 @@ impl Origins for MapOrigins {
             }
         };
         self.0.get(cookie).map(|o| origin_addr(&o))
+    }
+}
+
+impl Origins for MapOrigins {
+    fn udp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr> {
+        self.origin(Transport::Udp, client, proxy)
+    }
+
+    fn tcp_origin(&self, client: SocketAddr, proxy: SocketAddr) -> Option<SocketAddr> {
+        self.origin(Transport::Tcp, client, proxy)
     }
 }
 
