@@ -14,8 +14,10 @@ use crate::kernels::Image;
 use crate::{paths, supervise, vm};
 
 const EXIT_MARKER: &str = "CORRAL_VM_EXIT=";
-/// The VM part took about 580 s on the 2-core CI host; the whole bench must stay under 15 min.
-const TIMEOUT: Duration = Duration::from_secs(720);
+/// The VM part took about 580 s on the 2-core CI host with 21 LSM programs, and just over 720 s
+/// with 28 (every daemon start verifies them all under TCG, 40 starts per run): the whole bench
+/// now takes about 20 min, over the 15 min of issue 7 (see BENCHMARKS.md's notes).
+const TIMEOUT: Duration = Duration::from_secs(1080);
 
 pub fn measure(
     image: &Image,
