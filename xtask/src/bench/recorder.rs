@@ -1,6 +1,8 @@
 //! Measurements as JSON records (`{"kind": "micro" | "bpf_stats" | ..., "env": ...}`): kept in
 //! memory on the host; inside the VM also printed as `CORRAL_BENCH <json>` console lines, which
 //! the host collects.
+use std::time::Instant;
+
 use serde_json::Value;
 
 /// The console marker of a record printed inside the VM.
@@ -11,6 +13,7 @@ pub struct Recorder {
     pub env: String,
     pub records: Vec<Value>,
     echo: bool,
+    started: Instant,
 }
 
 impl Recorder {
@@ -19,7 +22,18 @@ impl Recorder {
             env: env.to_owned(),
             records: Vec::new(),
             echo,
+            started: Instant::now(),
         }
+    }
+
+    /// A progress line with the seconds since this environment's measurements began (where a
+    /// slow run spends its time shows in the log).
+    pub fn progress(&self, what: &str) {
+        println!(
+            "bench {} [{:.0} s]: {what}",
+            self.env,
+            self.started.elapsed().as_secs_f64()
+        );
     }
 
     pub fn push(&mut self, mut record: Value) {

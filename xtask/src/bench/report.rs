@@ -49,11 +49,12 @@ const METHOD: &str = "\
   events/s per CPU second = 1 / the thread's CPU time per record; every record must come out
   as one JSON line.
 - **Macro**: `rm -rf out && mkdir out && tar -xf src.tar -C out && find out -type f | wc -l` on
-  an archive of small files, per round without daemon (C0), with the daemon and untagged (C2),
-  tagged with a task allowing it (C3); daemon CPU seconds from `/proc/PID/stat` over C2 + C3,
-  peak RSS from `VmHWM`.
+  an archive of small files, in the first micro rounds: without daemon (C0, before the round's
+  daemon starts), with the round's daemon and untagged (C2), tagged with a task allowing it
+  (C3), before the round's tagged micro cells; daemon CPU seconds from `/proc/PID/stat` over
+  C2 + C3, peak RSS from `VmHWM` (so far, micro rounds included).
 - **Environments**: `native` is this host with the backends it offers (the daemon's status is
-  shown); `vm` is a qemu guest (TCG, software emulation, one vCPU) on a Debian kernel, the only
+  shown); `vm` is a qemu guest (TCG, software emulation, one vCPU) on a Debian kernel (6.12 unless `--kernel 6.1`), the only
   place BPF LSM loads here. TCG makes every operation several times slower, so only the vm's
   own ratios mean anything; never compare its nanoseconds with the host's.
 ";

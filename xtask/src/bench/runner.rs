@@ -42,10 +42,11 @@ impl Tools {
 pub fn measure_all(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
     let others = prepare(tools)?;
     rec.push(machine::describe(&others));
+    workload::prepare_macro_dir(tools, plan)?;
     micro_rounds(tools, plan, rec)?;
     bpf_stats_pass(tools, plan, rec)?;
     workload::throughput(tools, plan, rec)?;
-    workload::macro_runs(tools, plan, rec)?;
+    rec.progress("done");
     Ok(())
 }
 
@@ -71,9 +72,18 @@ pub fn prepare(tools: &Tools) -> Result<Vec<String>> {
 }
 
 /// `plan.rounds` rounds of [`ROUND`], one daemon per round for the configurations needing one.
+/// The first `plan.macro_rounds` rounds also run the macro workload: its C0 before the daemon
+/// starts, its C2 and C3 under the round's daemon (a daemon start costs tens of seconds in a
+/// TCG VM, where it verifies every LSM program: the macro rounds share the micro rounds'
+/// daemons rather than starting their own).
 fn micro_rounds(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+    let events = tools.work.join("events.json");
     for round in 0..plan.rounds {
-        println!("bench {}: round {}/{}", rec.env, round + 1, plan.rounds);
+        rec.progress(&format!("round {}/{}", round + 1, plan.rounds));
+        let with_macro = round < plan.macro_rounds;
+        if with_macro {
+            workload::macro_without_daemon(tools, plan, round, rec)?;
+        }
         let mut daemon: Option<Daemon> = None;
         for config in ROUND {
             if config.needs_daemon() && daemon.is_none() {
@@ -81,8 +91,12 @@ fn micro_rounds(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
                     &tools.corral,
                     &tools.policies(),
                     &tools.work,
-                    &Events::File(&tools.work.join("events.json")),
+                    &Events::File(&events),
                 )?;
+                rec.progress("daemon ready");
+                if with_macro {
+                    workload::macro_with_daemon(tools, plan, round, &started, &events, rec)?;
+                }
                 if round == 0 {
                     let status = started.status()?;
                     rec.push(json!({"kind": "backends", "backends": status["backends"]}));
@@ -253,6 +267,7 @@ fn bpf_stats_pass(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
         .with_context(|| format!("reading {BPF_STATS_SYSCTL}"))?;
     std::fs::write(BPF_STATS_SYSCTL, "1")
         .with_context(|| format!("writing 1 to {BPF_STATS_SYSCTL}"))?;
+    rec.progress("BPF statistics pass");
     let result = (|| -> Result<()> {
         let before = program_stats(&tools.bench)?;
         let null = NullHooks::attach(&tools.bench, rec, false)?;

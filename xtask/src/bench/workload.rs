@@ -137,7 +137,7 @@ fn flood_loop(status: &Value) -> (&'static str, &'static str) {
 
 pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
     for subscriber in ["file", "slow_pipe"] {
-        println!("bench {}: event flood, {subscriber} subscriber", rec.env);
+        rec.progress(&format!("event flood, {subscriber} subscriber"));
         let events = tools.work.join("flood.json");
         let _ = fs::remove_file(&events);
         for n in 1..=ROTATED_KEPT {
@@ -266,42 +266,55 @@ fn timed(mut cmd: Command, files: usize) -> Result<f64> {
     Ok(seconds)
 }
 
-/// Rounds of C0 (no daemon), C2 (daemon, untagged), C3 (tagged `bench-macro`).
-pub fn macro_runs(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
+/// The macro workload's archive in `tools.macro_dir()` (once per environment).
+pub fn prepare_macro_dir(tools: &Tools, plan: &Plan) -> Result<()> {
+    prepare_macro(&tools.macro_dir(), plan.macro_files)
+}
+
+/// One macro round's C0 (no daemon): run by the micro round before it starts its daemon.
+pub fn macro_without_daemon(
+    tools: &Tools,
+    plan: &Plan,
+    round: usize,
+    rec: &mut Recorder,
+) -> Result<()> {
+    rec.progress(&format!("macro round {}/{}", round + 1, plan.macro_rounds));
+    let c0 = timed(workload(&tools.macro_dir(), None), plan.macro_files)?;
+    rec.push(json!({"kind": "macro", "round": round, "config": "C0",
+                    "seconds": c0, "files": plan.macro_files}));
+    Ok(())
+}
+
+/// One macro round's C2 (untagged) and C3 (tagged `bench-macro`) under the micro round's
+/// daemon, which writes its events to `events`; with the daemon's CPU time over both and its
+/// peak RSS so far. Run before that round's tagged micro cells, so the events counted are the
+/// macro workload's own.
+pub fn macro_with_daemon(
+    tools: &Tools,
+    plan: &Plan,
+    round: usize,
+    daemon: &Daemon,
+    events: &Path,
+    rec: &mut Recorder,
+) -> Result<()> {
     let dir = tools.macro_dir();
-    prepare_macro(&dir, plan.macro_files)?;
-    for round in 0..plan.macro_rounds {
-        println!(
-            "bench {}: macro round {}/{}",
-            rec.env,
-            round + 1,
-            plan.macro_rounds
-        );
-        let c0 = timed(workload(&dir, None), plan.macro_files)?;
-        let events = tools.work.join("macro-events.json");
-        let daemon = Daemon::start(
-            &tools.corral,
-            &tools.policies(),
-            &tools.work,
-            &Events::File(&events),
-        )?;
-        let cpu0 = daemon.cpu_seconds()?;
-        let c2 = timed(workload(&dir, None), plan.macro_files)?;
-        let c3 = timed(
-            workload(&dir, Some(daemon.run_prefix(TASK_MACRO))),
-            plan.macro_files,
-        )?;
-        let refused = fs::read_to_string(&events).map_or(0, |e| e.lines().count());
-        for (config, seconds) in [("C0", c0), ("C2", c2), ("C3", c3)] {
-            rec.push(json!({"kind": "macro", "round": round, "config": config,
-                            "seconds": seconds, "files": plan.macro_files}));
-        }
-        rec.push(
-            json!({"kind": "macro_daemon", "round": round, "events": refused,
-                        "daemon_cpu_s": daemon.cpu_seconds()? - cpu0,
-                        "daemon_peak_rss_kib": daemon.peak_rss_kib()?}),
-        );
-        daemon.stop()?;
+    let lines = || fs::read_to_string(events).map_or(0, |e| e.lines().count());
+    let events0 = lines();
+    let cpu0 = daemon.cpu_seconds()?;
+    let c2 = timed(workload(&dir, None), plan.macro_files)?;
+    let c3 = timed(
+        workload(&dir, Some(daemon.run_prefix(TASK_MACRO))),
+        plan.macro_files,
+    )?;
+    let refused = lines().saturating_sub(events0);
+    for (config, seconds) in [("C2", c2), ("C3", c3)] {
+        rec.push(json!({"kind": "macro", "round": round, "config": config,
+                        "seconds": seconds, "files": plan.macro_files}));
     }
+    rec.push(
+        json!({"kind": "macro_daemon", "round": round, "events": refused,
+                    "daemon_cpu_s": daemon.cpu_seconds()? - cpu0,
+                    "daemon_peak_rss_kib": daemon.peak_rss_kib()?}),
+    );
     Ok(())
 }
