@@ -6,14 +6,20 @@
 //! Symlinks are never followed (a rule matches the path the kernel resolved, so a symlink's
 //! target is judged by its own path); mount points beneath a rule are walked into, as the path
 //! rule covers them too. The walk is bounded: a rule set that meets more entries than
-//! `DENIED_INODES_MAX` is refused with the rule named, never cut short.
+//! `DENIED_INODES_MAX` is refused with the rule named, never cut short. Directories are opened
+//! relative to their parent's descriptor, so a tree deeper than `PATH_MAX` is walked to the end
+//! (down to `MAX_OPEN_LEVELS` directories).
 
 use std::{
     collections::BTreeSet,
+    ffi::{CStr, OsStr},
     fs, io,
-    os::unix::fs::MetadataExt as _,
+    os::fd::OwnedFd,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
+
+use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags};
 
 use agent_common::{DENIED_INODES_MAX, DeniedInodeKey, kernel_dev};
 
@@ -88,56 +94,183 @@ pub fn deny_identities_bounded(
             // system that refuses `link(2)`.
             continue;
         }
-        let mut pending = vec![(root.to_owned(), meta.dev())];
-        while let Some((dir, dir_dev)) = pending.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) => {
-                    unreadable.push((dir, e));
-                    continue;
-                }
-            };
-            for entry in entries {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    Err(e) => {
-                        unreadable.push((dir.clone(), e));
-                        continue;
-                    }
-                };
-                met += 1;
-                if met > bound {
-                    return Err(too_many());
-                }
-                let path = entry.path();
-                // `DirEntry::metadata` does not follow symlinks.
-                let meta = match entry.metadata() {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        unreadable.push((path, e));
-                        continue;
-                    }
-                };
-                let kind = meta.file_type();
-                if kind.is_symlink() {
-                    continue;
-                }
-                if kind.is_dir() {
-                    // A mount point: entered only if its file system can hold hard links.
-                    if meta.dev() == dir_dev || links_possible(&path) {
-                        pending.push((path, meta.dev()));
-                    }
-                } else {
-                    keys.insert(key_of(rules_id, &meta));
-                }
-            }
+        let mut found = Found {
+            rules_id,
+            keys: &mut keys,
+            unreadable: &mut unreadable,
+            met: &mut met,
+            bound,
+        };
+        if found.walk_beneath(root, meta.dev()).is_err() {
+            return Err(too_many());
         }
     }
     Ok(DeniedIdentities {
         keys: keys.into_iter().collect(),
         unreadable,
     })
+}
+
+/// Too many entries met: the caller names the rule.
+struct PastBound;
+
+/// Where one rule set's walk puts what it meets.
+struct Found<'a> {
+    rules_id: u32,
+    keys: &'a mut BTreeSet<DeniedInodeKey>,
+    unreadable: &'a mut Vec<(PathBuf, io::Error)>,
+    /// Entries met so far, against `bound`.
+    met: &'a mut usize,
+    bound: usize,
+}
+
+/// One directory being listed, and the path it was reached by (for the log only).
+struct Level {
+    dir: Dir,
+    path: PathBuf,
+    dev: u64,
+}
+
+/// Directories open at once at most (one per level of the walk): a deeper tree is reported
+/// unreadable below that depth rather than running out of file descriptors.
+const MAX_OPEN_LEVELS: usize = 256;
+
+impl Found<'_> {
+    /// Every non-directory beneath the directory `root` (on device `dev`), depth first. Each
+    /// directory is opened relative to its parent's descriptor (`openat`, `O_NOFOLLOW`) and its
+    /// entries examined relative to its own (`fstatat`, no symlink followed): no full path is
+    /// handed to the kernel, so files deeper than `PATH_MAX` are reached (a walk by path stops
+    /// there with `ENAMETOOLONG`).
+    fn walk_beneath(&mut self, root: &Path, dev: u64) -> Result<(), PastBound> {
+        let opened = rfs::open(root, dir_flags(), Mode::empty())
+            .and_then(Dir::new)
+            .map_err(io::Error::from);
+        let mut stack = match opened {
+            Ok(dir) => vec![Level {
+                dir,
+                path: root.to_owned(),
+                dev,
+            }],
+            Err(e) => {
+                self.unreadable.push((root.to_owned(), e));
+                return Ok(());
+            }
+        };
+        loop {
+            let depth = stack.len();
+            let Some(level) = stack.last_mut() else {
+                break;
+            };
+            let entry = match level.dir.read() {
+                None => {
+                    stack.pop();
+                    continue;
+                }
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => {
+                    self.unreadable.push((level.path.clone(), e.into()));
+                    stack.pop();
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            *self.met += 1;
+            if *self.met > self.bound {
+                return Err(PastBound);
+            }
+            let path = level.path.join(OsStr::from_bytes(name.to_bytes()));
+            let Some(below) = self.examine(level, name, path, depth) else {
+                continue;
+            };
+            stack.push(below);
+        }
+        Ok(())
+    }
+
+    /// Records the entry `name` of `level` if it is a file; returns it opened if it is a
+    /// directory the walk enters.
+    fn examine(
+        &mut self,
+        level: &Level,
+        name: &CStr,
+        path: PathBuf,
+        depth: usize,
+    ) -> Option<Level> {
+        let parent = match level.dir.fd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.unreadable.push((path, e.into()));
+                return None;
+            }
+        };
+        let st = match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Removed since it was listed.
+            Err(rustix::io::Errno::NOENT) => return None,
+            Err(e) => {
+                self.unreadable.push((path, e.into()));
+                return None;
+            }
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => None,
+            FileType::Directory => {
+                if depth >= MAX_OPEN_LEVELS {
+                    self.unreadable.push((
+                        path,
+                        io::Error::other(format!("deeper than {MAX_OPEN_LEVELS} directories")),
+                    ));
+                    return None;
+                }
+                let dir = match rfs::openat(parent, name, dir_flags(), Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        self.unreadable.push((path, e.into()));
+                        return None;
+                    }
+                };
+                // A mount point: entered only if its file system can hold hard links.
+                if st.st_dev != level.dev && !fd_links_possible(&dir) {
+                    return None;
+                }
+                match Dir::new(dir) {
+                    Ok(dir) => Some(Level {
+                        dir,
+                        path,
+                        dev: st.st_dev,
+                    }),
+                    Err(e) => {
+                        self.unreadable.push((path, e.into()));
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.keys.insert(DeniedInodeKey {
+                    rules_id: self.rules_id,
+                    dev: kernel_dev(st.st_dev),
+                    ino: st.st_ino,
+                });
+                None
+            }
+        }
+    }
+}
+
+/// How the walk opens a directory: for listing, never through a symlink.
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// `links_possible` for an open directory.
+fn fd_links_possible(dir: &OwnedFd) -> bool {
+    match rfs::fstatfs(dir) {
+        Ok(st) => !LINKLESS_FS_MAGICS.contains(&st.f_type),
+        Err(_) => true,
+    }
 }
 
 /// `statfs` magic numbers of the file systems whose directories refuse `link(2)` (no `link`
@@ -280,6 +413,48 @@ mod tests {
         assert!(
             found.unreadable.is_empty(),
             "expected nothing unreadable: {:?}",
+            found.unreadable
+        );
+    }
+
+    #[test]
+    fn files_deeper_than_path_max_are_found() {
+        let tree = TempTree::new("deep");
+        let top = tree.0.join("denied");
+        fs::create_dir_all(&top).unwrap_or_else(|e| panic!("expected {}: {e}", top.display()));
+        // 24 levels of 250-byte names: about 6 000 bytes of path, past PATH_MAX (4096), made
+        // relative to each parent (a full path that long is refused by the kernel).
+        let name = "d".repeat(250);
+        let mut dir = rfs::open(&top, dir_flags(), Mode::empty())
+            .unwrap_or_else(|e| panic!("expected to open {}: {e}", top.display()));
+        for _ in 0..24 {
+            rfs::mkdirat(&dir, name.as_str(), Mode::RWXU)
+                .unwrap_or_else(|e| panic!("expected mkdirat: {e}"));
+            dir = rfs::openat(&dir, name.as_str(), dir_flags(), Mode::empty())
+                .unwrap_or_else(|e| panic!("expected openat: {e}"));
+        }
+        let file = rfs::openat(
+            &dir,
+            "secret",
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .unwrap_or_else(|e| panic!("expected the deep file: {e}"));
+        let st = rfs::fstat(&file).unwrap_or_else(|e| panic!("expected fstat: {e}"));
+        let found = deny_identities(3, &deny_policy(&[format!("{}/", top.display())]))
+            .unwrap_or_else(|e| panic!("expected the walk to succeed: {e}"));
+        assert_eq!(
+            found.keys,
+            vec![DeniedInodeKey {
+                rules_id: 3,
+                dev: kernel_dev(st.st_dev),
+                ino: st.st_ino,
+            }],
+            "expected the file 6 000 bytes deep beneath the rule"
+        );
+        assert!(
+            found.unreadable.is_empty(),
+            "expected nothing unreadable (no ENAMETOOLONG): {:?}",
             found.unreadable
         );
     }
