@@ -69,8 +69,8 @@ code_enum! {
         /// Loading kernel code or data: modules, kexec images, firmware, policies (LSM
         /// `kernel_read_file`, `kernel_load_data`).
         KernelLoad = 9 => "kernel_load",
-        /// Mounting, unmounting, moving mounts, `pivot_root` (LSM `sb_mount`, `sb_umount`,
-        /// `move_mount`, `sb_pivotroot`).
+        /// Mounting, unmounting, moving mounts, `pivot_root`, `chroot` (LSM `sb_mount`,
+        /// `sb_umount`, `move_mount`, `sb_pivotroot`, `path_chroot`).
         Mount = 10 => "mount",
         /// Creating a hard link (LSM `inode_link`): a link would give a file a second path,
         /// judged by that path instead of the file's own.

@@ -107,6 +107,7 @@ pub mod names {
     pub const PROG_SB_UMOUNT: &str = "corral_sb_umount";
     pub const PROG_MOVE_MOUNT: &str = "corral_move_mount";
     pub const PROG_SB_PIVOTROOT: &str = "corral_sb_pivotroot";
+    pub const PROG_PATH_CHROOT: &str = "corral_path_chroot";
     pub const PROG_INODE_LINK: &str = "corral_inode_link";
     pub const PROG_MMAP_FILE: &str = "corral_mmap_file";
     pub const PROG_FILE_MPROTECT: &str = "corral_file_mprotect";

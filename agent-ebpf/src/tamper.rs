@@ -260,6 +260,18 @@ pub fn corral_sb_pivotroot(_ctx: LsmContext) -> i32 {
     }
 }
 
+/// `path_chroot(const struct path *)`: `chroot(2)`. Refused for tagged processes: `bpf_d_path`
+/// renders paths from the caller's root, so after a `chroot` into a directory the files beneath
+/// it would be judged by shorter paths (`/home/u/.ssh/key` seen as `/.ssh/key`, `/srv/x/data/f`
+/// as `/data/f`), which the task's rules were never written for.
+#[lsm(hook = "path_chroot")]
+pub fn corral_path_chroot(_ctx: LsmContext) -> i32 {
+    match caller() {
+        Some(who) => forbid(Op::Mount, &who, &Target::empty()),
+        None => 0,
+    }
+}
+
 /// `inode_link(struct dentry *old, struct inode *dir, struct dentry *new)`: hard links. A link
 /// to a denied or unlisted file placed in an allowed directory would be judged by its new path;
 /// confined processes may not create them (`link`, `linkat`, also with `AT_EMPTY_PATH`).

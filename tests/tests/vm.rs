@@ -2639,6 +2639,39 @@ fn netlink_and_namespaced_mounts_and_perf_on_others_are_forbidden() {
     drop(victim);
 }
 
+/// After a `chroot`, `bpf_d_path` renders a path from the new root: `JAIL/data/secret` would be
+/// judged as `/data/secret`, which the task may read. So a tagged process may not `chroot`.
+#[test]
+fn chroot_is_forbidden_because_paths_would_render_from_the_new_root() {
+    let s = Scratch::new("no-chroot");
+    let jail = s.mkdir("jail");
+    let secret = s.file("jail/data/secret", "not for the task");
+    let pol = Policy::probe_only("no-chroot").read("/data/");
+    let d = Daemon::with(&[&pol]);
+
+    // Untagged (root), the same chroot and open work: the refusal below is the LSM's.
+    d.expect_ok(&process::probe(&[
+        "tamper",
+        "chroot-open",
+        &jail,
+        "/data/secret",
+    ]));
+    // By its own path the secret is not readable by the task.
+    let out = d.run("no-chroot", &[&probe(), "open", &secret, "r"]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused read of the secret",
+        &denied_open("no-chroot", &secret, "read"),
+    );
+
+    let out = d.run(
+        "no-chroot",
+        &[&probe(), "tamper", "chroot-open", &jail, "/data/secret"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event("the refused chroot", &forbidden("no-chroot", "mount"));
+}
+
 /// `PTRACE_MODE_READ | PTRACE_MODE_REALCREDS`: the access `setns` with a pidfd checks.
 const PTRACE_MODE_READ_REALCREDS: u32 = 0x11;
 /// `PTRACE_MODE_READ | PTRACE_MODE_FSCREDS`: the access opening `/proc/PID/ns/*` checks.

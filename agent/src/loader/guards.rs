@@ -34,7 +34,7 @@ pub const fn covers(op: Op) -> &'static str {
         Op::Setattr => "truncate, chmod, chown",
         Op::Mmap => "mmap/mprotect PROT_EXEC of files",
         Op::Link => "hard links",
-        Op::Mount => "mount, umount, move_mount, pivot_root",
+        Op::Mount => "mount, umount, move_mount, pivot_root, chroot",
         Op::Bpf => "bpf()",
         Op::KernelLoad => "module, kexec and firmware loads",
         Op::Ptrace | Op::Setns => {

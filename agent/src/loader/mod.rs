@@ -115,7 +115,7 @@ pub const KILL_HOOKS: [HookSpec; 1] = [hook(
 /// The BPF LSM backend for exec, open and connect, and the tampering guards (what a confined
 /// process may never do: `bpf()`, kernel loading, ptrace and signals outside its task, raw and
 /// packet sockets, mounts, hard links); executable file mappings, renames and removals.
-pub const LSM_HOOKS: [HookSpec; 28] = [
+pub const LSM_HOOKS: [HookSpec; 29] = [
     hook(names::PROG_EXEC, HookKind::Lsm, "bprm_check_security"),
     hook(names::PROG_OPEN, HookKind::Lsm, "file_open"),
     hook(names::PROG_CONNECT, HookKind::Lsm, "socket_connect"),
@@ -138,6 +138,7 @@ pub const LSM_HOOKS: [HookSpec; 28] = [
     hook(names::PROG_SB_UMOUNT, HookKind::Lsm, "sb_umount"),
     hook(names::PROG_MOVE_MOUNT, HookKind::Lsm, "move_mount"),
     hook(names::PROG_SB_PIVOTROOT, HookKind::Lsm, "sb_pivotroot"),
+    hook(names::PROG_PATH_CHROOT, HookKind::Lsm, "path_chroot"),
     hook(names::PROG_INODE_LINK, HookKind::Lsm, "inode_link"),
     hook(names::PROG_MMAP_FILE, HookKind::Lsm, "mmap_file"),
     hook(names::PROG_FILE_MPROTECT, HookKind::Lsm, "file_mprotect"),

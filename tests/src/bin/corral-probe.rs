@@ -995,7 +995,8 @@ impl TamperArgs<'_> {
 /// `tamper setns-pidfd PID` (`pidfd_open`, then `setns` into its network namespace),
 /// `tamper setns-file PATH` (open a `/proc/PID/ns/net` file, then `setns` with it),
 /// `tamper userfaultfd` (the syscall), `tamper userfaultfd-dev` (`/dev/userfaultfd`, then
-/// `USERFAULTFD_IOC_NEW`).
+/// `USERFAULTFD_IOC_NEW`), `tamper chroot-open DIR FILE` (`chroot` into DIR, then open FILE
+/// there for reading).
 fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
     let args = TamperArgs { kind, rest };
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
@@ -1055,6 +1056,19 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                     return Ok(Err(Failure::last("open /dev/userfaultfd")));
                 }
                 libc::c_long::from(libc::ioctl(fd, USERFAULTFD_IOC_NEW, libc::O_CLOEXEC))
+            }
+            "chroot-open" => {
+                if libc::chroot(args.string(1)?.as_ptr()) < 0 {
+                    return Ok(Err(Failure::last("chroot")));
+                }
+                if libc::chdir(c"/".as_ptr()) < 0 {
+                    return Ok(Err(Failure::last("chdir")));
+                }
+                let fd = libc::open(args.string(2)?.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                libc::c_long::from(fd)
             }
             other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
         }
@@ -1139,7 +1153,7 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                 ))
             }
             "netlink" | "unshare-mount" | "perf" | "setns-pidfd" | "setns-file" | "userfaultfd"
-            | "userfaultfd-dev" => return more_tamper(kind, rest),
+            | "userfaultfd-dev" | "chroot-open" => return more_tamper(kind, rest),
             other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
         }
     };
