@@ -291,32 +291,27 @@ pub fn corral_path_rename(ctx: LsmContext) -> i32 {
     lsm_verdict(judge_write(Op::Rename, &who, new_dir, new_dentry))
 }
 
+/// The hook shape of `path_unlink`, `path_rmdir`, `path_mkdir` and `path_symlink`: arguments
+/// 0 and 1 are the directory (`const struct path *`) and the entry (`struct dentry *`), and `op`
+/// needs `files.write` at the entry's path. Allows untagged processes.
+#[inline(always)]
+pub(crate) fn judge_entry(ctx: &LsmContext, op: Op) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    lsm_verdict(judge_write(op, &who, arg_u64(ctx, 0), arg_u64(ctx, 1)))
+}
+
 /// `path_unlink(const struct path *dir, struct dentry *dentry)`: removing a file needs
 /// `files.write` on it.
 #[lsm(hook = "path_unlink")]
 pub fn corral_path_unlink(ctx: LsmContext) -> i32 {
-    let Some(who) = caller() else {
-        return 0;
-    };
-    lsm_verdict(judge_write(
-        Op::Unlink,
-        &who,
-        arg_u64(&ctx, 0),
-        arg_u64(&ctx, 1),
-    ))
+    judge_entry(&ctx, Op::Unlink)
 }
 
 /// `path_rmdir(const struct path *dir, struct dentry *dentry)`: removing a directory needs
 /// `files.write` on it.
 #[lsm(hook = "path_rmdir")]
 pub fn corral_path_rmdir(ctx: LsmContext) -> i32 {
-    let Some(who) = caller() else {
-        return 0;
-    };
-    lsm_verdict(judge_write(
-        Op::Unlink,
-        &who,
-        arg_u64(&ctx, 0),
-        arg_u64(&ctx, 1),
-    ))
+    judge_entry(&ctx, Op::Unlink)
 }
