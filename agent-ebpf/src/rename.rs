@@ -26,7 +26,7 @@ use crate::{
     context::{Caller, caller},
     files::judge_resolved_denying,
     maps::{PATH_SCRATCH, offsets},
-    mount_ns::{EXDEV, path_outside_caller_ns},
+    mount_ns::refuse_foreign,
     report::{DENY, Target, finish, lsm_verdict},
 };
 
@@ -256,9 +256,8 @@ pub(crate) fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
         target.path_error = EFAULT as i32;
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
-    if path_outside_caller_ns(dir as *const u8) {
-        target.path_error = EXDEV;
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    if let Some(verdict) = refuse_foreign(op, who, dir as *const u8, &mut target) {
+        return verdict;
     }
     let len = rebuild(dir, dentry, scratch);
     let deny = if matches!(op, Op::Rename) {
