@@ -31,6 +31,9 @@
 //! corral-probe [OPTS] chmod PATH OCTAL | chown PATH UID GID
 //! corral-probe [OPTS] tree-open DIR FILE       (open_tree(DIR, OPEN_TREE_CLONE): a detached
 //!                                               mount; then openat(tree, FILE), read)
+//! corral-probe [OPTS] tree-exec DIR FILE [ARGS...]
+//!                                               (open_tree(DIR, OPEN_TREE_CLONE), then
+//!                                               execveat(tree, FILE): no open of FILE first)
 //! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
 //! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
@@ -327,6 +330,10 @@ fn bypass(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
             let file = args.path(1, "a file in it")?;
             Ok(tree_open(&args.path(0, "a directory")?, &file))
         }
+        b"tree-exec" => {
+            let command = args.command(1, "a file in it")?;
+            Ok(Err(tree_exec(&args.path(0, "a directory")?, &command)))
+        }
         _ => side_doors(cmd, args),
     }
 }
@@ -334,16 +341,7 @@ fn bypass(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
 /// `open_tree(DIR, OPEN_TREE_CLONE)`: a detached copy of the mount tree at `dir`, then a read
 /// open of `file` relative to it.
 fn tree_open(dir: &CStr, file: &CStr) -> Outcome {
-    // SAFETY: plain system call with a valid C string.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            dir.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    };
-    let tree = check(i32::try_from(tree).unwrap_or(-1), "open_tree")?;
+    let tree = clone_tree(dir)?;
     // SAFETY: `tree` is ours; `file` is a valid C string.
     let fd = check(
         unsafe { libc::openat(tree, file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
@@ -357,6 +355,29 @@ fn tree_open(dir: &CStr, file: &CStr) -> Outcome {
         }
     }
     fd.map(drop)
+}
+
+/// `open_tree(DIR, OPEN_TREE_CLONE)`: a descriptor of a detached copy of the mount tree at `dir`.
+fn clone_tree(dir: &CStr) -> Result<libc::c_int, Failure> {
+    // SAFETY: plain system call with a valid C string.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    };
+    check(i32::try_from(tree).unwrap_or(-1), "open_tree")
+}
+
+/// `tree-exec DIR FILE [ARGS]`: the exec of `argv[0]` on a detached copy of the mount tree at
+/// `dir`, with no open of it before (`execveat(tree, FILE)`); returns only on failure.
+fn tree_exec(dir: &CStr, argv: &[CString]) -> Failure {
+    match clone_tree(dir) {
+        Ok(tree) => execveat_at(tree, &argv[0], argv, 0),
+        Err(f) => f,
+    }
 }
 
 /// Creating and changing files without opening them (see the usage at the top).
@@ -895,6 +916,11 @@ fn anon_exec() -> Outcome {
 
 /// `execveat(fd, "", argv, environ, AT_EMPTY_PATH)`; returns only on failure.
 fn execveat_fd(fd: libc::c_int, argv: &[CString]) -> Failure {
+    execveat_at(fd, c"", argv, libc::AT_EMPTY_PATH)
+}
+
+/// `execveat(fd, path, argv, {}, flags)`; returns only on failure.
+fn execveat_at(fd: libc::c_int, path: &CStr, argv: &[CString], flags: libc::c_int) -> Failure {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -903,10 +929,10 @@ fn execveat_fd(fd: libc::c_int, argv: &[CString]) -> Failure {
         libc::syscall(
             libc::SYS_execveat,
             fd,
-            c"".as_ptr(),
+            path.as_ptr(),
             ptrs.as_ptr(),
             envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
+            flags,
         )
     };
     Failure::last("execveat")
