@@ -14,7 +14,7 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use crate::{
     context::caller,
     maps::offsets,
-    rename::{arg_u64, judge_write, read_u64},
+    rename::{arg_u64, judge_entry, judge_write, read_u64},
     report::{Target, finish, lsm_verdict},
 };
 
@@ -51,30 +51,14 @@ pub fn corral_path_mknod(ctx: LsmContext) -> i32 {
 /// needs `files.write` at its path.
 #[lsm(hook = "path_mkdir")]
 pub fn corral_path_mkdir(ctx: LsmContext) -> i32 {
-    let Some(who) = caller() else {
-        return 0;
-    };
-    lsm_verdict(judge_write(
-        Op::Create,
-        &who,
-        arg_u64(&ctx, 0),
-        arg_u64(&ctx, 1),
-    ))
+    judge_entry(&ctx, Op::Create)
 }
 
 /// `path_symlink(const struct path *dir, struct dentry *dentry, const char *old_name)`: a new
 /// symlink needs `files.write` at its path (what it points to is judged when it is followed).
 #[lsm(hook = "path_symlink")]
 pub fn corral_path_symlink(ctx: LsmContext) -> i32 {
-    let Some(who) = caller() else {
-        return 0;
-    };
-    lsm_verdict(judge_write(
-        Op::Create,
-        &who,
-        arg_u64(&ctx, 0),
-        arg_u64(&ctx, 1),
-    ))
+    judge_entry(&ctx, Op::Create)
 }
 
 /// Judges a change of the file at `struct path *path` as a write there.

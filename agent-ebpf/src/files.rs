@@ -19,7 +19,7 @@ use crate::{
     context::{Caller, caller},
     identity::identity_denied,
     maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, offsets},
-    mount_ns::{EXDEV, path_outside_caller_ns},
+    mount_ns::refuse_foreign,
     report::{DENY, PathSource, Target, finish, finish_counting, lsm_verdict},
 };
 
@@ -179,9 +179,13 @@ pub fn judge_file(
     let mut target = Target::empty();
     target.access = access;
     let off = offsets();
-    if path_outside_caller_ns(file.wrapping_add(off.file_f_path as usize)) {
-        target.path_error = EXDEV;
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    if let Some(verdict) = refuse_foreign(
+        op,
+        who,
+        file.wrapping_add(off.file_f_path as usize),
+        &mut target,
+    ) {
+        return verdict;
     }
     // Judged before the path resolves: the look-up does not touch the path scratch.
     let by_identity = identity_denied(who.rules, file);

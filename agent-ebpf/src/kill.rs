@@ -20,7 +20,7 @@ use crate::{
     files::{Walked, judge_resolved_file, open_access, open_allowed, remember_exe},
     identity::identity_denied,
     maps::{PATH_SCRATCH, offsets},
-    mount_ns::{EXDEV, path_outside_caller_ns},
+    mount_ns::refuse_foreign,
     pathwalk::dentry_path,
     report::{DENY, PathSource, Target, finish, report_allowed},
 };
@@ -48,20 +48,22 @@ const NR_EXECVEAT: u64 = 322;
 #[inline(always)]
 pub fn judge_exec(who: &Caller, file: *const u8) {
     let landlocked = who.flags & TAG_LANDLOCK != 0;
-    let walked = walk_file(file);
-    let verdict = judge_walked(Op::Exec, who, file, walked, 0, !landlocked, |flags| {
+    let (verdict, walked) = judge_walked(Op::Exec, who, file, 0, !landlocked, |flags| {
         flags & agent_common::RULE_EXEC != 0
     });
-    if landlocked && verdict != DENY {
+    if verdict == DENY {
+        // SAFETY: signals the current task, which is the exec'ing process.
+        unsafe { bpf_send_signal(SIGKILL) };
+        return;
+    }
+    // A file outside the caller's mount namespace was refused unwalked (an audited miss): walk
+    // it now, as for any other, so that the executable and Landlock's event name its path.
+    let walked = walked.unwrap_or_else(|| walk_file(file));
+    if landlocked {
         // The path the judge walked is still in the scratch: the event names it.
         report_allowed(Op::Exec, who, |target| {
             landlock_target(target, walked, Access::EXEC)
         });
-        return;
-    }
-    if verdict == DENY {
-        // SAFETY: signals the current task, which is the exec'ing process.
-        unsafe { bpf_send_signal(SIGKILL) };
     } else {
         remember_exe();
     }
@@ -83,26 +85,33 @@ fn walk_file(file: *const u8) -> Walked {
     Some((scratch, if len >= 0 { len + 1 } else { len }))
 }
 
-/// Judges `file`, whose path `walk_file` put in the scratch; the event names `Backend::Kill`.
-/// `count_allowed` as in `files::judge_resolved_denying`.
+/// Judges `file` for the kill backend; the event names `Backend::Kill`. A file outside the
+/// caller's mount namespace is a miss before any walk (`mount_ns::refuse_foreign`); any other is
+/// walked into the scratch (`walk_file`) and judged by its path. Returns the verdict and the walk
+/// (`None` when the file was refused unwalked). `count_allowed` as in
+/// `files::judge_resolved_denying`.
 #[inline(always)]
 fn judge_walked(
     op: Op,
     who: &Caller,
     file: *const u8,
-    walked: Walked,
     access: u32,
     count_allowed: bool,
     allowed: impl Fn(u32) -> bool,
-) -> i32 {
+) -> (i32, Option<Walked>) {
     let mut target = Target::empty();
     target.access = access;
     target.backend = Backend::Kill as u32;
-    if path_outside_caller_ns(file.wrapping_add(offsets().file_f_path as usize)) {
-        target.path_error = EXDEV;
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    if let Some(verdict) = refuse_foreign(
+        op,
+        who,
+        file.wrapping_add(offsets().file_f_path as usize),
+        &mut target,
+    ) {
+        return (verdict, None);
     }
-    judge_resolved_file(
+    let walked = walk_file(file);
+    let verdict = judge_resolved_file(
         op,
         who,
         walked,
@@ -110,7 +119,8 @@ fn judge_walked(
         count_allowed,
         identity_denied(who.rules, file),
         allowed,
-    )
+    );
+    (verdict, Some(walked))
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return, attached only without BPF
@@ -172,17 +182,8 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         )
     };
     let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
-    let walked = walk_file(file);
-    if judge_walked(
-        Op::Open,
-        &who,
-        file,
-        walked,
-        access,
-        true,
-        open_allowed(access),
-    ) == DENY
-    {
+    let (verdict, _) = judge_walked(Op::Open, &who, file, access, true, open_allowed(access));
+    if verdict == DENY {
         // SAFETY: signals the current task, the caller of the open.
         unsafe { bpf_send_signal(SIGKILL) };
     }

@@ -5,9 +5,14 @@
 //! as `/shadow`, a path no rule names the way the caller sees the file. For a tagged process such
 //! a file is a miss (`path_unresolved`).
 
+use agent_common::{Op, Reason};
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
 
-use crate::maps::offsets;
+use crate::{
+    context::Caller,
+    maps::offsets,
+    report::{Target, finish},
+};
 
 /// `MNT_NS_INTERNAL` (`ERR_PTR(-EINVAL)`): the namespace of the kernel's internal mounts (pipes,
 /// sockets, `memfd`, anonymous inodes). Their files have no path in any namespace; they are
@@ -15,13 +20,13 @@ use crate::maps::offsets;
 const MNT_NS_INTERNAL: u64 = (-22_i64).cast_unsigned();
 
 /// `-EXDEV`: the event's `path_error` for a file outside the caller's mount namespace.
-pub const EXDEV: i32 = -18;
+const EXDEV: i32 = -18;
 
 /// True when `vfsmount` (a `struct vfsmount *`) is not a mount of the calling task's mount
 /// namespace nor a kernel-internal mount. An unreadable field counts as outside: for a tagged
 /// process a doubt is a miss.
 #[inline(always)]
-pub fn outside_caller_ns(vfsmount: *const u8) -> bool {
+fn outside_caller_ns(vfsmount: *const u8) -> bool {
     let off = offsets();
     // SAFETY: fault-tolerant probe reads at BTF offsets; `struct mount` embeds the `vfsmount`
     // at `mount_mnt`.
@@ -55,7 +60,7 @@ pub fn outside_caller_ns(vfsmount: *const u8) -> bool {
 
 /// `outside_caller_ns` of the mount of `struct path *path`.
 #[inline(always)]
-pub fn path_outside_caller_ns(path: *const u8) -> bool {
+fn path_outside_caller_ns(path: *const u8) -> bool {
     let off = offsets();
     // SAFETY: fault-tolerant probe read of `path->mnt`.
     match unsafe {
@@ -64,4 +69,17 @@ pub fn path_outside_caller_ns(path: *const u8) -> bool {
         Ok(mnt) => outside_caller_ns(mnt),
         Err(_) => true,
     }
+}
+
+/// The refusal of a file outside the caller's mount namespace, shared by every hook that judges
+/// a file by its path: when the mount of `struct path *path` is foreign (`path_outside_caller_ns`),
+/// finishes the hook as a `path_unresolved` miss with `path_error` `EXDEV` in `target` and
+/// returns its verdict; `None` when the file is in the caller's namespace (judge it by its path).
+#[inline(always)]
+pub fn refuse_foreign(op: Op, who: &Caller, path: *const u8, target: &mut Target) -> Option<i32> {
+    if !path_outside_caller_ns(path) {
+        return None;
+    }
+    target.path_error = EXDEV;
+    Some(finish(op, who, Some(Reason::PathUnresolved), target))
 }

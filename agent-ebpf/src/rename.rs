@@ -26,7 +26,7 @@ use crate::{
     context::{Caller, caller},
     files::judge_resolved_denying,
     maps::{PATH_SCRATCH, offsets},
-    mount_ns::{EXDEV, path_outside_caller_ns},
+    mount_ns::refuse_foreign,
     report::{DENY, Target, finish, lsm_verdict},
 };
 
@@ -256,9 +256,8 @@ pub(crate) fn judge_write(op: Op, who: &Caller, dir: u64, dentry: u64) -> i32 {
         target.path_error = EFAULT as i32;
         return finish(op, who, Some(Reason::PathUnresolved), &target);
     };
-    if path_outside_caller_ns(dir as *const u8) {
-        target.path_error = EXDEV;
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
+    if let Some(verdict) = refuse_foreign(op, who, dir as *const u8, &mut target) {
+        return verdict;
     }
     let len = rebuild(dir, dentry, scratch);
     let deny = if matches!(op, Op::Rename) {
@@ -291,32 +290,27 @@ pub fn corral_path_rename(ctx: LsmContext) -> i32 {
     lsm_verdict(judge_write(Op::Rename, &who, new_dir, new_dentry))
 }
 
+/// The hook shape of `path_unlink`, `path_rmdir`, `path_mkdir` and `path_symlink`: arguments
+/// 0 and 1 are the directory (`const struct path *`) and the entry (`struct dentry *`), and `op`
+/// needs `files.write` at the entry's path. Allows untagged processes.
+#[inline(always)]
+pub(crate) fn judge_entry(ctx: &LsmContext, op: Op) -> i32 {
+    let Some(who) = caller() else {
+        return 0;
+    };
+    lsm_verdict(judge_write(op, &who, arg_u64(ctx, 0), arg_u64(ctx, 1)))
+}
+
 /// `path_unlink(const struct path *dir, struct dentry *dentry)`: removing a file needs
 /// `files.write` on it.
 #[lsm(hook = "path_unlink")]
 pub fn corral_path_unlink(ctx: LsmContext) -> i32 {
-    let Some(who) = caller() else {
-        return 0;
-    };
-    lsm_verdict(judge_write(
-        Op::Unlink,
-        &who,
-        arg_u64(&ctx, 0),
-        arg_u64(&ctx, 1),
-    ))
+    judge_entry(&ctx, Op::Unlink)
 }
 
 /// `path_rmdir(const struct path *dir, struct dentry *dentry)`: removing a directory needs
 /// `files.write` on it.
 #[lsm(hook = "path_rmdir")]
 pub fn corral_path_rmdir(ctx: LsmContext) -> i32 {
-    let Some(who) = caller() else {
-        return 0;
-    };
-    lsm_verdict(judge_write(
-        Op::Unlink,
-        &who,
-        arg_u64(&ctx, 0),
-        arg_u64(&ctx, 1),
-    ))
+    judge_entry(&ctx, Op::Unlink)
 }

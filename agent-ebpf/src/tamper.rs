@@ -1,7 +1,8 @@
 //! What a confined process may never do, whatever its policy says: tamper with BPF (and so with
 //! its own confinement), load kernel code, trace or signal processes outside its task, open
-//! sockets whose traffic no Corral hook judges (raw, packet, SCTP, vsock, ...), change mounts, or create hard links. Each hook allows untagged processes and, for tagged
-//! ones, refuses (enforce) or reports (audit). All fail closed for tagged processes.
+//! sockets whose traffic no Corral hook judges (raw, packet, SCTP, vsock, ...), change mounts,
+//! or create hard links. Each hook allows untagged processes and, for tagged ones, refuses
+//! (enforce) or reports (audit). All fail closed for tagged processes.
 
 use agent_common::{
     Op, PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS, Reason,

@@ -1560,3 +1560,71 @@ fn identity_of_files_created_beneath_a_deny_rule_joins_at_the_next_reload() {
     let out = run_until(&copy, &["open", &link, "r"], |o| !killed(o));
     expect_probe(&out, "ok", 0);
 }
+
+// files on a detached mount tree, judged by the kill observer
+
+#[test]
+fn kill_observer_refuses_files_on_a_detached_mount_tree() {
+    let scratch = Scratch::new("detached-kill");
+    let readme = scratch.file("open/readme", "hello\n");
+    let tool = scratch.copy_exe(Path::new(&env::probe()), "tools/probe");
+    let (copy, pol) = selected_probe(&scratch, "detached-kill");
+    let pol = pol
+        .read(&scratch.dir_entry("open"))
+        .exec(&scratch.dir_entry("tools"))
+        .read(&scratch.dir_entry("tools"));
+    let d = Daemon::with(&[&pol]);
+    let run = |args: &[&str]| {
+        process::run({
+            let mut c = Command::new(&copy);
+            c.args(args);
+            c
+        })
+    };
+    let refused = |op: &str| {
+        [
+            ("/op", json!(op)),
+            ("/task", json!("detached-kill")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("path_unresolved")),
+            ("/target/path", Value::Null),
+            ("/target/error", json!("EXDEV")),
+        ]
+    };
+    let open_dir = scratch.join("open");
+    let tools = scratch.join("tools");
+
+    // An allowed file, opened through a detached clone of its directory: its path there
+    // (`/readme`) says nothing of the file, so the open is killed, whatever the rules.
+    let out = run(&["tree-open", &open_dir, "readme"]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open of a file on a detached mount tree to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event("the killed open on a detached tree", &refused("open"));
+    // So is the exec of an allowed binary there (`execveat` on the tree, no open before it).
+    let out = run(&["tree-exec", &tools, "probe", "open", &readme, "r"]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the exec of a binary on a detached mount tree to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event("the killed exec on a detached tree", &refused("exec"));
+
+    // The same files through the caller's own mounts are judged by their paths.
+    expect_probe(&run(&["open", &readme, "r"]), "ok", 0);
+    expect_probe(&run(&["exec", &tool, "open", &readme, "r"]), "ok", 0);
+    // Untagged, both work: the refusals are Corral's.
+    expect_probe(
+        &process::probe(&["tree-exec", &tools, "probe", "open", &readme, "r"]),
+        "ok",
+        0,
+    );
+    expect_probe(
+        &process::probe(&["tree-open", &open_dir, "readme"]),
+        "ok",
+        0,
+    );
+}

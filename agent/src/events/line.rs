@@ -123,16 +123,17 @@ pub fn write_line(
 
 /// The target of `op` (`proto`: connect and sendmsg's, already checked):
 ///
-/// - exec, open, mmap, rename, unlink, create, setattr: `{"path", "access", "error"}`: `path` is `null` when the
-///   kernel could not resolve it (`error` then names the errno) or an mprotect names none;
-///   `access` (`read`, `write`, `read_write`, `exec`, `none`) is absent for exec, `error` when
-///   there is none.
+/// - exec, open, mmap, rename, unlink, create, setattr: `{"path", "access", "error"}`: `path`
+///   is `null` when the kernel could not resolve it (`error` then names the errno) or an
+///   mprotect names none; `access` (`read`, `write`, `read_write`, `exec`, `none`) is absent for
+///   exec, `error` when there is none.
 /// - connect, sendmsg: `{"addr", "port", "family": "ipv4"|"ipv6", "proto"}`; `AF_UNIX`:
 ///   `{"path" ("@name" for abstract addresses), "family": "unix", "proto": "stream"|"dgram"|
 ///   "seqpacket"|"other"}`; any other family: `{"family": <number>, "proto"}`.
-/// - bpf: `{"cmd"}`; socket: `{"family", "type", "protocol"}` (numbers); ptrace:
-///   `{"pid", "mode"}`; signal: `{"pid", "signal"}`; `kernel_load`: `{"id"}`; mount, link: `{}`;
-///   perf: `{"type"}` (`PERF_SECURITY_*`); userfaultfd: `{"anon": "[userfaultfd]"}`.
+/// - bpf: `{"cmd"}`; socket: `{"family", "type", "protocol"}` (numbers); ptrace, and setns
+///   (refused by the same ptrace check): `{"pid", "mode"}`; signal: `{"pid", "signal"}`;
+///   `kernel_load`: `{"id"}`; mount, link: `{}`; perf: `{"type"}` (`PERF_SECURITY_*`);
+///   userfaultfd: `{"anon": "[userfaultfd]"}`.
 fn write_target(op: Op, proto: Option<Proto>, rec: &Record<'_>, out: &mut Vec<u8>) {
     let path = rec.path();
     match (op, proto) {

@@ -31,6 +31,9 @@
 //! corral-probe [OPTS] chmod PATH OCTAL | chown PATH UID GID
 //! corral-probe [OPTS] tree-open DIR FILE       (open_tree(DIR, OPEN_TREE_CLONE): a detached
 //!                                               mount; then openat(tree, FILE), read)
+//! corral-probe [OPTS] tree-exec DIR FILE [ARGS...]
+//!                                               (open_tree(DIR, OPEN_TREE_CLONE), then
+//!                                               execveat(tree, FILE): no open of FILE first)
 //! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
 //! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
@@ -89,6 +92,83 @@ type Outcome = Result<(), Failure>;
 /// A command line the probe does not understand.
 struct Usage(String);
 
+/// The positional arguments of one command (the words after it), read with usage errors that
+/// name the command, the argument's position (from 1, after the command) and what it should be.
+struct Args<'a> {
+    /// The command as the usage at the top spells it (`open`, `tamper perf`).
+    cmd: String,
+    rest: &'a [OsString],
+}
+
+impl<'a> Args<'a> {
+    fn new(cmd: impl Into<String>, rest: &'a [OsString]) -> Self {
+        Self {
+            cmd: cmd.into(),
+            rest,
+        }
+    }
+
+    /// The usage error of argument `i` (`what` it should be): `problem`.
+    fn wrong(&self, i: usize, what: &str, problem: &str) -> Usage {
+        Usage(format!(
+            "{}: argument {} ({what}) {problem}",
+            self.cmd,
+            i + 1
+        ))
+    }
+
+    /// Argument `i` as given.
+    fn raw(&self, i: usize, what: &str) -> Result<&'a OsStr, Usage> {
+        self.rest
+            .get(i)
+            .map(OsString::as_os_str)
+            .ok_or_else(|| self.wrong(i, what, "is missing"))
+    }
+
+    /// Argument `i` as text.
+    fn text(&self, i: usize, what: &str) -> Result<&'a str, Usage> {
+        self.raw(i, what)?
+            .to_str()
+            .ok_or_else(|| self.wrong(i, what, "is not UTF-8"))
+    }
+
+    /// Argument `i` as a C string (a path, usually).
+    fn path(&self, i: usize, what: &str) -> Result<CString, Usage> {
+        CString::new(self.raw(i, what)?.as_bytes())
+            .map_err(|_| self.wrong(i, what, "contains a NUL byte"))
+    }
+
+    /// Argument `i` as a decimal number.
+    fn number<T: std::str::FromStr>(&self, i: usize, what: &str) -> Result<T, Usage> {
+        let t = self.text(i, what)?;
+        t.parse()
+            .map_err(|_| self.wrong(i, what, &format!("must be a number, not {t:?}")))
+    }
+
+    /// Argument `i` as an octal number.
+    fn octal(&self, i: usize, what: &str) -> Result<u32, Usage> {
+        let t = self.text(i, what)?;
+        u32::from_str_radix(t, 8)
+            .map_err(|_| self.wrong(i, what, &format!("must be an octal number, not {t:?}")))
+    }
+
+    /// The arguments from `from` on as a command to run (`what` names it); at least one.
+    fn command(&self, from: usize, what: &str) -> Result<Vec<CString>, Usage> {
+        let words = self.rest.get(from..).unwrap_or_default();
+        if words.is_empty() {
+            return Err(self.wrong(from, what, "is missing"));
+        }
+        words
+            .iter()
+            .enumerate()
+            .map(|(k, w)| {
+                CString::new(w.as_bytes())
+                    .map_err(|_| self.wrong(from + k, what, "contains a NUL byte"))
+            })
+            .collect()
+    }
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn main(count: libc::c_int, vector: *const *const libc::c_char) -> libc::c_int {
     let args: Vec<OsString> = (1..usize::try_from(count).unwrap_or(0))
@@ -133,37 +213,16 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
     let (cmd, rest) = args
         .split_first()
         .ok_or_else(|| Usage("open|reopen|exec|connect|sendto|listen|spawn ...".into()))?;
-    let text = |i: usize, what: &str| -> Result<String, Usage> {
-        rest.get(i)
-            .and_then(|s| s.to_str())
-            .map(str::to_owned)
-            .ok_or_else(|| Usage(format!("{} needs {what}", cmd.to_string_lossy())))
-    };
-    let path = |i: usize| -> Result<CString, Usage> {
-        let p = rest
-            .get(i)
-            .ok_or_else(|| Usage(format!("{} needs a path", cmd.to_string_lossy())))?;
-        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
-    };
+    let args = Args::new(cmd.to_string_lossy(), rest);
     match cmd.as_bytes() {
-        b"open" => Ok(open(&path(0)?, &text(1, "r|w|rw")?)?),
-        b"loop" => loop_op(rest),
-        b"reopen" => Ok(reopen(&path(0)?)),
-        b"exec" => {
-            let command = rest
-                .iter()
-                .map(|a| CString::new(a.as_bytes()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| Usage("argument contains a NUL byte".into()))?;
-            if command.is_empty() {
-                return Err(Usage("exec needs a path".into()));
-            }
-            Ok(Err(exec(&command)))
-        }
-        b"connect" => match text(0, "tcp|udp|unix")?.as_str() {
-            "tcp" | "udp" => {
-                let kind = text(0, "tcp|udp")?;
-                let (addr, port) = inet_target(&text(1, "an address")?, &text(2, "a port")?)?;
+        b"open" => Ok(open(&args.path(0, "a path")?, args.text(1, "r|w|rw")?)?),
+        b"loop" => loop_op(&args),
+        b"reopen" => Ok(reopen(&args.path(0, "a path")?)),
+        b"exec" => Ok(Err(exec(&args.command(0, "a path")?))),
+        b"connect" => match args.text(0, "tcp|udp|unix")? {
+            kind @ ("tcp" | "udp") => {
+                let (addr, port) =
+                    inet_target(args.text(1, "an address")?, args.text(2, "a port")?)?;
                 let ty = if kind == "tcp" {
                     libc::SOCK_STREAM
                 } else {
@@ -172,85 +231,58 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
                 Ok(connect_inet(ty, addr, port))
             }
             "unix" => {
-                let ty = match rest.get(2).and_then(|s| s.to_str()).unwrap_or("stream") {
+                let what = "stream|dgram|seqpacket";
+                let ty = match args
+                    .rest
+                    .get(2)
+                    .map_or(Ok("stream"), |_| args.text(2, what))?
+                {
                     "stream" => libc::SOCK_STREAM,
                     "dgram" => libc::SOCK_DGRAM,
                     "seqpacket" => libc::SOCK_SEQPACKET,
                     other => return Err(Usage(format!("unknown unix socket type {other:?}"))),
                 };
-                let addr = unix_address(
-                    rest.get(1)
-                        .ok_or_else(|| Usage("connect unix needs a path".into()))?,
-                )?;
+                let addr = unix_address(args.raw(1, "a path or @name")?)?;
                 Ok(connect_unix(ty, &addr))
             }
             other => Err(Usage(format!("unknown connect kind {other:?}"))),
         },
-        b"sendto" => sendto(rest),
-        b"socket" => socket_op(rest),
-        b"listen" => match text(0, "tcp|unix")?.as_str() {
+        b"sendto" => sendto(&args),
+        b"socket" => socket_op(&args),
+        b"listen" => match args.text(0, "tcp|unix")? {
             "tcp" => {
-                let (addr, port) = inet_target(&text(1, "an address")?, &text(2, "a port")?)?;
+                let (addr, port) =
+                    inet_target(args.text(1, "an address")?, args.text(2, "a port")?)?;
                 Ok(listen_inet(addr, port))
             }
             "unix" => {
-                let addr = unix_address(
-                    rest.get(1)
-                        .ok_or_else(|| Usage("listen unix needs a path".into()))?,
-                )?;
+                let addr = unix_address(args.raw(1, "a path or @name")?)?;
                 Ok(listen_unix(&addr))
             }
             other => Err(Usage(format!("unknown listen kind {other:?}"))),
         },
         b"spawn" => {
-            let depth: u32 = text(0, "a depth")?
-                .parse()
-                .map_err(|_| Usage("spawn depth must be a number".into()))?;
-            if rest.get(1).map(OsString::as_os_str) != Some(OsStr::new("--")) || rest.len() < 3 {
+            let depth: u32 = args.number(0, "a depth")?;
+            if args.text(1, "--")? != "--" {
                 return Err(Usage("spawn N -- CMD [ARGS...]".into()));
             }
-            let command = rest[2..]
-                .iter()
-                .map(|a| CString::new(a.as_bytes()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| Usage("argument contains a NUL byte".into()))?;
-            spawn(depth, &command)
+            spawn(depth, &args.command(2, "a command")?)
         }
         b"tamper" => tamper(rest),
         // The bypass classes' operations; anything else is an unknown command there.
-        other => bypass(other, rest),
+        other => bypass(other, &args),
     }
 }
 
 /// The operations of the bypass classes: executable mappings, exec through a descriptor,
 /// renames and removals (see the usage at the top).
-fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
-    let name = String::from_utf8_lossy(cmd).into_owned();
-    let text = |i: usize, what: &str| -> Result<String, Usage> {
-        rest.get(i)
-            .and_then(|s| s.to_str())
-            .map(str::to_owned)
-            .ok_or_else(|| Usage(format!("{name} needs {what}")))
-    };
-    let path = |i: usize| -> Result<CString, Usage> {
-        let p = rest
-            .get(i)
-            .ok_or_else(|| Usage(format!("{name} needs a path")))?;
-        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
-    };
+fn bypass(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
     match cmd {
-        b"mmap" => Ok(map_file(&path(0)?, &text(1, "r|x")?)?),
-        b"mprotect" => Ok(mprotect_file(&path(0)?)),
+        b"mmap" => Ok(map_file(&args.path(0, "a path")?, args.text(1, "r|x")?)?),
+        b"mprotect" => Ok(mprotect_file(&args.path(0, "a path")?)),
         b"anon-exec" => Ok(anon_exec()),
         b"memfd-exec" | b"execveat" => {
-            let command = rest
-                .iter()
-                .map(|a| CString::new(a.as_bytes()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| Usage("argument contains a NUL byte".into()))?;
-            if command.is_empty() {
-                return Err(Usage("memfd-exec and execveat need a path".into()));
-            }
+            let command = args.command(0, "a path")?;
             Ok(Err(if cmd == b"memfd-exec" {
                 memfd_exec(&command)
             } else {
@@ -258,7 +290,7 @@ fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             }))
         }
         b"rename" => {
-            let (old, new) = (path(0)?, path(1)?);
+            let (old, new) = (args.path(0, "the old path")?, args.path(1, "the new path")?);
             // SAFETY: valid C strings.
             Ok(check(
                 unsafe { libc::rename(old.as_ptr(), new.as_ptr()) },
@@ -267,7 +299,7 @@ fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             .map(drop))
         }
         b"exchange" => {
-            let (old, new) = (path(0)?, path(1)?);
+            let (old, new) = (args.path(0, "the old path")?, args.path(1, "the new path")?);
             // SAFETY: valid C strings.
             Ok(check(
                 unsafe {
@@ -284,37 +316,32 @@ fn bypass(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
             .map(drop))
         }
         b"unlink" => {
-            let p = path(0)?;
+            let p = args.path(0, "a path")?;
             // SAFETY: valid C string.
             Ok(check(unsafe { libc::unlink(p.as_ptr()) }, "unlink").map(drop))
         }
         b"rmdir" => {
-            let p = path(0)?;
+            let p = args.path(0, "a path")?;
             // SAFETY: valid C string.
             Ok(check(unsafe { libc::rmdir(p.as_ptr()) }, "rmdir").map(drop))
         }
-        b"mknod" | b"mkdir" | b"symlink" | b"truncate" | b"chmod" | b"chown" => changes(cmd, rest),
+        b"mknod" | b"mkdir" | b"symlink" | b"truncate" | b"chmod" | b"chown" => changes(cmd, args),
         b"tree-open" => {
-            let file = path(1)?;
-            Ok(tree_open(&path(0)?, &file))
+            let file = args.path(1, "a file in it")?;
+            Ok(tree_open(&args.path(0, "a directory")?, &file))
         }
-        _ => side_doors(cmd, rest),
+        b"tree-exec" => {
+            let command = args.command(1, "a file in it")?;
+            Ok(Err(tree_exec(&args.path(0, "a directory")?, &command)))
+        }
+        _ => side_doors(cmd, args),
     }
 }
 
 /// `open_tree(DIR, OPEN_TREE_CLONE)`: a detached copy of the mount tree at `dir`, then a read
 /// open of `file` relative to it.
 fn tree_open(dir: &CStr, file: &CStr) -> Outcome {
-    // SAFETY: plain system call with a valid C string.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            dir.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    };
-    let tree = check(i32::try_from(tree).unwrap_or(-1), "open_tree")?;
+    let tree = clone_tree(dir)?;
     // SAFETY: `tree` is ours; `file` is a valid C string.
     let fd = check(
         unsafe { libc::openat(tree, file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
@@ -330,43 +357,67 @@ fn tree_open(dir: &CStr, file: &CStr) -> Outcome {
     fd.map(drop)
 }
 
+/// `open_tree(DIR, OPEN_TREE_CLONE)`: a descriptor of a detached copy of the mount tree at `dir`.
+fn clone_tree(dir: &CStr) -> Result<libc::c_int, Failure> {
+    // SAFETY: plain system call with a valid C string.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    };
+    check(i32::try_from(tree).unwrap_or(-1), "open_tree")
+}
+
+/// `tree-exec DIR FILE [ARGS]`: the exec of `argv[0]` on a detached copy of the mount tree at
+/// `dir`, with no open of it before (`execveat(tree, FILE)`); returns only on failure.
+fn tree_exec(dir: &CStr, argv: &[CString]) -> Failure {
+    match clone_tree(dir) {
+        Ok(tree) => execveat_at(tree, &argv[0], argv, 0),
+        Err(f) => f,
+    }
+}
+
 /// Creating and changing files without opening them (see the usage at the top).
-fn changes(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
-    let name = String::from_utf8_lossy(cmd).into_owned();
-    let path = |i: usize| -> Result<CString, Usage> {
-        let p = rest
-            .get(i)
-            .ok_or_else(|| Usage(format!("{name} needs a path")))?;
-        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
-    };
-    let num = |i: usize, radix: u32| -> Result<u32, Usage> {
-        rest.get(i)
-            .and_then(|s| s.to_str())
-            .and_then(|s| u32::from_str_radix(s, radix).ok())
-            .ok_or_else(|| Usage(format!("{name} needs a number at argument {}", i + 1)))
-    };
-    let first = path(0)?;
+fn changes(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
+    // symlink TARGET PATH: the first argument is what the link points to.
+    let first = args.path(
+        0,
+        if cmd == b"symlink" {
+            "a target"
+        } else {
+            "a path"
+        },
+    )?;
     // SAFETY (every call below): valid C strings and plain numbers.
     let status = match cmd {
         b"mknod" => {
-            let (mode, dev) = match rest.get(1).and_then(|s| s.to_str()) {
+            let (mode, dev) = match args.text(1, "char|block|fifo|file")? {
                 // /dev/null's numbers, and the first loop device's.
-                Some("char") => (libc::S_IFCHR, libc::makedev(1, 3)),
-                Some("block") => (libc::S_IFBLK, libc::makedev(7, 0)),
-                Some("fifo") => (libc::S_IFIFO, 0),
-                Some("file") => (libc::S_IFREG, 0),
+                "char" => (libc::S_IFCHR, libc::makedev(1, 3)),
+                "block" => (libc::S_IFBLK, libc::makedev(7, 0)),
+                "fifo" => (libc::S_IFIFO, 0),
+                "file" => (libc::S_IFREG, 0),
                 _ => return Err(Usage("mknod PATH char|block|fifo|file".into())),
             };
             unsafe { libc::mknod(first.as_ptr(), mode | 0o600, dev) }
         }
         b"mkdir" => unsafe { libc::mkdir(first.as_ptr(), 0o755) },
         b"symlink" => {
-            let link = path(1)?;
+            let link = args.path(1, "a path")?;
             unsafe { libc::symlink(first.as_ptr(), link.as_ptr()) }
         }
         b"truncate" => unsafe { libc::truncate(first.as_ptr(), 0) },
-        b"chmod" => unsafe { libc::chmod(first.as_ptr(), num(1, 8)?) },
-        _ => unsafe { libc::chown(first.as_ptr(), num(1, 10)?, num(2, 10)?) },
+        b"chmod" => unsafe { libc::chmod(first.as_ptr(), args.octal(1, "a mode")?) },
+        _ => unsafe {
+            libc::chown(
+                first.as_ptr(),
+                args.number(1, "a uid")?,
+                args.number(2, "a gid")?,
+            )
+        },
     };
     let step = match cmd {
         b"mknod" => "mknod",
@@ -381,65 +432,26 @@ fn changes(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
 
 /// Side doors to the same judged operations: `openat2`, file handles, `io_uring`, and process
 /// creation that must keep the tag (see the usage at the top).
-fn side_doors(cmd: &[u8], rest: &[OsString]) -> Result<Outcome, Usage> {
-    let name = String::from_utf8_lossy(cmd).into_owned();
-    let path = |i: usize| -> Result<CString, Usage> {
-        let p = rest
-            .get(i)
-            .ok_or_else(|| Usage(format!("{name} needs a path")))?;
-        CString::new(p.as_bytes()).map_err(|_| Usage("path contains a NUL byte".into()))
-    };
-    let command = || -> Result<Vec<CString>, Usage> {
-        let c = rest
-            .iter()
-            .map(|a| CString::new(a.as_bytes()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Usage("argument contains a NUL byte".into()))?;
-        if c.is_empty() {
-            return Err(Usage(format!("{name} needs a command")));
-        }
-        Ok(c)
-    };
+fn side_doors(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
     match cmd {
-        b"openat2" => Ok(openat2_read(&path(0)?)),
-        b"handle-open" => Ok(handle_open(&path(0)?)),
-        b"uring-open" => Ok(uring::open(&path(0)?)),
+        b"openat2" => Ok(openat2_read(&args.path(0, "a path")?)),
+        b"handle-open" => Ok(handle_open(&args.path(0, "a path")?)),
+        b"uring-open" => Ok(uring::open(&args.path(0, "a path")?)),
         b"uring-connect" => {
-            let text = |i: usize| {
-                rest.get(i)
-                    .and_then(|s| s.to_str())
-                    .ok_or_else(|| Usage("uring-connect needs ADDR PORT".into()))
-            };
-            let (addr, port) = inet_target(text(0)?, text(1)?)?;
+            let (addr, port) = inet_target(args.text(0, "an address")?, args.text(1, "a port")?)?;
             Ok(uring::connect(&inet_address(addr, port)))
         }
-        b"vfork" => Ok(vfork_exec(&command()?)),
-        b"daemonize" => Ok(daemonize(&command()?)),
+        b"vfork" => Ok(vfork_exec(&args.command(0, "a command")?)),
+        b"daemonize" => Ok(daemonize(&args.command(0, "a command")?)),
         b"clone-into-cgroup" => {
-            let dir = rest
-                .first()
-                .and_then(|a| CString::new(a.as_bytes()).ok())
-                .ok_or_else(|| Usage("clone-into-cgroup needs a cgroup directory".into()))?;
-            let argv: Vec<CString> = rest
-                .get(1..)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|a| CString::new(a.as_bytes()).ok())
-                .collect();
-            if argv.is_empty() {
-                return Err(Usage("clone-into-cgroup needs a command".into()));
-            }
-            Ok(clone_into_cgroup(&dir, &argv))
+            let dir = args.path(0, "a cgroup directory")?;
+            Ok(clone_into_cgroup(&dir, &args.command(1, "a command")?))
         }
         b"enter-cgroup" => {
-            let procs = path(0)?;
-            let argv = command()?;
-            let Some(argv) = argv.get(1..).filter(|a| !a.is_empty()) else {
-                return Err(Usage("enter-cgroup needs PROCS and a command".into()));
-            };
-            Ok(enter_cgroup(&procs, argv))
+            let procs = args.path(0, "a cgroup.procs file")?;
+            Ok(enter_cgroup(&procs, &args.command(1, "a command")?))
         }
-        _ => Err(Usage(format!("unknown command {name:?}"))),
+        _ => Err(Usage(format!("unknown command {:?}", args.cmd))),
     }
 }
 
@@ -904,6 +916,11 @@ fn anon_exec() -> Outcome {
 
 /// `execveat(fd, "", argv, environ, AT_EMPTY_PATH)`; returns only on failure.
 fn execveat_fd(fd: libc::c_int, argv: &[CString]) -> Failure {
+    execveat_at(fd, c"", argv, libc::AT_EMPTY_PATH)
+}
+
+/// `execveat(fd, path, argv, {}, flags)`; returns only on failure.
+fn execveat_at(fd: libc::c_int, path: &CStr, argv: &[CString], flags: libc::c_int) -> Failure {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -912,10 +929,10 @@ fn execveat_fd(fd: libc::c_int, argv: &[CString]) -> Failure {
         libc::syscall(
             libc::SYS_execveat,
             fd,
-            c"".as_ptr(),
+            path.as_ptr(),
             ptrs.as_ptr(),
             envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
+            flags,
         )
     };
     Failure::last("execveat")
@@ -960,36 +977,6 @@ fn memfd_exec(argv: &[CString]) -> Failure {
     execveat_fd(fd, argv)
 }
 
-/// The arguments of one `tamper KIND ...` call, as the syscalls want them.
-struct TamperArgs<'a> {
-    kind: &'a str,
-    rest: &'a [OsString],
-}
-
-impl TamperArgs<'_> {
-    /// Argument `i` as a C string.
-    fn string(&self, i: usize) -> Result<CString, Usage> {
-        self.rest
-            .get(i)
-            .and_then(|a| CString::new(a.as_bytes()).ok())
-            .ok_or_else(|| Usage(format!("tamper {} needs argument {i}", self.kind)))
-    }
-
-    /// Argument `i` as a number.
-    fn number(&self, i: usize) -> Result<libc::c_long, Usage> {
-        self.string(i)?
-            .to_str()
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| {
-                Usage(format!(
-                    "tamper {}: argument {i} must be a number",
-                    self.kind
-                ))
-            })
-    }
-}
-
 /// `tamper netlink` (a `NETLINK_ROUTE` socket), `tamper unshare-mount DIR` (a new mount
 /// namespace, then a tmpfs on DIR), `tamper perf PID` (a software counter on another process),
 /// `tamper setns-pidfd PID` (`pidfd_open`, then `setns` into its network namespace),
@@ -997,8 +984,7 @@ impl TamperArgs<'_> {
 /// `tamper userfaultfd` (the syscall), `tamper userfaultfd-dev` (`/dev/userfaultfd`, then
 /// `USERFAULTFD_IOC_NEW`), `tamper chroot-open DIR FILE` (`chroot` into DIR, then open FILE
 /// there for reading).
-fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
-    let args = TamperArgs { kind, rest };
+fn more_tamper(kind: &str, args: &Args<'_>) -> Result<Outcome, Usage> {
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
     let result: libc::c_long = unsafe {
         match kind {
@@ -1008,7 +994,7 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                 libc::NETLINK_ROUTE,
             )),
             "unshare-mount" => {
-                let dir = args.string(1)?;
+                let dir = args.path(0, "a directory")?;
                 if libc::unshare(libc::CLONE_NEWNS) < 0 {
                     return Ok(Err(Failure::last("unshare")));
                 }
@@ -1028,21 +1014,28 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                 libc::syscall(
                     libc::SYS_perf_event_open,
                     attr.as_ptr(),
-                    args.number(1)?,
+                    args.number::<libc::c_long>(0, "a pid")?,
                     -1,
                     -1,
                     0,
                 )
             }
             "setns-pidfd" => {
-                let fd = libc::syscall(libc::SYS_pidfd_open, args.number(1)?, 0);
+                let fd = libc::syscall(
+                    libc::SYS_pidfd_open,
+                    args.number::<libc::c_long>(0, "a pid")?,
+                    0,
+                );
                 if fd < 0 {
                     return Ok(Err(Failure::last("pidfd_open")));
                 }
                 libc::c_long::from(libc::setns(fd as libc::c_int, libc::CLONE_NEWNET))
             }
             "setns-file" => {
-                let fd = libc::open(args.string(1)?.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                let fd = libc::open(
+                    args.path(0, "a namespace file")?.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                );
                 if fd < 0 {
                     return Ok(Err(Failure::last("open ns file")));
                 }
@@ -1058,13 +1051,16 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
                 libc::c_long::from(libc::ioctl(fd, USERFAULTFD_IOC_NEW, libc::O_CLOEXEC))
             }
             "chroot-open" => {
-                if libc::chroot(args.string(1)?.as_ptr()) < 0 {
+                if libc::chroot(args.path(0, "a directory")?.as_ptr()) < 0 {
                     return Ok(Err(Failure::last("chroot")));
                 }
                 if libc::chdir(c"/".as_ptr()) < 0 {
                     return Ok(Err(Failure::last("chdir")));
                 }
-                let fd = libc::open(args.string(2)?.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                let fd = libc::open(
+                    args.path(1, "a file")?.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                );
                 if fd >= 0 {
                     libc::close(fd);
                 }
@@ -1086,10 +1082,13 @@ fn more_tamper(kind: &str, rest: &[OsString]) -> Result<Outcome, Usage> {
 /// `init_module` (a 64-byte non-module: an untagged root caller gets `ENOEXEC`, never `EPERM`),
 /// `mount DIR` (a tmpfs on DIR).
 fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
-    let kind = rest.first().and_then(|k| k.to_str()).ok_or_else(|| {
-        Usage("tamper needs bpf|raw|packet|ptrace|kill|link|init_module|mount".into())
-    })?;
-    let args = TamperArgs { kind, rest };
+    let kind = Args::new("tamper", rest).text(
+        0,
+        "bpf|raw|packet|ptrace|kill|link|init_module|mount|netlink|unshare-mount|perf|setns-pidfd\
+         |setns-file|userfaultfd|userfaultfd-dev",
+    )?;
+    // The arguments after the kind.
+    let args = Args::new(format!("tamper {kind}"), rest.get(1..).unwrap_or_default());
     // SAFETY: each call passes valid pointers/lengths for its syscall; results are checked.
     let result: libc::c_long = unsafe {
         match kind {
@@ -1111,7 +1110,7 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
             )),
             "packet" => libc::c_long::from(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)),
             "ptrace" => {
-                let pid = args.number(1)?;
+                let pid: libc::c_long = args.number(0, "a pid")?;
                 let r = libc::ptrace(libc::PTRACE_SEIZE, pid as libc::pid_t, 0, 0);
                 if r == 0 {
                     libc::ptrace(libc::PTRACE_DETACH, pid as libc::pid_t, 0, 0);
@@ -1119,12 +1118,12 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                 r
             }
             "kill" => libc::c_long::from(libc::kill(
-                args.number(1)? as libc::pid_t,
-                args.number(2)? as libc::c_int,
+                args.number::<libc::c_long>(0, "a pid")? as libc::pid_t,
+                args.number::<libc::c_long>(1, "a signal")? as libc::c_int,
             )),
             "link" => libc::c_long::from(libc::link(
-                args.string(1)?.as_ptr(),
-                args.string(2)?.as_ptr(),
+                args.path(0, "the existing path")?.as_ptr(),
+                args.path(1, "the new path")?.as_ptr(),
             )),
             "init_module" => {
                 let image = [0u8; 64];
@@ -1143,7 +1142,7 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                 }
             }
             "mount" => {
-                let dir = args.string(1)?;
+                let dir = args.path(0, "a directory")?;
                 libc::c_long::from(libc::mount(
                     c"tmpfs".as_ptr(),
                     dir.as_ptr(),
@@ -1153,7 +1152,7 @@ fn tamper(rest: &[OsString]) -> Result<Outcome, Usage> {
                 ))
             }
             "netlink" | "unshare-mount" | "perf" | "setns-pidfd" | "setns-file" | "userfaultfd"
-            | "userfaultfd-dev" | "chroot-open" => return more_tamper(kind, rest),
+            | "userfaultfd-dev" | "chroot-open" => return more_tamper(kind, &args),
             other => return Err(Usage(format!("unknown tamper kind {other:?}"))),
         }
     };
@@ -1245,30 +1244,23 @@ fn open(path: &CStr, mode: &str) -> Result<Outcome, Usage> {
 type Op = Box<dyn Fn() -> Outcome>;
 
 /// `loop MILLIS open ALLOWED DENIED` and `loop MILLIS udp ADDR ALLOWED DENIED`.
-fn loop_op(rest: &[OsString]) -> Result<Outcome, Usage> {
-    let text = |i: usize| -> Result<String, Usage> {
-        rest.get(i)
-            .and_then(|s| s.to_str())
-            .map(str::to_owned)
-            .ok_or_else(|| Usage("loop MILLIS open A D | loop MILLIS udp ADDR A D".into()))
-    };
-    let cpath = |i: usize| -> Result<CString, Usage> {
-        CString::new(text(i)?).map_err(|_| Usage("path contains a NUL byte".into()))
-    };
-    let millis: u64 = text(0)?
-        .parse()
-        .map_err(|_| Usage("loop needs a duration in milliseconds".into()))?;
-    let (allowed, denied): (Op, Op) = match text(1)?.as_str() {
+fn loop_op(args: &Args<'_>) -> Result<Outcome, Usage> {
+    let millis: u64 = args.number(0, "a duration in milliseconds")?;
+    let (allowed, denied): (Op, Op) = match args.text(1, "open|udp")? {
         "open" => {
-            let (a, d) = (cpath(2)?, cpath(3)?);
+            let (a, d) = (
+                args.path(2, "the allowed path")?,
+                args.path(3, "the denied path")?,
+            );
             (
                 Box::new(move || read_open(&a)),
                 Box::new(move || read_open(&d)),
             )
         }
         "udp" => {
-            let (a, pa) = inet_target(&text(2)?, &text(3)?)?;
-            let (d, pd) = inet_target(&text(2)?, &text(4)?)?;
+            let addr = args.text(2, "an address")?;
+            let (a, pa) = inet_target(addr, args.text(3, "the allowed port")?)?;
+            let (d, pd) = inet_target(addr, args.text(4, "the denied port")?)?;
             (
                 Box::new(move || connect_inet(libc::SOCK_DGRAM, a, pa)),
                 Box::new(move || connect_inet(libc::SOCK_DGRAM, d, pd)),
@@ -1484,21 +1476,13 @@ fn connect_to(ty: libc::c_int, sa: &SockAddr) -> Outcome {
 }
 
 /// `sendto udp|tfo ADDR PORT`, `sendto unix PATH|@NAME`.
-fn sendto(rest: &[OsString]) -> Result<Outcome, Usage> {
-    let text = |i: usize, what: &str| -> Result<&str, Usage> {
-        rest.get(i)
-            .and_then(|s| s.to_str())
-            .ok_or_else(|| Usage(format!("sendto needs {what}")))
-    };
-    let kind = text(0, "udp|tfo|unix")?;
+fn sendto(args: &Args<'_>) -> Result<Outcome, Usage> {
+    let kind = args.text(0, "udp|tfo|unix")?;
     if kind == "unix" {
-        let addr = unix_address(
-            rest.get(1)
-                .ok_or_else(|| Usage("sendto unix needs a path".into()))?,
-        )?;
+        let addr = unix_address(args.raw(1, "a path or @name")?)?;
         return Ok(send_to(libc::SOCK_DGRAM, 0, &addr));
     }
-    let (addr, port) = inet_target(text(1, "an address")?, text(2, "a port")?)?;
+    let (addr, port) = inet_target(args.text(1, "an address")?, args.text(2, "a port")?)?;
     let sa = inet_address(addr, port);
     match kind {
         "udp" => Ok(send_to(libc::SOCK_DGRAM, 0, &sa)),
@@ -1508,14 +1492,12 @@ fn sendto(rest: &[OsString]) -> Result<Outcome, Usage> {
 }
 
 /// `socket FAMILY TYPE PROTO`: creates (and closes) a socket of exactly these numbers.
-fn socket_op(rest: &[OsString]) -> Result<Outcome, Usage> {
-    let num = |i: usize| -> Result<libc::c_int, Usage> {
-        rest.get(i)
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Usage("socket needs FAMILY TYPE PROTO as numbers".into()))
-    };
-    let (family, ty, proto) = (num(0)?, num(1)?, num(2)?);
+fn socket_op(args: &Args<'_>) -> Result<Outcome, Usage> {
+    let (family, ty, proto) = (
+        args.number::<libc::c_int>(0, "a family")?,
+        args.number::<libc::c_int>(1, "a type")?,
+        args.number::<libc::c_int>(2, "a protocol")?,
+    );
     // SAFETY: plain system call.
     let created = check(
         unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) },
