@@ -1296,8 +1296,9 @@ fn landlock_refusals_of_corral_run_are_reported_as_events() {
 // `corral doctor --selftest`: the bypass probes for real, under the built-in task
 
 /// Probes the fallback backends of this host claim to close: Landlock (paths and execs of
-/// `corral run` processes) and cgroup `sock_addr` (inet connects and UDP sends).
-const SELFTEST_CLOSED_HERE: [&str; 15] = [
+/// `corral run` processes, truncates and new entries, files on a detached mount tree) and cgroup
+/// `sock_addr` (inet connects and UDP sends).
+const SELFTEST_CLOSED_HERE: [&str; 22] = [
     "direct",
     "symlink",
     "dotdot",
@@ -1313,19 +1314,32 @@ const SELFTEST_CLOSED_HERE: [&str; 15] = [
     "daemonised",
     "deep-path",
     "newline-name",
+    "truncate",
+    "mkdir",
+    "new-symlink",
+    "mkfifo",
+    "device-node",
+    "tree-clone",
+    "tree-clone-up",
 ];
 
 /// Probes only BPF LSM closes: reported `not_judged` here.
-const SELFTEST_LSM_ONLY: [&str; 9] = [
+const SELFTEST_LSM_ONLY: [&str; 15] = [
     "hardlink",
     "ld.so",
     "mmap-exec",
     "unix",
+    "unix-dgram",
     "raw-socket",
+    "sctp-socket",
+    "vsock-socket",
+    "ping-socket",
     "bpf",
     "ptrace",
     "signal",
     "mount",
+    "chmod",
+    "chown",
 ];
 
 #[test]
