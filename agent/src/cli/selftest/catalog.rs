@@ -10,6 +10,8 @@ pub enum JudgedBy {
     Exec,
     Open,
     Connect,
+    /// A unix connect, or an unconnected unix datagram (judged like one at `sendmsg`): only the
+    /// BPF LSM hooks see unix addresses.
     ConnectUnix,
     Sendmsg,
     /// An exec of a file of the kernel's internal mounts (a `memfd`), which Landlock does not
