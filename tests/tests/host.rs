@@ -1296,8 +1296,9 @@ fn landlock_refusals_of_corral_run_are_reported_as_events() {
 // `corral doctor --selftest`: the bypass probes for real, under the built-in task
 
 /// Probes the fallback backends of this host claim to close: Landlock (paths and execs of
-/// `corral run` processes) and cgroup `sock_addr` (inet connects and UDP sends).
-const SELFTEST_CLOSED_HERE: [&str; 15] = [
+/// `corral run` processes, truncates and new entries, files on a detached mount tree) and cgroup
+/// `sock_addr` (inet connects and UDP sends).
+const SELFTEST_CLOSED_HERE: [&str; 22] = [
     "direct",
     "symlink",
     "dotdot",
@@ -1313,20 +1314,56 @@ const SELFTEST_CLOSED_HERE: [&str; 15] = [
     "daemonised",
     "deep-path",
     "newline-name",
+    "truncate",
+    "mkdir",
+    "new-symlink",
+    "mkfifo",
+    "device-node",
+    "tree-clone",
+    "tree-clone-up",
 ];
 
 /// Probes only BPF LSM closes: reported `not_judged` here.
-const SELFTEST_LSM_ONLY: [&str; 9] = [
+const SELFTEST_LSM_ONLY: [&str; 15] = [
     "hardlink",
     "ld.so",
     "mmap-exec",
     "unix",
+    "unix-dgram",
     "raw-socket",
+    "sctp-socket",
+    "vsock-socket",
+    "ping-socket",
     "bpf",
     "ptrace",
     "signal",
     "mount",
+    "chmod",
+    "chown",
 ];
+
+/// The table for people: one aligned line per probe, the verdict last.
+fn selftest_table_is_aligned(d: &Daemon) {
+    let text = corral_tests::selftest::run(d, &[]);
+    assert!(
+        text.code == Some(0)
+            && text.stdout.lines().any(
+                |l| l.starts_with("network side doors  tcp-connect   cgroup_sock_addr  closed")
+            )
+            && text.stdout.lines().any(|l| l.starts_with(
+                "tampering           bpf           NONE              not judged on this backend"
+            ))
+            && text.stdout.lines().any(|l| l
+                .starts_with("writes without open truncate      landlock          closed")
+                && l.ends_with("(no event: this backend does not report it)"))
+            && text
+                .stdout
+                .contains("every probe this host claims to close is closed"),
+        "expected the aligned table with tcp-connect closed, bpf not judged and truncate \
+         closed by Landlock without an event\n{}",
+        text.describe()
+    );
+}
 
 #[test]
 fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open() {
@@ -1377,22 +1414,7 @@ fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open
         );
     }
 
-    // The table for people: one aligned line per probe, the verdict last.
-    let text = corral_tests::selftest::run(&d, &[]);
-    assert!(
-        text.code == Some(0)
-            && text.stdout.lines().any(
-                |l| l.starts_with("network side doors  tcp-connect   cgroup_sock_addr  closed")
-            )
-            && text.stdout.lines().any(|l| l.starts_with(
-                "tampering           bpf           NONE              not judged on this backend"
-            ))
-            && text
-                .stdout
-                .contains("every probe this host claims to close is closed"),
-        "expected the aligned table with tcp-connect closed and bpf not judged\n{}",
-        text.describe()
-    );
+    selftest_table_is_aligned(&d);
 
     // A weakened run (these probes open an allowed file instead) must be reported OPEN, exit 1.
     let (weak, results) = corral_tests::selftest::json(
@@ -1402,6 +1424,10 @@ fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open
             "symlink",
             "--selftest-weaken",
             "tcp-connect",
+            "--selftest-weaken",
+            "mkdir",
+            "--selftest-weaken",
+            "tree-clone",
         ],
     );
     assert_eq!(
@@ -1410,13 +1436,21 @@ fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open
         "expected exit 1 when a probe goes through\n{}",
         weak.describe()
     );
-    let wrong = corral_tests::selftest::not(&results, "open", &["symlink", "tcp-connect"]);
+    let wrong = corral_tests::selftest::not(
+        &results,
+        "open",
+        &["symlink", "tcp-connect", "mkdir", "tree-clone"],
+    );
     assert!(
         wrong.is_empty(),
         "expected OPEN: {wrong:?}\n{}",
         weak.describe()
     );
-    let wrong = corral_tests::selftest::not(&results, "closed", &["direct", "udp-sendto"]);
+    let wrong = corral_tests::selftest::not(
+        &results,
+        "closed",
+        &["direct", "udp-sendto", "new-symlink", "tree-clone-up"],
+    );
     assert!(
         wrong.is_empty(),
         "expected the others still closed: {wrong:?}\n{}",

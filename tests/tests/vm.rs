@@ -3076,6 +3076,86 @@ fn doctor_reports_the_sock_diag_modules_the_dns_proxy_needs() {
     );
 }
 
+/// The refusals the selftest's newer classes leave in the daemon's log, with the fields each
+/// must have, under the fixture directory `dir`.
+fn selftest_refusals(dir: &str) -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
+    vec![
+        (
+            "the SCTP socket",
+            vec![
+                ("/op", json!("socket")),
+                ("/reason", json!("forbidden")),
+                ("/target/family", json!(libc::AF_INET)),
+                ("/target/protocol", json!(libc::IPPROTO_SCTP)),
+            ],
+        ),
+        (
+            "the vsock socket",
+            vec![
+                ("/op", json!("socket")),
+                ("/target/family", json!(libc::AF_VSOCK)),
+            ],
+        ),
+        (
+            "the ping socket",
+            vec![
+                ("/op", json!("socket")),
+                ("/target/family", json!(libc::AF_INET)),
+                ("/target/protocol", json!(libc::IPPROTO_ICMP)),
+            ],
+        ),
+        (
+            "the unconnected unix datagram",
+            vec![
+                ("/op", json!("sendmsg")),
+                ("/target/family", json!("unix")),
+                ("/target/proto", json!("dgram")),
+                ("/target/path", json!(format!("{dir}/allowed/dgram"))),
+            ],
+        ),
+        (
+            "the truncate, chmod and chown of the read-only file",
+            vec![
+                ("/op", json!("setattr")),
+                ("/target/path", json!(format!("{dir}/readonly/file"))),
+            ],
+        ),
+        (
+            "the mkdir in the read-only directory",
+            vec![
+                ("/op", json!("create")),
+                ("/target/path", json!(format!("{dir}/readonly/dir"))),
+            ],
+        ),
+        (
+            "the symlink in the read-only directory",
+            vec![
+                ("/op", json!("create")),
+                ("/target/path", json!(format!("{dir}/readonly/link"))),
+            ],
+        ),
+        (
+            "the FIFO in the read-only directory",
+            vec![
+                ("/op", json!("create")),
+                ("/target/path", json!(format!("{dir}/readonly/fifo"))),
+            ],
+        ),
+        (
+            "the device node",
+            vec![("/op", json!("create")), ("/reason", json!("forbidden"))],
+        ),
+        (
+            "the opens on detached mount trees",
+            vec![
+                ("/op", json!("open")),
+                ("/reason", json!("path_unresolved")),
+                ("/target/error", json!("EXDEV")),
+            ],
+        ),
+    ]
+}
+
 /// `corral doctor --selftest` under BPF LSM: every probe of every bypass class is refused and
 /// reported (exit 0), none is left unjudged; a weakened probe is reported OPEN (exit 1).
 #[test]
@@ -3101,17 +3181,80 @@ fn doctor_selftest_closes_every_class_under_bpf_lsm() {
         "bpf",
         "ptrace",
         "mount",
+        // The classes the kernel programs gained last: sockets no hook judges, unconnected
+        // unix datagrams, writes without an open, detached mount trees.
+        "sctp-socket",
+        "vsock-socket",
+        "ping-socket",
+        "unix-dgram",
+        "truncate",
+        "chmod",
+        "chown",
+        "mkdir",
+        "new-symlink",
+        "mkfifo",
+        "device-node",
+        "tree-clone",
+        "tree-clone-up",
     ] {
         assert!(
-            results.get(p).is_some_and(|(b, _)| *b == json!("lsm")),
-            "expected probe {p} judged by the lsm backend\n{}",
+            results
+                .get(p)
+                .is_some_and(|(b, r)| *b == json!("lsm") && r == "closed"),
+            "expected probe {p} closed by the lsm backend\n{}",
             out.describe()
         );
     }
-    let (weak, results) = corral_tests::selftest::json(&d, &["--selftest-weaken", "hardlink"]);
+    // Each refusal of the new classes is in the daemon's log with its op and what it names.
+    let log = d.events();
+    for (what, fields) in selftest_refusals("/run/corral-selftest") {
+        let mut fields = fields;
+        fields.extend([
+            ("/task", json!(corral_tests::selftest::TASK)),
+            ("/decision", json!("denied")),
+            ("/backend", json!("lsm")),
+        ]);
+        assert!(
+            log.iter().any(|e| events::has(e, &fields)),
+            "expected a refusal of {what} matching {fields:?}\n{}",
+            events::tail(&log, 20)
+        );
+    }
+    let setattrs = log
+        .iter()
+        .filter(|e| {
+            e["task"] == corral_tests::selftest::TASK
+                && e["op"] == "setattr"
+                && e["decision"] == "denied"
+        })
+        .count();
     assert!(
-        weak.code == Some(1) && results.get("hardlink").is_some_and(|(_, r)| r == "open"),
-        "expected the weakened hardlink probe OPEN and exit 1\n{}",
+        setattrs >= 3,
+        "expected the truncate, chmod and chown refused, got {setattrs} setattr events"
+    );
+
+    let (weak, results) = corral_tests::selftest::json(
+        &d,
+        &[
+            "--selftest-weaken",
+            "hardlink",
+            "--selftest-weaken",
+            "device-node",
+            "--selftest-weaken",
+            "tree-clone",
+        ],
+    );
+    let wrong =
+        corral_tests::selftest::not(&results, "open", &["hardlink", "device-node", "tree-clone"]);
+    assert!(
+        weak.code == Some(1) && wrong.is_empty(),
+        "expected the weakened probes OPEN and exit 1, not open: {wrong:?}\n{}",
+        weak.describe()
+    );
+    let wrong = corral_tests::selftest::not(&results, "closed", &["mkdir", "tree-clone-up"]);
+    assert!(
+        wrong.is_empty(),
+        "expected the others still closed: {wrong:?}\n{}",
         weak.describe()
     );
 }

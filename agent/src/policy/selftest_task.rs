@@ -20,8 +20,8 @@ pub const SELFTEST_DIR: &str = "/run/corral-selftest";
 pub const SELFTEST_FILE: &str = "<built-in>/corral-selftest.yaml";
 
 /// The built-in policy: `exe` (the daemon's own binary, which the probes run) may be executed;
-/// `SELFTEST_DIR/allowed/` is readable and writable, `SELFTEST_DIR/denied/` is denied, nothing
-/// else is writable or reachable over the network.
+/// `SELFTEST_DIR/allowed/` is readable and writable, `SELFTEST_DIR/readonly/` only readable,
+/// `SELFTEST_DIR/denied/` is denied, nothing else is writable or reachable over the network.
 pub fn policy(exe: &Path) -> Result<(PathBuf, TaskPolicy), PolicyError> {
     let exe = exe.display();
     let text = format!(
@@ -43,6 +43,7 @@ spec:
       - /etc/ld.so.cache
       - /dev/null
       - {SELFTEST_DIR}/allowed/
+      - {SELFTEST_DIR}/readonly/
     write:
       - /dev/null
       - {SELFTEST_DIR}/allowed/
@@ -101,6 +102,11 @@ mod tests {
         );
         let write: Vec<String> = p.write.iter().map(ToString::to_string).collect();
         assert_eq!(write, ["/dev/null", "/run/corral-selftest/allowed/"]);
+        let read: Vec<String> = p.read.iter().map(ToString::to_string).collect();
+        assert!(
+            read.iter().any(|r| r == "/run/corral-selftest/readonly/"),
+            "expected the read-only fixture directory readable, read: {read:?}"
+        );
         assert!(
             p.connect.is_empty() && p.unix.is_empty(),
             "no network at all"

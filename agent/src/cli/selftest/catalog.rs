@@ -10,6 +10,8 @@ pub enum JudgedBy {
     Exec,
     Open,
     Connect,
+    /// A unix connect, or an unconnected unix datagram (judged like one at `sendmsg`): only the
+    /// BPF LSM hooks see unix addresses.
     ConnectUnix,
     Sendmsg,
     /// An exec of a file of the kernel's internal mounts (a `memfd`), which Landlock does not
@@ -17,6 +19,12 @@ pub enum JudgedBy {
     InternalExec,
     /// Only a BPF LSM guard sees it (see `corral doctor`'s guards table).
     Guard,
+    /// A change to a file or a new entry made without an open (`truncate`, `mkdir`, `mknod`,
+    /// `symlink`, ...): BPF LSM (`op: setattr`, `op: create`), else Landlock's write rights from
+    /// ABI `since_abi` on (`truncate` came with ABI 3); Landlock does not report these refusals.
+    FileChange {
+        since_abi: u32,
+    },
 }
 
 /// One probe: the operation tried and what must refuse it.
@@ -63,6 +71,26 @@ pub const NETWORK: &str = "network side doors";
 pub const TAMPERING: &str = "tampering";
 pub const IDENTITY: &str = "identity";
 pub const LONG_PATHS: &str = "long paths";
+pub const OTHER_SOCKETS: &str = "other sockets";
+pub const WRITES_WITHOUT_OPEN: &str = "writes without open";
+pub const DETACHED_TREES: &str = "detached mounts";
+
+/// Every class, in report order.
+pub const CLASSES: [&str; 9] = [
+    PATH_ALIASES,
+    EXEC_WITHOUT_EXEC,
+    NETWORK,
+    OTHER_SOCKETS,
+    TAMPERING,
+    IDENTITY,
+    LONG_PATHS,
+    WRITES_WITHOUT_OPEN,
+    DETACHED_TREES,
+];
+
+/// Landlock judges creating entries from its first ABI, truncating from ABI 3.
+const CREATE: JudgedBy = JudgedBy::FileChange { since_abi: 1 };
+const TRUNCATE: JudgedBy = JudgedBy::FileChange { since_abi: 3 };
 
 /// Every probe, class by class.
 pub const PROBES: &[ProbeSpec] = &[
@@ -175,7 +203,37 @@ pub const PROBES: &[ProbeSpec] = &[
         Op::Connect,
         JudgedBy::ConnectUnix,
     ),
+    // An unconnected datagram to a unix socket: judged like a unix connect, at `sendmsg`.
+    probe(
+        NETWORK,
+        "unix-dgram",
+        &["unix-sendto", "{dir}/allowed/dgram"],
+        Op::Sendmsg,
+        JudgedBy::ConnectUnix,
+    ),
     probe(NETWORK, "raw-socket", &["raw"], Op::Socket, JudgedBy::Guard),
+    // Sockets no connect or send hook judges: refused at creation without `spec.privileges`.
+    probe(
+        OTHER_SOCKETS,
+        "sctp-socket",
+        &["socket", "sctp"],
+        Op::Socket,
+        JudgedBy::Guard,
+    ),
+    probe(
+        OTHER_SOCKETS,
+        "vsock-socket",
+        &["socket", "vsock"],
+        Op::Socket,
+        JudgedBy::Guard,
+    ),
+    probe(
+        OTHER_SOCKETS,
+        "ping-socket",
+        &["socket", "ping"],
+        Op::Socket,
+        JudgedBy::Guard,
+    ),
     probe(TAMPERING, "bpf", &["bpf"], Op::Bpf, JudgedBy::Guard),
     probe(
         TAMPERING,
@@ -226,15 +284,86 @@ pub const PROBES: &[ProbeSpec] = &[
         Op::Open,
         JudgedBy::Open,
     ),
+    // A file the task may only read, changed without opening it.
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "truncate",
+        &["truncate", "{dir}/readonly/file"],
+        Op::Setattr,
+        TRUNCATE,
+    ),
+    // Landlock has no right for attributes: only the BPF LSM guard judges these.
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "chmod",
+        &["chmod", "{dir}/readonly/file"],
+        Op::Setattr,
+        JudgedBy::Guard,
+    ),
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "chown",
+        &["chown", "{dir}/readonly/file"],
+        Op::Setattr,
+        JudgedBy::Guard,
+    ),
+    // New entries in a directory the task may only read.
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "mkdir",
+        &["mkdir", "{dir}/readonly/dir"],
+        Op::Create,
+        CREATE,
+    ),
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "new-symlink",
+        &["symlink", "../allowed/plain", "{dir}/readonly/link"],
+        Op::Create,
+        CREATE,
+    ),
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "mkfifo",
+        &["mknod", "{dir}/readonly/fifo", "fifo"],
+        Op::Create,
+        CREATE,
+    ),
+    // A device node, even where the task may write: it would reach the device under an
+    // allowed path.
+    probe(
+        WRITES_WITHOUT_OPEN,
+        "device-node",
+        &["mknod", "{dir}/allowed/null", "char"],
+        Op::Create,
+        CREATE,
+    ),
+    // The denied file through a detached copy of its directory, and of the fixture tree: paths
+    // there are rendered from the copy's root (`/secret`, `/denied/secret`).
+    probe(
+        DETACHED_TREES,
+        "tree-clone",
+        &["tree-open", "{dir}/denied", "secret"],
+        Op::Open,
+        JudgedBy::Open,
+    ),
+    probe(
+        DETACHED_TREES,
+        "tree-clone-up",
+        &["tree-open", "{dir}", "denied/secret"],
+        Op::Open,
+        JudgedBy::Open,
+    ),
 ];
 
-/// The backend that judges `spec`'s operation on a host with `backends` and `guard` (BPF LSM
-/// guards or none).
+/// The backend that judges `spec`'s operation on a host with `backends`, `guard` (BPF LSM
+/// guards or none) and Landlock at `landlock_abi`.
 #[must_use]
 pub const fn backend(
     spec: &ProbeSpec,
     backends: &Backends,
     guard: Option<Backend>,
+    landlock_abi: Option<u32>,
 ) -> Option<Backend> {
     match spec.judged_by {
         JudgedBy::Exec => backends.exec,
@@ -248,7 +377,19 @@ pub const fn backend(
             None => None,
         },
         JudgedBy::Guard => guard,
+        JudgedBy::FileChange { since_abi } => match (backends.open, landlock_abi) {
+            (Some(Backend::Lsm), _) => Some(Backend::Lsm),
+            (Some(Backend::Landlock), Some(abi)) if abi >= since_abi => Some(Backend::Landlock),
+            _ => None,
+        },
     }
+}
+
+/// Whether `backend` reports its refusal of `spec` as an event: Landlock's refusals are seen
+/// only for the open and exec families (at `sys_exit`).
+#[must_use]
+pub const fn reported(spec: &ProbeSpec, backend: Backend) -> bool {
+    !matches!(backend, Backend::Landlock) || matches!(spec.op, Op::Open | Op::Exec)
 }
 
 /// Whether `backend` claims to close `spec` (see `corral doctor`'s limits and guards).
@@ -262,12 +403,15 @@ mod tests {
     use super::*;
     use crate::loader::Capabilities;
 
-    fn judged_names(caps: Capabilities) -> Vec<&'static str> {
+    /// The Landlock ABI of the kernels this is tested on (6.12 has 6, this host's 6.18 has 7).
+    const ABI: Option<u32> = Some(6);
+
+    fn judged_names(caps: Capabilities, abi: Option<u32>) -> Vec<&'static str> {
         let backends = Backends::choose(caps);
         let guard = crate::loader::guard_backend(caps);
         PROBES
             .iter()
-            .filter(|p| judged(p, backend(p, &backends, guard)))
+            .filter(|p| judged(p, backend(p, &backends, guard, abi)))
             .map(|p| p.name)
             .collect()
     }
@@ -278,19 +422,18 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PROBES.len(), "expected unique probe names");
-        for class in [
-            PATH_ALIASES,
-            EXEC_WITHOUT_EXEC,
-            NETWORK,
-            TAMPERING,
-            IDENTITY,
-            LONG_PATHS,
-        ] {
+        for class in CLASSES {
             assert!(
                 PROBES.iter().any(|p| p.class == class),
                 "expected probes for class {class}"
             );
         }
+        let mut order: Vec<&str> = PROBES.iter().map(|p| p.class).collect();
+        order.dedup();
+        assert_eq!(
+            order, CLASSES,
+            "expected each class's probes together, in the order of CLASSES"
+        );
     }
 
     #[test]
@@ -302,18 +445,29 @@ mod tests {
             landlock: true,
         };
         assert_eq!(
-            judged_names(all).len(),
+            judged_names(all, ABI).len(),
             PROBES.len(),
             "BPF LSM judges every probe"
         );
-        let fallback = judged_names(Capabilities { lsm: false, ..all });
+        assert_eq!(
+            judged_names(all, None).len(),
+            PROBES.len(),
+            "BPF LSM judges every probe, whatever Landlock offers"
+        );
+        let fallback = judged_names(Capabilities { lsm: false, ..all }, ABI);
         for name in [
             "hardlink",
             "ld.so",
             "mmap-exec",
             "unix",
+            "unix-dgram",
             "raw-socket",
+            "sctp-socket",
+            "vsock-socket",
+            "ping-socket",
             "bpf",
+            "chmod",
+            "chown",
         ] {
             assert!(
                 !fallback.contains(&name),
@@ -327,6 +481,13 @@ mod tests {
             "udp-sendto",
             "ipv4-mapped",
             "deep-path",
+            "truncate",
+            "mkdir",
+            "new-symlink",
+            "mkfifo",
+            "device-node",
+            "tree-clone",
+            "tree-clone-up",
         ] {
             assert!(
                 fallback.contains(&name),
@@ -344,12 +505,63 @@ mod tests {
             landlock: true,
         };
         assert!(
-            !judged_names(landlock_only).contains(&"memfd"),
+            !judged_names(landlock_only, ABI).contains(&"memfd"),
             "expected memfd not judged by Landlock alone (no BTF tracepoints, no kill backend)"
         );
         assert!(
-            judged_names(landlock_only).contains(&"execveat"),
+            judged_names(landlock_only, ABI).contains(&"execveat"),
             "expected execveat of a copy judged by Landlock alone"
+        );
+    }
+
+    #[test]
+    fn landlock_judges_truncate_from_abi_3_and_new_entries_from_abi_1() {
+        let landlock_only = Capabilities {
+            lsm: false,
+            tp_btf: false,
+            sock_addr: false,
+            landlock: true,
+        };
+        let v2 = judged_names(landlock_only, Some(2));
+        assert!(
+            !v2.contains(&"truncate") && v2.contains(&"mkdir") && v2.contains(&"device-node"),
+            "expected Landlock ABI 2 (Linux 6.1) to judge new entries but not truncate: {v2:?}"
+        );
+        assert!(
+            judged_names(landlock_only, Some(3)).contains(&"truncate"),
+            "expected Landlock ABI 3 to judge truncate"
+        );
+        let none = judged_names(
+            Capabilities {
+                landlock: false,
+                ..landlock_only
+            },
+            None,
+        );
+        assert!(
+            none.is_empty(),
+            "expected nothing judged without any backend: {none:?}"
+        );
+    }
+
+    #[test]
+    fn landlock_reports_only_its_open_and_exec_refusals() {
+        let by_name = |name: &str| {
+            PROBES
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("expected a probe named {name}"))
+        };
+        assert!(reported(by_name("tree-clone"), Backend::Landlock));
+        assert!(reported(by_name("execveat"), Backend::Landlock));
+        assert!(
+            !reported(by_name("mkdir"), Backend::Landlock)
+                && !reported(by_name("truncate"), Backend::Landlock),
+            "expected Landlock's refusals of new entries and truncate unreported"
+        );
+        assert!(
+            reported(by_name("mkdir"), Backend::Lsm) && reported(by_name("chmod"), Backend::Lsm),
+            "expected BPF LSM to report every refusal"
         );
     }
 }

@@ -1,12 +1,15 @@
 //! The scratch directory `corral doctor --selftest` probes: a denied file, aliases of it in the
-//! allowed directory, a copied binary, a tree deeper than `PATH_MAX`, and listeners the task may
-//! not reach.
+//! allowed directory, a copied binary, a tree deeper than `PATH_MAX`, a directory the task may
+//! only read, and listeners the task may not reach.
 
 use std::{
     ffi::CString,
     fs, io,
     net::{TcpListener, UdpSocket},
-    os::unix::{fs::PermissionsExt, net::UnixListener},
+    os::unix::{
+        fs::PermissionsExt,
+        net::{UnixDatagram, UnixListener},
+    },
     path::{Path, PathBuf},
 };
 
@@ -28,6 +31,7 @@ pub struct Fixtures {
     _tcp6: Option<TcpListener>,
     _udp: UdpSocket,
     _unix: UnixListener,
+    _unix_dgram: UnixDatagram,
 }
 
 fn at(path: &Path) -> impl Fn(io::Error) -> FixtureError + '_ {
@@ -38,15 +42,17 @@ fn at(path: &Path) -> impl Fn(io::Error) -> FixtureError + '_ {
 }
 
 /// Recreates `dir` from scratch: `denied/secret`, `denied/new\nline`, the deep tree under
-/// `denied/`, and in `allowed/`: `plain`, `symlink` (to `denied/secret`), `payload`
-/// (a copy of `payload_src`, executable), `mnt/` and the unix socket `socket`.
+/// `denied/`, `readonly/file`, and in `allowed/`: `plain`, `symlink` (to `denied/secret`),
+/// `payload` (a copy of `payload_src`, executable), `mnt/`, the unix stream socket `socket` and
+/// the unix datagram socket `dgram`.
 pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError> {
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(at(dir))?;
     }
     let denied = dir.join("denied");
     let allowed = dir.join("allowed");
-    for d in [dir, &denied, &allowed, &allowed.join("mnt")] {
+    let readonly = dir.join("readonly");
+    for d in [dir, &denied, &allowed, &allowed.join("mnt"), &readonly] {
         fs::create_dir_all(d).map_err(at(d))?;
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(at(d))?;
     }
@@ -57,6 +63,10 @@ pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError>
         (
             &allowed.join("plain"),
             "corral selftest: this file is allowed\n",
+        ),
+        (
+            &readonly.join("file"),
+            "corral selftest: this file may be read, not changed\n",
         ),
     ] {
         fs::write(path, text).map_err(at(path))?;
@@ -78,6 +88,8 @@ pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError>
     let udp = UdpSocket::bind((loopback, port)).map_err(at(dir))?;
     let socket = allowed.join("socket");
     let unix = UnixListener::bind(&socket).map_err(at(&socket))?;
+    let dgram = allowed.join("dgram");
+    let unix_dgram = UnixDatagram::bind(&dgram).map_err(at(&dgram))?;
     Ok(Fixtures {
         dir: dir.to_owned(),
         port,
@@ -86,6 +98,7 @@ pub fn prepare(dir: &Path, payload_src: &Path) -> Result<Fixtures, FixtureError>
         _tcp6: tcp6,
         _udp: udp,
         _unix: unix,
+        _unix_dgram: unix_dgram,
     })
 }
 

@@ -23,9 +23,9 @@ pub const DEEP_NAME_LEN: usize = 200;
 pub const DEEP_LEVELS: usize = 22;
 
 /// A failed call: its name and errno.
-struct Failure {
-    step: &'static str,
-    errno: i32,
+pub(super) struct Failure {
+    pub(super) step: &'static str,
+    pub(super) errno: i32,
 }
 
 impl Failure {
@@ -37,7 +37,7 @@ impl Failure {
     }
 }
 
-fn check(ret: libc::c_long, step: &'static str) -> Result<libc::c_long, Failure> {
+pub(super) fn check(ret: libc::c_long, step: &'static str) -> Result<libc::c_long, Failure> {
     if ret < 0 {
         Err(Failure::last(step))
     } else {
@@ -45,7 +45,7 @@ fn check(ret: libc::c_long, step: &'static str) -> Result<libc::c_long, Failure>
     }
 }
 
-fn cstr(arg: Option<&OsString>) -> Result<CString, String> {
+pub(super) fn cstr(arg: Option<&OsString>) -> Result<CString, String> {
     let arg = arg.ok_or("missing argument")?;
     CString::new(arg.as_bytes()).map_err(|_| format!("argument {} holds a NUL byte", arg.display()))
 }
@@ -89,6 +89,9 @@ fn operate(op: &str, rest: &[OsString]) -> Result<Result<libc::c_long, Failure>,
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("argument {i} must be a number"))
     };
+    if let Some(outcome) = super::probe_files::operate(op, rest) {
+        return outcome;
+    }
     let path = arg(0);
     // SAFETY (every block below): plain system calls on owned, NUL-terminated buffers.
     Ok(match op {
@@ -103,6 +106,8 @@ fn operate(op: &str, rest: &[OsString]) -> Result<Result<libc::c_long, Failure>,
         "connect" => inet(libc::SOCK_STREAM, &path?, number(1)?),
         "sendto" => inet(libc::SOCK_DGRAM, &path?, number(1)?),
         "unix" => unix_connect(&path?),
+        "unix-sendto" => unix_sendto(&path?),
+        "socket" => other_socket(rest.first().and_then(|a| a.to_str()).unwrap_or_default())?,
         "raw" => check(
             unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) }.into(),
             "socket(AF_INET, SOCK_RAW)",
@@ -346,7 +351,8 @@ fn as_bytes<T>(value: &T) -> Vec<u8> {
         .to_vec()
 }
 
-fn unix_connect(path: &CString) -> Result<libc::c_long, Failure> {
+/// The `sockaddr_un` of PATH (cut at 107 bytes) and its length.
+fn unix_addr(path: &CString) -> (libc::sockaddr_un, libc::socklen_t) {
     let mut sa = libc::sockaddr_un {
         sun_family: libc::AF_UNIX as libc::sa_family_t,
         sun_path: [0; 108],
@@ -354,18 +360,76 @@ fn unix_connect(path: &CString) -> Result<libc::c_long, Failure> {
     for (dst, src) in sa.sun_path.iter_mut().zip(path.as_bytes()) {
         *dst = *src as libc::c_char;
     }
+    #[expect(clippy::cast_possible_truncation, reason = "a sockaddr is small")]
+    let len = size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    (sa, len)
+}
+
+fn unix_connect(path: &CString) -> Result<libc::c_long, Failure> {
+    let (sa, len) = unix_addr(path);
     let fd = check(
         unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }.into(),
         "socket(AF_UNIX)",
     )?;
     #[expect(clippy::cast_possible_truncation, reason = "a file descriptor")]
     let fd = fd as libc::c_int;
-    #[expect(clippy::cast_possible_truncation, reason = "a sockaddr is small")]
-    let len = size_of::<libc::sockaddr_un>() as libc::socklen_t;
     check(
         unsafe { libc::connect(fd, (&raw const sa).cast(), len) }.into(),
         "connect(AF_UNIX)",
     )
+}
+
+/// One datagram sent with `sendto` to the unix socket at PATH from an unbound, never connected
+/// socket.
+fn unix_sendto(path: &CString) -> Result<libc::c_long, Failure> {
+    let (sa, len) = unix_addr(path);
+    let fd = check(
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }.into(),
+        "socket(AF_UNIX, SOCK_DGRAM)",
+    )?;
+    #[expect(clippy::cast_possible_truncation, reason = "a file descriptor")]
+    let fd = fd as libc::c_int;
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            b"corral-selftest".as_ptr().cast(),
+            15,
+            0,
+            (&raw const sa).cast(),
+            len,
+        )
+    };
+    check(sent as libc::c_long, "sendto(AF_UNIX)")
+}
+
+/// A socket of a kind no connect or send hook judges: `sctp` (`AF_INET`, `SOCK_STREAM`,
+/// `IPPROTO_SCTP`), `vsock` (`AF_VSOCK`), `ping` (`AF_INET`, `SOCK_DGRAM`, `IPPROTO_ICMP`).
+fn other_socket(kind: &str) -> Result<Result<libc::c_long, Failure>, String> {
+    let (family, ty, proto, step) = match kind {
+        "sctp" => (
+            libc::AF_INET,
+            libc::SOCK_STREAM,
+            libc::IPPROTO_SCTP,
+            "socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP)",
+        ),
+        "vsock" => (
+            libc::AF_VSOCK,
+            libc::SOCK_STREAM,
+            0,
+            "socket(AF_VSOCK, SOCK_STREAM)",
+        ),
+        "ping" => (
+            libc::AF_INET,
+            libc::SOCK_DGRAM,
+            libc::IPPROTO_ICMP,
+            "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)",
+        ),
+        other => return Err(format!("socket sctp|vsock|ping, not {other:?}")),
+    };
+    Ok(check(
+        unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) }.into(),
+        step,
+    ))
 }
 
 /// `bpf(BPF_MAP_GET_NEXT_ID)`: the least a process can ask of `bpf()`.
