@@ -1324,7 +1324,7 @@ const SELFTEST_CLOSED_HERE: [&str; 22] = [
 ];
 
 /// Probes only BPF LSM closes: reported `not_judged` here.
-const SELFTEST_LSM_ONLY: [&str; 15] = [
+const SELFTEST_LSM_ONLY: [&str; 16] = [
     "hardlink",
     "ld.so",
     "mmap-exec",
@@ -1338,6 +1338,7 @@ const SELFTEST_LSM_ONLY: [&str; 15] = [
     "ptrace",
     "signal",
     "mount",
+    "chroot",
     "chmod",
     "chown",
 ];

@@ -3181,6 +3181,7 @@ fn doctor_selftest_closes_every_class_under_bpf_lsm() {
         "bpf",
         "ptrace",
         "mount",
+        "chroot",
         // The classes the kernel programs gained last: sockets no hook judges, unconnected
         // unix datagrams, writes without an open, detached mount trees.
         "sctp-socket",

@@ -256,6 +256,14 @@ pub const PROBES: &[ProbeSpec] = &[
         Op::Mount,
         JudgedBy::Guard,
     ),
+    // After a chroot, BPF LSM would render paths from the new root.
+    probe(
+        TAMPERING,
+        "chroot",
+        &["chroot", "{dir}/allowed"],
+        Op::Mount,
+        JudgedBy::Guard,
+    ),
     probe(
         IDENTITY,
         "thread",

@@ -135,6 +135,7 @@ fn operate(op: &str, rest: &[OsString]) -> Result<Result<libc::c_long, Failure>,
             .into(),
             "mount(tmpfs)",
         ),
+        "chroot" => check(unsafe { libc::chroot(path?.as_ptr()) }.into(), "chroot"),
         "thread-open" => {
             let p = path?;
             std::thread::spawn(move || open(&p, libc::O_RDONLY))
