@@ -15,7 +15,7 @@ use crate::{paths, supervise, vm};
 
 const EXIT_MARKER: &str = "CORRAL_VM_EXIT=";
 /// The VM part takes about 350 s on 6.12 (the default) on the 2-core CI host, where a daemon
-/// start (28 LSM programs verified under TCG) takes about 12 s; on 6.1 a start takes about 40 s
+/// start (29 LSM programs verified under TCG) takes about 12 s; on 6.1 a start takes about 40 s
 /// and the part roughly twice as long: the bound leaves room for `--kernel 6.1` on a loaded host.
 const TIMEOUT: Duration = Duration::from_secs(1080);
 
