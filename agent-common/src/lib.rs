@@ -7,6 +7,7 @@
 #![no_std]
 
 mod codes;
+mod decision_cache;
 mod dns;
 mod event;
 mod identity;
@@ -14,6 +15,10 @@ mod maps;
 
 pub use codes::AllowedEvents;
 pub use codes::{Access, Backend, Decision, Mode, Op, Proto, Reason, UnknownCode};
+pub use decision_cache::{
+    DECISION_CACHE_MAGICS, DECISION_TTL_NS, DecisionCacheConfig, OPEN_DECISIONS_MAX,
+    OpenDecisionKey, OpenDecisionStamp,
+};
 pub use dns::{DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PORT, DNS_PROXY_MAX, DnsOrigin, DnsProxy};
 pub use event::{
     COMM_LEN, EVENT_HEAD_SIZE, EVENT_SIZE, Event, PATH_CLASS_SHORT, PATH_CLASS_UNIX, record_size,
@@ -25,12 +30,12 @@ pub use maps::{
     InodeKey, InstanceInfo, TAG_LANDLOCK, TAG_SELECTED,
 };
 pub use maps::{
-    CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_SLOTS, COUNTER_TAG_INSERT_FAILED,
-    ConnectSeen, EVENTS_RING_BYTES, EXE_PATH_MAX, EXES_MAX, ExePath, FILE_RULES_MAX, FileRuleData,
-    FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data, NetV6Data, OP_CODE_MAX, PATH_MAX,
-    PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY, RULE_DENY_BENEATH, RULE_EXEC, RULE_PATH_MAX,
-    RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX, TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX,
-    UnixRuleKey, counter_index,
+    CONNECT_SEEN_MAX, COUNTER_EVENTS_DROPPED, COUNTER_OPEN_CACHE_HITS, COUNTER_SLOTS,
+    COUNTER_TAG_INSERT_FAILED, ConnectSeen, EVENTS_RING_BYTES, EXE_PATH_MAX, EXES_MAX, ExePath,
+    FILE_RULES_MAX, FileRuleData, FileRuleKeyScratch, KernelOffsets, NET_RULES_MAX, NetV4Data,
+    NetV6Data, OP_CODE_MAX, PATH_MAX, PORT_RANGES_MAX, PortRange, PortSet, RULE_DENY,
+    RULE_DENY_BENEATH, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE, TAGS_MAX, TASKS_MAX,
+    TaskConfig, TaskTag, UNIX_PATH_MAX, UNIX_RULES_MAX, UnixRuleKey, counter_index,
 };
 pub use maps::{
     PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS,
@@ -61,6 +66,11 @@ pub mod names {
     pub const EXES: &str = "EXES";
     /// The read-only global holding `KernelOffsets`.
     pub const OFFSETS: &str = "OFFSETS";
+    /// The read-only global holding `DecisionCacheConfig`.
+    pub const DECISION_CACHE: &str = "DECISION_CACHE";
+    /// `LruHashMap<OpenDecisionKey, OpenDecisionStamp>`: allowed opens of confined processes,
+    /// remembered (see `DecisionCacheConfig`).
+    pub const OPEN_DECISIONS: &str = "OPEN_DECISIONS";
     /// `HashMap<InodeKey, u32 task id>`: executables whose exec makes a process join a task.
     pub const EXEC_SELECTORS: &str = "EXEC_SELECTORS";
     /// `LpmTrie<CgroupPathData, u32 task id>`: cgroup v2 paths whose processes join a task.

@@ -372,6 +372,14 @@ pub struct KernelOffsets {
     pub task_nsproxy: u32,
     /// `struct nsproxy::mnt_ns`.
     pub nsproxy_mnt_ns: u32,
+    /// `struct inode::i_generation`.
+    pub inode_i_generation: u32,
+    /// `struct super_block::s_magic`.
+    pub sb_s_magic: u32,
+    /// `struct task_struct::fs`.
+    pub task_fs: u32,
+    /// `struct fs_struct::root` (a `struct path`).
+    pub fs_struct_root: u32,
 }
 
 /// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
@@ -382,6 +390,11 @@ pub const COUNTER_SLOTS: u32 = (OP_CODE_MAX + 1) * 4 + 2;
 pub const COUNTER_EVENTS_DROPPED: u32 = (OP_CODE_MAX + 1) * 4;
 /// Children that could not be tagged at fork because `TAGS` was full (see the fork hook).
 pub const COUNTER_TAG_INSERT_FAILED: u32 = COUNTER_EVENTS_DROPPED + 1;
+
+/// Opens of confined processes allowed by a remembered decision (`OPEN_DECISIONS`), also counted
+/// as allowed opens. The slot of decision code 0 of `Op::Open`, which no decision uses: the
+/// counters map keeps its size, so a daemon upgrade adopts the pinned one.
+pub const COUNTER_OPEN_CACHE_HITS: u32 = counter_index(crate::Op::Open as u32, 0);
 
 /// Slot of `COUNTERS` for an `Op` code (1..=`OP_CODE_MAX`) and a `Decision` code (1..=3).
 #[must_use]
@@ -403,9 +416,12 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 38 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 42 * 4);
 const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
 const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
+const _: () = assert!(
+    COUNTER_OPEN_CACHE_HITS.is_multiple_of(4) && COUNTER_OPEN_CACHE_HITS < COUNTER_EVENTS_DROPPED
+);
 const _: () = assert!((OP_CODE_MAX + 1).is_power_of_two());
 
 #[cfg(feature = "user")]

@@ -1,8 +1,8 @@
 //! Exec and open: judged by the kernel's resolved path of the file really reached.
 
 use agent_common::{
-    Access, EXE_PATH_MAX, FileRuleData, FileRuleKeyScratch, Op, PATH_MAX, RULE_DENY, RULE_EXEC,
-    RULE_PATH_MAX, RULE_READ, RULE_WRITE, Reason,
+    Access, COUNTER_OPEN_CACHE_HITS, Decision, EXE_PATH_MAX, FileRuleData, FileRuleKeyScratch, Op,
+    PATH_MAX, RULE_DENY, RULE_EXEC, RULE_PATH_MAX, RULE_READ, RULE_WRITE, Reason, counter_index,
 };
 use aya_ebpf::{
     bindings::path,
@@ -17,8 +17,9 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
+    decision_cache::cacheable,
     identity::identity_denied,
-    maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, offsets},
+    maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, count, offsets},
     mount_ns::refuse_foreign,
     report::{DENY, PathSource, Target, finish, finish_counting, lsm_verdict},
 };
@@ -60,7 +61,7 @@ fn try_bprm_check(ctx: &LsmContext) -> Result<i32, i32> {
             &Target::empty(),
         ));
     }
-    let verdict = judge_file(Op::Exec, &who, file, 0, |flags| flags & RULE_EXEC != 0);
+    let verdict = judge_file(Op::Exec, &who, file, 0, |flags| flags & RULE_EXEC != 0).verdict;
     if verdict == 0 {
         remember_exe();
     }
@@ -102,6 +103,11 @@ pub fn remember_exe() {
 /// `RULE_READ`; an exec-open needs `RULE_EXEC` or `RULE_READ` (the ELF interpreter is exec-opened
 /// but is only read); `RULE_DENY` beats all. An unresolvable path is a miss. Fails closed for
 /// tagged processes.
+///
+/// An allowed open of a file with one link on a local file system is remembered in
+/// `OPEN_DECISIONS` (see `decision_cache`): the same process's task re-opening it is allowed
+/// without resolving the path again while no rename or mount change happened (and for at most
+/// `DECISION_TTL_NS`); the decision is counted as usual.
 #[lsm(hook = "file_open")]
 pub fn corral_file_open(ctx: LsmContext) -> i32 {
     lsm_verdict(try_file_open(&ctx))
@@ -128,7 +134,21 @@ fn try_file_open(ctx: &LsmContext) -> i32 {
     } else {
         Op::Open
     };
-    judge_file(op, &who, file, access, open_allowed(access))
+    let cacheable = cacheable(&who, file, access);
+    if let Some(c) = &cacheable {
+        if c.hit() {
+            count(counter_index(op as u32, Decision::Allowed as u32));
+            count(COUNTER_OPEN_CACHE_HITS);
+            return 0;
+        }
+    }
+    let judged = judge_file(op, &who, file, access, open_allowed(access));
+    if judged.allowed {
+        if let Some(c) = &cacheable {
+            c.remember();
+        }
+    }
+    judged.verdict
 }
 
 /// `Access` bits of an open file, from its `f_mode` and `f_flags`.
@@ -165,6 +185,26 @@ pub fn open_allowed(access: u32) -> impl Fn(u32) -> bool {
     }
 }
 
+/// A finished file judgement.
+#[derive(Clone, Copy)]
+pub struct Judged {
+    /// What the hook returns.
+    pub verdict: i32,
+    /// The rules allowed the operation (an audited miss returns 0 too, but is not allowed).
+    pub allowed: bool,
+}
+
+impl Judged {
+    /// A miss the hook already finished, with its verdict.
+    #[inline(always)]
+    const fn missed(verdict: i32) -> Self {
+        Self {
+            verdict,
+            allowed: false,
+        }
+    }
+}
+
 /// Resolves `file->f_path` with `bpf_d_path`, looks the path up in `FILE_RULES` for the caller's
 /// task, and finishes the hook. `allowed` gets the matched flags (0 when no rule matched) and is
 /// only asked when no deny rule matched.
@@ -175,7 +215,7 @@ pub fn judge_file(
     file: *const u8,
     access: u32,
     allowed: impl Fn(u32) -> bool,
-) -> i32 {
+) -> Judged {
     let mut target = Target::empty();
     target.access = access;
     let off = offsets();
@@ -185,7 +225,7 @@ pub fn judge_file(
         file.wrapping_add(off.file_f_path as usize),
         &mut target,
     ) {
-        return verdict;
+        return Judged::missed(verdict);
     }
     // Judged before the path resolves: the look-up does not touch the path scratch.
     let by_identity = identity_denied(who.rules, file);
@@ -209,7 +249,7 @@ pub type Walked = Option<(*mut FileRuleKeyScratch, i64)>;
 
 /// Finishes the judgement of an open or exec of a file whose path is `resolved`, by the rules
 /// and the deny rules (`RULE_DENY`): see `judge_resolved_identity`. No scratch is a miss
-/// (`PathUnresolved`).
+/// (`PathUnresolved`). Returns the verdict and whether the rules allowed the operation.
 #[inline(always)]
 pub fn judge_resolved_file(
     op: Op,
@@ -219,9 +259,9 @@ pub fn judge_resolved_file(
     count_allowed: bool,
     by_identity: bool,
     allowed: impl Fn(u32) -> bool,
-) -> i32 {
+) -> Judged {
     let Some((scratch, len)) = resolved else {
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
+        return Judged::missed(finish(op, who, Some(Reason::PathUnresolved), &target));
     };
     judge_resolved_identity(
         op,
@@ -271,11 +311,13 @@ pub fn judge_resolved_denying(
         false,
         allowed,
     )
+    .verdict
 }
 
 /// As `judge_resolved_denying`; `by_identity` true (see `identity::identity_denied`) turns a path
 /// the rules allow into a `denied_identity` miss: the file reached is a denied one by device and
-/// inode (a hard link). Path misses keep their own reason.
+/// inode (a hard link). Path misses keep their own reason. Returns the verdict and whether the
+/// rules allowed the operation.
 #[inline(always)]
 #[allow(
     clippy::too_many_arguments,
@@ -291,12 +333,12 @@ pub fn judge_resolved_identity(
     count_allowed: bool,
     by_identity: bool,
     allowed: impl Fn(u32) -> bool,
-) -> i32 {
+) -> Judged {
     let me = bpf_get_current_pid_tgid();
     if len <= 0 {
         // Too long (-ENAMETOOLONG) or unreachable: deny, never truncate-and-allow.
         target.path_error = if len < 0 { len as i32 } else { -22 };
-        return finish(op, who, Some(Reason::PathUnresolved), &target);
+        return Judged::missed(finish(op, who, Some(Reason::PathUnresolved), &target));
     }
     // `len` counts the NUL; the key holds at most RULE_PATH_MAX bytes (see `RULE_PATH_MAX`).
     let key_bytes = if len as usize > RULE_PATH_MAX {
@@ -333,7 +375,10 @@ pub fn judge_resolved_identity(
         Some(Reason::NotAllowed)
     };
     let ret = finish_counting(op, who, miss, &target, count_allowed);
-    if ret == DENY { DENY } else { 0 }
+    Judged {
+        verdict: if ret == DENY { DENY } else { 0 },
+        allowed: miss.is_none() && who.forced_miss.is_none(),
+    }
 }
 
 /// Trivial program `corral doctor` loads and attaches to learn whether the kernel runs BPF LSM

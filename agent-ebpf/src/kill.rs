@@ -119,7 +119,8 @@ fn judge_walked(
         count_allowed,
         identity_denied(who.rules, file),
         allowed,
-    );
+    )
+    .verdict;
     (verdict, Some(walked))
 }
 

@@ -32,6 +32,7 @@
 mod changes;
 mod connect;
 mod context;
+mod decision_cache;
 mod dns_redirect;
 mod files;
 mod identity;

@@ -13,6 +13,7 @@ use agent_common::{
     DENIED_INODES_MAX, DNS_LEARN_MAX, DNS_ORIGINS_MAX, DNS_PROXY_MAX, DeniedInodeKey, DnsOrigin,
     DnsProxy,
 };
+use agent_common::{DecisionCacheConfig, OPEN_DECISIONS_MAX, OpenDecisionKey, OpenDecisionStamp};
 use aya_ebpf::{
     helpers::bpf_get_prandom_u32,
     macros::map,
@@ -73,7 +74,26 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     mount_mnt_ns: 0,
     task_nsproxy: 0,
     nsproxy_mnt_ns: 0,
+    inode_i_generation: 0,
+    sb_s_magic: 0,
+    task_fs: 0,
+    fs_struct_root: 0,
 };
+
+/// Where the kernel's `rename_lock` and `mount_lock` are (see `DecisionCacheConfig`), written by
+/// the daemon before load; zeros keep the open-decision cache off.
+#[unsafe(no_mangle)]
+pub static DECISION_CACHE: DecisionCacheConfig = DecisionCacheConfig {
+    rename_lock: 0,
+    mount_lock: 0,
+};
+
+/// Reads `DECISION_CACHE` through a volatile load so the compiler cannot fold the zeros.
+#[inline(always)]
+pub fn decision_cache_config() -> DecisionCacheConfig {
+    // SAFETY: a valid static; the volatile read only stops constant folding.
+    unsafe { core::ptr::read_volatile(&raw const DECISION_CACHE) }
+}
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.
 #[inline(always)]
@@ -81,6 +101,14 @@ pub fn offsets() -> KernelOffsets {
     // SAFETY: `OFFSETS` is a valid static; the volatile read only stops constant folding.
     unsafe { core::ptr::read_volatile(&raw const OFFSETS) }
 }
+
+/// Key: `OpenDecisionKey`. Value: `OpenDecisionStamp`. Bound: `OPEN_DECISIONS_MAX`, least
+/// recently used first out. Why: a confined process re-opening a file it was allowed to open is
+/// not judged again while nothing its path depends on changed (see `decision_cache`). Not pinned:
+/// each generation of programs starts empty.
+#[map(name = "OPEN_DECISIONS")]
+pub static OPEN_DECISIONS: LruHashMap<OpenDecisionKey, OpenDecisionStamp> =
+    LruHashMap::with_max_entries(OPEN_DECISIONS_MAX, 0);
 
 /// Key: tgid (u32). Value: `TaskTag`. Bound: `TAGS_MAX` processes.
 /// Why: the one look-up every hook starts with; a process without an entry is not watched.
@@ -202,6 +230,15 @@ pub fn allowed_event_wanted() -> bool {
     let every = s.allowed_sample;
     // SAFETY: the helper only returns a number.
     every <= 1 || unsafe { bpf_get_prandom_u32() } % every == 0
+}
+
+/// Whether no allowed decision becomes an event (`AllowedEvents::None`, or no entry): what the
+/// open-decision cache needs, since a remembered decision has no path to report.
+#[inline(always)]
+pub fn allowed_events_off() -> bool {
+    SETTINGS
+        .get(0)
+        .is_none_or(|s| s.allowed_events == AllowedEvents::None as u32)
 }
 
 /// Adds one to a counter slot.

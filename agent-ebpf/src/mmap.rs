@@ -50,7 +50,7 @@ fn try_mmap_file(ctx: &LsmContext) -> i32 {
         return 0;
     }
     let file: *const u8 = ctx.arg(0);
-    judge_file(Op::Mmap, &who, file, Access::EXEC, exec_mappable)
+    judge_file(Op::Mmap, &who, file, Access::EXEC, exec_mappable).verdict
 }
 
 /// `file_mprotect(struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)`:

@@ -3651,3 +3651,207 @@ fn binfmt_misc_interpreter_needs_exec_allow() {
     let out = d.run("binfmt", &[&probe(), "exec", &payload]);
     expect_interpreter_refused(&d, "binfmt", &out, &interp, &payload);
 }
+
+/// Opens allowed by a remembered decision so far (`corral status`).
+fn open_cache_hits(d: &Daemon) -> u64 {
+    d.status()
+        .pointer("/counters/open_cache_hits")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Runs `corral-probe reopen-until` tagged as `task`: it keeps `first` (allowed) opened, so its
+/// decision stays remembered; the test checks that the kernel did remember it (hits counted),
+/// then `change`s what the path depends on, opens the gate, and returns the probe's open of
+/// `second`, judged right after a remembered decision.
+fn open_after_a_remembered_one(
+    d: &Daemon,
+    s: &Scratch,
+    task: &str,
+    (first, second): (&str, &str),
+    change: impl FnOnce(),
+) -> corral_tests::process::RunOutput {
+    let gate = s.join(&format!("gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let before = open_cache_hits(d);
+    let bg = d.run_background(task, &[&probe(), "reopen-until", &gate, first, second]);
+    assert_eq!(
+        bg.first_line(),
+        "opened",
+        "expected the tagged probe to open {first}"
+    );
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while open_cache_hits(d) < before + 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected re-opens of {first} to be allowed by a remembered decision (open_cache_hits above {before})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    change();
+    std::fs::write(&gate, "").unwrap_or_else(|e| panic!("expected to create the gate {gate}: {e}"));
+    let out = bg.wait();
+    let _ = std::fs::remove_file(&gate);
+    out
+}
+
+#[test]
+fn remembered_open_decisions_allow_reopens_and_are_counted_as_allowed_opens() {
+    let s = Scratch::new("cache-hit");
+    let file = s.file("ok/f", "allowed");
+    let pol = Policy::probe_only("cache-hit").read(&s.join("ok/"));
+    let d = Daemon::with(&[&pol]);
+    let allowed_before = d.counter("open", "allowed");
+    let out = open_after_a_remembered_one(&d, &s, "cache-hit", (&file, &file), || {});
+    d.expect_ok(&out);
+    assert!(
+        d.counter("open", "allowed") >= allowed_before + 3,
+        "expected opens allowed by a remembered decision to be counted as allowed opens"
+    );
+}
+
+#[test]
+fn a_rename_ends_remembered_open_decisions_of_the_file_and_of_everything_beneath() {
+    let s = Scratch::new("cache-rename");
+    let file = s.file("ok/dir/f", "allowed where it was");
+    let single = s.file("ok/g", "allowed where it was");
+    let _ = s.mkdir("no");
+    let pol = Policy::probe_only("cache-rename").read(&s.join("ok/"));
+    let d = Daemon::with(&[&pol]);
+
+    // A directory above the file moves: the file's own dentry does not change, its path does.
+    let moved = s.join("no/dir/f");
+    let out = open_after_a_remembered_one(&d, &s, "cache-rename", (&file, &moved), || {
+        std::fs::rename(s.join("ok/dir"), s.join("no/dir"))
+            .unwrap_or_else(|e| panic!("expected to move ok/dir to no/dir: {e}"));
+    });
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused open of the moved file",
+        &denied_open("cache-rename", &moved, "read"),
+    );
+
+    // The file itself moves.
+    let renamed = s.join("no/g");
+    let out = open_after_a_remembered_one(&d, &s, "cache-rename", (&single, &renamed), || {
+        std::fs::rename(&single, &renamed)
+            .unwrap_or_else(|e| panic!("expected to rename {single} to {renamed}: {e}"));
+    });
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused open of the renamed file",
+        &denied_open("cache-rename", &renamed, "read"),
+    );
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily, wherever it was moved) on drop.
+struct TestMount {
+    at: std::cell::RefCell<String>,
+}
+
+impl TestMount {
+    fn tmpfs(at: &str) -> Self {
+        let target = std::ffi::CString::new(at)
+            .unwrap_or_else(|e| panic!("expected a mount point without NUL: {e}"));
+        // SAFETY: valid C strings; a plain tmpfs mount.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert!(
+            rc == 0,
+            "expected to mount a tmpfs on {at}: {}",
+            std::io::Error::last_os_error()
+        );
+        Self {
+            at: std::cell::RefCell::new(at.to_owned()),
+        }
+    }
+
+    /// `mount --move` to `to`.
+    fn move_to(&self, to: &str) {
+        let from = std::ffi::CString::new(self.at.borrow().as_str())
+            .unwrap_or_else(|e| panic!("expected a mount point without NUL: {e}"));
+        let target = std::ffi::CString::new(to)
+            .unwrap_or_else(|e| panic!("expected a mount point without NUL: {e}"));
+        // SAFETY: valid C strings.
+        let rc = unsafe {
+            libc::mount(
+                from.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_MOVE,
+                std::ptr::null(),
+            )
+        };
+        assert!(
+            rc == 0,
+            "expected to move the mount on {} to {to}: {}",
+            self.at.borrow(),
+            std::io::Error::last_os_error()
+        );
+        to.clone_into(&mut self.at.borrow_mut());
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if let Ok(at) = std::ffi::CString::new(self.at.borrow().as_str()) {
+            // SAFETY: valid C string.
+            unsafe { libc::umount2(at.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+#[test]
+fn a_moved_mount_ends_remembered_open_decisions_beneath_it() {
+    let s = Scratch::new("cache-mount");
+    let mount = TestMount::tmpfs(&s.mkdir("ok/m"));
+    let _ = s.mkdir("no/m");
+    let file = s.file("ok/m/f", "allowed where it was");
+    let pol = Policy::probe_only("cache-mount").read(&s.join("ok/"));
+    let d = Daemon::with(&[&pol]);
+
+    let moved = s.join("no/m/f");
+    let out = open_after_a_remembered_one(&d, &s, "cache-mount", (&file, &moved), || {
+        mount.move_to(&s.join("no/m"));
+    });
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused open of the file on the moved mount",
+        &denied_open("cache-mount", &moved, "read"),
+    );
+}
+
+#[test]
+fn a_policy_reload_ends_remembered_open_decisions() {
+    let s = Scratch::new("cache-reload");
+    let file = s.file("ok/f", "allowed until the reload");
+    let pol = Policy::probe_only("cache-reload").read(&s.join("ok/"));
+    let narrower = Policy::probe_only("cache-reload").read(&s.join("other/"));
+    let d = Daemon::with(&[&pol]);
+    let generation = d.status()["policy"]["generation"].as_u64().unwrap_or(0);
+
+    let out = open_after_a_remembered_one(&d, &s, "cache-reload", (&file, &file), || {
+        replace_file(&d.policies(), &pol.file_name(), &narrower.yaml());
+        let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+        while d.status()["policy"]["generation"].as_u64().unwrap_or(0) <= generation {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected the narrower policy to reach the kernel (generation past {generation})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    d.expect_errno(&out, "EPERM");
+    // The probe's re-opens after the reload were refused too (each with its event).
+    let _ = d.wait_events(
+        |ev| has(ev, &denied_open("cache-reload", &file, "read")),
+        EVENT_TIMEOUT,
+    );
+}

@@ -81,8 +81,8 @@ pub fn render(status: &serde_json::Value) -> String {
     }
     let _ = writeln!(
         out,
-        "  events_dropped={} tag_insert_failed={}",
-        c["events_dropped"], c["tag_insert_failed"]
+        "  events_dropped={} tag_insert_failed={} open_cache_hits={}",
+        c["events_dropped"], c["tag_insert_failed"], c["open_cache_hits"]
     );
     out
 }

@@ -3,7 +3,8 @@
 //! crate's types and encoder.
 
 use prometheus::{
-    Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    core::Collector,
 };
 use serde_json::Value;
 
@@ -148,6 +149,18 @@ fn decisions_and_drops(r: &Registry, s: &Snapshot<'_>) -> Result<(), RenderError
         .with_label_values(&["subscriber"])
         .inc_by(s.subscriber_drops);
 
+    let hits = IntCounter::new(
+        "corral_open_decision_cache_hits_total",
+        "Opens of confined processes allowed by a remembered decision, without resolving the path again (BPF LSM only; also counted in corral_decisions_total as allowed opens).",
+    )
+    .map_err(err("corral_open_decision_cache_hits_total"))?;
+    hits.inc_by(
+        s.status
+            .pointer("/counters/open_cache_hits")
+            .map_or(0, as_u64),
+    );
+    register(r, "corral_open_decision_cache_hits_total", hits)?;
+
     Ok(())
 }
 
@@ -275,7 +288,8 @@ mod tests {
             "counters": {
                 "open": {"allowed": 10, "denied": 2, "audited": 0},
                 "events_dropped": 4,
-                "tag_insert_failed": 0
+                "tag_insert_failed": 0,
+                "open_cache_hits": 8
             }
         });
         let mut decisions = BTreeMap::new();
@@ -305,6 +319,7 @@ mod tests {
             "corral_decisions_total{decision=\"denied\",op=\"open\",task=\"a\"} 2",
             "corral_events_dropped_total{stage=\"kernel\"} 4",
             "corral_events_dropped_total{stage=\"subscriber\"} 5",
+            "corral_open_decision_cache_hits_total 8",
             "corral_tagged_processes{task=\"a\"} 3",
             "corral_event_subscribers 2",
             "corral_policy_reloads_total{result=\"error\"} 0",

@@ -20,7 +20,7 @@ const fn lpm<T>() -> usize {
 fn maps_in_the_object_match_the_shared_types() {
     let obj = aya_obj::Object::parse(EBPF_OBJECT)
         .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
-    let expected: [(&str, usize, usize, u32); 13] = [
+    let expected: [(&str, usize, usize, u32); 14] = [
         (names::TAGS, 4, size_of::<TaskTag>(), TAGS_MAX),
         (names::TASKS, 4, size_of::<TaskConfig>(), TASKS_MAX),
         (names::FILE_RULES, lpm::<FileRuleData>(), 4, FILE_RULES_MAX),
@@ -58,6 +58,12 @@ fn maps_in_the_object_match_the_shared_types() {
             4,
             size_of::<agent_common::Settings>(),
             agent_common::SETTINGS_MAX,
+        ),
+        (
+            names::OPEN_DECISIONS,
+            size_of::<agent_common::OpenDecisionKey>(),
+            size_of::<agent_common::OpenDecisionStamp>(),
+            agent_common::OPEN_DECISIONS_MAX,
         ),
     ];
     for (name, key, value, max) in expected {

@@ -5,6 +5,7 @@
 mod backends;
 mod btf_members;
 mod cgroup;
+mod decision_cache;
 mod dns;
 mod guards;
 mod heap;
@@ -21,7 +22,7 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
-use agent_common::{KernelOffsets, names};
+use agent_common::{DecisionCacheConfig, KernelOffsets, names};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, Lsm, ProgramError, links::FdLink},
@@ -284,6 +285,7 @@ fn parse_btf(btf_path: &Path) -> Result<Btf, LoaderError> {
 fn load_object(
     btf_path: &Path,
     offsets: &KernelOffsets,
+    cache: &DecisionCacheConfig,
     pins: Option<&PinDir>,
 ) -> Result<(Btf, Ebpf), LoaderError> {
     let paths: Vec<(&str, PathBuf)> = pins
@@ -296,7 +298,8 @@ fn load_object(
         let mut loader = bare;
         loader
             .btf(Some(&btf))
-            .override_global(names::OFFSETS, offsets, true);
+            .override_global(names::OFFSETS, offsets, true)
+            .override_global(names::DECISION_CACHE, cache, true);
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
@@ -305,6 +308,25 @@ fn load_object(
             .map_err(|source| LoaderError::Object { source })?
     };
     Ok((btf, ebpf))
+}
+
+/// The open-decision cache's configuration, or zeros (off, every open judged in full) with a
+/// warning saying why.
+fn open_decision_cache(btf_path: &Path) -> DecisionCacheConfig {
+    match decision_cache::config(Path::new(decision_cache::KALLSYMS), btf_path) {
+        Ok(cache) => {
+            tracing::info!(
+                "open-decision cache on: re-opens of allowed files are not re-judged until a rename or mount change"
+            );
+            cache
+        }
+        Err(e) => {
+            tracing::warn!(
+                "open-decision cache off (every open is judged in full, which is slower): {e:#}"
+            );
+            DecisionCacheConfig::default()
+        }
+    }
 }
 
 /// Loads and attaches the programs of the backends `probe` found, or explains why nothing can
@@ -319,8 +341,13 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     let mut offsets = read_offsets(btf_path)?;
     offsets.lsm_connect = u32::from(probe.caps.lsm);
     offsets.kill_observer = u32::from(!probe.caps.lsm);
+    let cache = if probe.caps.lsm {
+        open_decision_cache(btf_path)
+    } else {
+        DecisionCacheConfig::default()
+    };
     let adopted = pins.prepare()?;
-    let (btf, mut ebpf) = load_object(btf_path, &offsets, Some(pins))?;
+    let (btf, mut ebpf) = load_object(btf_path, &offsets, &cache, Some(pins))?;
     let mut plan: Vec<HookSpec> = TAGGING_HOOKS.to_vec();
     if probe.caps.lsm {
         plan.extend(LSM_HOOKS);

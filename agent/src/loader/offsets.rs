@@ -95,6 +95,10 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         mount_mnt_ns: find("mount", "mnt_ns")?,
         task_nsproxy: find("task_struct", "nsproxy")?,
         nsproxy_mnt_ns: find("nsproxy", "mnt_ns")?,
+        inode_i_generation: find("inode", "i_generation")?,
+        sb_s_magic: find("super_block", "s_magic")?,
+        task_fs: find("task_struct", "fs")?,
+        fs_struct_root: find("fs_struct", "root")?,
     })
 }
 
@@ -222,6 +226,10 @@ mod tests {
             ("pt_regs", "di"),
             ("vm_area_struct", "vm_file"),
             ("vm_area_struct", "vm_flags"),
+            ("inode", "i_generation"),
+            ("super_block", "s_magic"),
+            ("task_struct", "fs"),
+            ("fs_struct", "root"),
             ("task_struct", "no_such_field"),
         ];
         for (name, field) in asked {

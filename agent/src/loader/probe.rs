@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_common::names;
+use agent_common::{DecisionCacheConfig, names};
 use serde::Serialize;
 
 use super::{
@@ -136,7 +136,10 @@ fn probe_ebpf(
     }
     let prepared = read_offsets(btf_path)
         .map_err(|e| e.to_string())
-        .and_then(|off| load_object(btf_path, &off, None).map_err(|e| e.to_string()));
+        .and_then(|off| {
+            load_object(btf_path, &off, &DecisionCacheConfig::default(), None)
+                .map_err(|e| e.to_string())
+        });
     let (btf, mut ebpf) = match prepared {
         Ok(p) => p,
         Err(e) => {

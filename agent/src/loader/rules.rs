@@ -3,9 +3,9 @@
 use std::collections::HashMap as StdHashMap;
 
 use agent_common::{
-    COUNTER_EVENTS_DROPPED, COUNTER_TAG_INSERT_FAILED, Decision, EXE_PATH_MAX, ExePath,
-    FileRuleData, Mode, NetV4Data, NetV6Data, Op, PortRange, PortSet, TaskConfig, TaskTag,
-    UnixRuleKey, counter_index, names,
+    COUNTER_EVENTS_DROPPED, COUNTER_OPEN_CACHE_HITS, COUNTER_TAG_INSERT_FAILED, Decision,
+    EXE_PATH_MAX, ExePath, FileRuleData, Mode, NetV4Data, NetV6Data, Op, PortRange, PortSet,
+    TaskConfig, TaskTag, UnixRuleKey, counter_index, names,
 };
 use agent_common::{DeniedInodeKey, IDENTITY_DENIED};
 use aya::{
@@ -40,6 +40,8 @@ pub struct Counters {
     pub ops: std::collections::BTreeMap<&'static str, OpCounters>,
     pub events_dropped: u64,
     pub tag_insert_failed: u64,
+    /// Opens allowed by a remembered decision (BPF LSM only; also counted as allowed opens).
+    pub open_cache_hits: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -463,6 +465,7 @@ impl RuleMaps {
             ops,
             events_dropped: read(COUNTER_EVENTS_DROPPED)?,
             tag_insert_failed: read(COUNTER_TAG_INSERT_FAILED)?,
+            open_cache_hits: read(COUNTER_OPEN_CACHE_HITS)?,
         })
     }
 }

@@ -4,6 +4,12 @@
 //! ```text
 //! corral-probe [OPTS] open PATH r|w|rw          (w and rw create the file, mode 0644)
 //! corral-probe [OPTS] reopen PATH               (O_PATH, then open /proc/self/fd/N to read)
+//! corral-probe [OPTS] reopen-until GATE FIRST SECOND
+//!                                               (read-opens FIRST, prints "opened", keeps
+//!                                               read-opening it every millisecond (failures
+//!                                               ignored) until GATE exists, then read-opens
+//!                                               SECOND: an open judged while FIRST's allowed
+//!                                               decision is fresh in the kernel's cache)
 //! corral-probe [OPTS] exec PATH [ARGS...]       (execv; prints only on failure)
 //! corral-probe [OPTS] connect tcp|udp ADDR PORT (IPv4 or IPv6 literal)
 //! corral-probe [OPTS] connect unix PATH|@NAME [stream|dgram|seqpacket]
@@ -218,6 +224,11 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
         b"open" => Ok(open(&args.path(0, "a path")?, args.text(1, "r|w|rw")?)?),
         b"loop" => loop_op(&args),
         b"reopen" => Ok(reopen(&args.path(0, "a path")?)),
+        b"reopen-until" => Ok(reopen_until(
+            &args.path(0, "the gate path")?,
+            &args.path(1, "the first path")?,
+            &args.path(2, "the second path")?,
+        )),
         b"exec" => Ok(Err(exec(&args.command(0, "a path")?))),
         b"connect" => match args.text(0, "tcp|udp|unix")? {
             kind @ ("tcp" | "udp") => {
@@ -1269,6 +1280,28 @@ fn loop_op(args: &Args<'_>) -> Result<Outcome, Usage> {
         other => return Err(Usage(format!("unknown loop kind {other:?}"))),
     };
     Ok(decision_loop(millis, &*allowed, &*denied))
+}
+
+/// `reopen-until`: see the usage. The loop keeps FIRST's remembered decision fresh (it is
+/// re-made when it expires), so SECOND is judged right after a remembered decision whatever the
+/// test's own pace; GATE is tested with `access`, which no hook judges. Gives up after 60 s.
+fn reopen_until(gate: &CStr, first: &CStr, second: &CStr) -> Outcome {
+    read_open(first)?;
+    let _ = writeln!(std::io::stdout(), "opened");
+    let _ = std::io::stdout().flush();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // SAFETY: valid C string.
+    while unsafe { libc::access(gate.as_ptr(), libc::F_OK) } != 0 {
+        if std::time::Instant::now() > end {
+            return Err(Failure {
+                step: "reopen-until (the gate never appeared)",
+                errno: libc::ETIMEDOUT,
+            });
+        }
+        let _ = read_open(first);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    read_open(second)
 }
 
 fn read_open(path: &CStr) -> Outcome {
