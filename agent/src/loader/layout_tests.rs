@@ -119,3 +119,16 @@ fn the_embedded_object_keeps_its_btf_and_not_its_dwarf() {
         EBPF_OBJECT.len()
     );
 }
+
+#[test]
+fn the_object_has_no_co_re_relocations() {
+    // `load_object` loads the object without the kernel BTF, which aya would need to apply
+    // CO-RE relocations (it skips them silently without it): struct offsets reach the programs
+    // through `KernelOffsets` instead.
+    let obj = aya_obj::Object::parse(EBPF_OBJECT)
+        .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
+    assert!(
+        !obj.has_btf_relocations(),
+        "expected no CO-RE relocations in the eBPF object: load_object would leave them unapplied"
+    );
+}
