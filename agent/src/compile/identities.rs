@@ -89,9 +89,8 @@ pub fn deny_identities_bounded(
             }
             continue;
         }
-        if !rule.is_prefix() || !links_possible(root) {
-            // An exact rule on a directory (directories have no hard links), or a tree of a file
-            // system that refuses `link(2)`.
+        if !rule.is_prefix() {
+            // An exact rule on a directory: directories have no hard links.
             continue;
         }
         let mut found = Found {
@@ -140,11 +139,14 @@ impl Found<'_> {
     /// directory is opened relative to its parent's descriptor (`openat`, `O_NOFOLLOW`) and its
     /// entries examined relative to its own (`fstatat`, no symlink followed): no full path is
     /// handed to the kernel, so files deeper than `PATH_MAX` are reached (a walk by path stops
-    /// there with `ENAMETOOLONG`).
+    /// there with `ENAMETOOLONG`). A root on a file system that refuses `link(2)` is not walked,
+    /// as a mount point beneath it would not be: both are tested on the opened directory.
     fn walk_beneath(&mut self, root: &Path, dev: u64) -> Result<(), PastBound> {
-        let opened = rfs::open(root, dir_flags(), Mode::empty())
-            .and_then(Dir::new)
-            .map_err(io::Error::from);
+        let opened = match rfs::open(root, dir_flags(), Mode::empty()) {
+            Ok(fd) if !fd_links_possible(&fd) => return Ok(()),
+            Ok(fd) => Dir::new(fd),
+            Err(e) => Err(e),
+        };
         let mut stack = match opened {
             Ok(dir) => vec![Level {
                 dir,
@@ -152,7 +154,7 @@ impl Found<'_> {
                 dev,
             }],
             Err(e) => {
-                self.unreadable.push((root.to_owned(), e));
+                self.unreadable.push((root.to_owned(), e.into()));
                 return Ok(());
             }
         };
@@ -265,7 +267,8 @@ fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
-/// `links_possible` for an open directory.
+/// Whether the file system holding the open directory `dir` can hold hard links. When `fstatfs`
+/// fails the answer is yes: the walk is then what decides.
 fn fd_links_possible(dir: &OwnedFd) -> bool {
     match rfs::fstatfs(dir) {
         Ok(st) => !LINKLESS_FS_MAGICS.contains(&st.f_type),
@@ -290,23 +293,6 @@ const LINKLESS_FS_MAGICS: [i64; 11] = [
     0x6165_676c,
     0xde5e_81e4,
 ];
-
-/// Whether the file system holding the directory `dir` can hold hard links. When `statfs` fails
-/// the answer is yes: the walk is then what decides.
-fn links_possible(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return true;
-    };
-    // SAFETY: `statfs` fills the zeroed struct; the path is a valid C string.
-    let magic = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c.as_ptr(), &raw mut st) != 0 {
-            return true;
-        }
-        st.f_type
-    };
-    !LINKLESS_FS_MAGICS.contains(&magic)
-}
 
 /// The kernel's identity of the file `meta` describes, under `rules_id`.
 fn key_of(rules_id: u32, meta: &fs::Metadata) -> DeniedInodeKey {
@@ -488,9 +474,17 @@ mod tests {
             "expected no identities from proc and sysfs, got {}",
             found.keys.len()
         );
+        let opened = |dir: &Path| {
+            rfs::open(dir, dir_flags(), Mode::empty())
+                .unwrap_or_else(|e| panic!("expected to open {}: {e}", dir.display()))
+        };
         assert!(
-            links_possible(&std::env::temp_dir()),
+            fd_links_possible(&opened(&std::env::temp_dir())),
             "expected the temp dir to allow links"
+        );
+        assert!(
+            !fd_links_possible(&opened(Path::new("/proc"))),
+            "expected proc to refuse links"
         );
     }
 

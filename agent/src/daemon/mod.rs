@@ -111,6 +111,8 @@ impl DaemonError {
 
 /// Runs the daemon to completion.
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
+    // Before the first kernel BTF parse: keeps loading's resident peak down (see the function).
+    loader::map_large_blocks();
     // Bound first so /readyz answers 503 while the programs load; reported once loaded, so a
     // refusal to start stays the one line `corral: <message>`.
     let endpoint = Arc::new(metrics::Endpoint::default());

@@ -102,3 +102,39 @@ fn every_hook_program_is_in_the_object() {
         );
     }
 }
+
+#[test]
+fn the_embedded_object_keeps_its_btf_and_not_its_dwarf() {
+    // Section names are in the object's string tables; build.rs strips DWARF (`.debug_*`, about
+    // 2.7 MB of 3.7 MB) and must keep what aya loads with.
+    let has = |name: &[u8]| EBPF_OBJECT.windows(name.len()).any(|w| w == name);
+    for kept in [&b".BTF\0"[..], b".BTF.ext\0", b"license\0", b"maps\0"] {
+        assert!(
+            has(kept),
+            "expected section {} in the embedded object",
+            String::from_utf8_lossy(kept)
+        );
+    }
+    assert!(
+        !has(b".debug_"),
+        "expected no DWARF section in the embedded object (build.rs strips them)"
+    );
+    assert!(
+        EBPF_OBJECT.len() < 2 << 20,
+        "expected the stripped object under 2 MiB, it has {} bytes",
+        EBPF_OBJECT.len()
+    );
+}
+
+#[test]
+fn the_object_has_no_co_re_relocations() {
+    // `load_object` loads the object without the kernel BTF, which aya would need to apply
+    // CO-RE relocations (it skips them silently without it): struct offsets reach the programs
+    // through `KernelOffsets` instead.
+    let obj = aya_obj::Object::parse(EBPF_OBJECT)
+        .unwrap_or_else(|e| panic!("expected the embedded eBPF object to parse: {e}"));
+    assert!(
+        !obj.has_btf_relocations(),
+        "expected no CO-RE relocations in the eBPF object: load_object would leave them unapplied"
+    );
+}

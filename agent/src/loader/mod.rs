@@ -32,6 +32,7 @@ pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
 pub use dns::{DnsControl, DnsMaps, DnsOrigins};
 pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
+pub use heap::map_large_blocks;
 pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};
 pub use pins::{DEFAULT_PIN_DIR, PinDir, PinError};
@@ -276,12 +277,15 @@ fn parse_btf(btf_path: &Path) -> Result<Btf, LoaderError> {
     })
 }
 
-/// Parses the kernel BTF at `btf_path` and loads the object with `offsets` as its read-only
-/// configuration (no program loaded yet). With `pins`, the maps an earlier daemon pinned there
-/// are reused and new ones are pinned.
+/// Loads the object with `offsets` as its read-only configuration (no program loaded yet), then
+/// parses the kernel BTF at `btf_path` the programs attach by. With `pins`, the maps an earlier
+/// daemon pinned there are reused and new ones are pinned.
 ///
-/// `EbpfLoader::new` parses /sys/kernel/btf/vmlinux on its own; that copy is dropped before
-/// ours is parsed, so two parsed copies (about 15 MiB each) never coexist at the RSS peak.
+/// aya wants the kernel BTF at load only for CO-RE relocations, and the object has none
+/// (`layout_tests::the_object_has_no_co_re_relocations`: offsets come from `KernelOffsets`), so
+/// the object loads without one: the parse `EbpfLoader::new` makes of /sys/kernel/btf/vmlinux
+/// is dropped at once, and ours (about 14 MiB resident, twice that while parsing) starts only
+/// once the object's parse is over, so they never add up at the loading peak.
 fn load_object(
     btf_path: &Path,
     offsets: &KernelOffsets,
@@ -291,13 +295,10 @@ fn load_object(
     let paths: Vec<(&str, PathBuf)> = pins
         .map(|p| PinDir::pinned_maps().map(|m| (m, p.map(m))).collect())
         .unwrap_or_default();
-    let mut bare = EbpfLoader::new();
-    bare.btf(None);
-    let btf = parse_btf(btf_path)?;
     let ebpf = {
-        let mut loader = bare;
+        let mut loader = EbpfLoader::new();
         loader
-            .btf(Some(&btf))
+            .btf(None)
             .override_global(names::OFFSETS, offsets, true)
             .override_global(names::DECISION_CACHE, cache, true);
         for (name, path) in &paths {
@@ -307,7 +308,7 @@ fn load_object(
             .load(EBPF_OBJECT)
             .map_err(|source| LoaderError::Object { source })?
     };
-    Ok((btf, ebpf))
+    Ok((parse_btf(btf_path)?, ebpf))
 }
 
 /// The open-decision cache's configuration, or zeros (off, every open judged in full) with a

@@ -42,7 +42,7 @@ impl Tools {
 pub fn measure_all(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
     let others = prepare(tools)?;
     rec.push(machine::describe(&others));
-    workload::prepare_macro_dir(tools, plan)?;
+    workload::prepare_macro(tools, plan)?;
     micro_rounds(tools, plan, rec)?;
     bpf_stats_pass(tools, plan, rec)?;
     workload::throughput(tools, plan, rec)?;

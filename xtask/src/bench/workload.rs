@@ -1,7 +1,7 @@
 //! Event throughput (an audit-mode flood to the JSON sink, then to a slow subscriber) and the
 //! macro workload (`tar x` of a few thousand files + `find`, without daemon, untagged, tagged).
 use std::fs;
-use std::io::Read as _;
+use std::io::{Read as _, Seek as _};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -118,6 +118,20 @@ fn rotated_to(path: &Path, n: u32) -> std::path::PathBuf {
     rotated.into()
 }
 
+/// The newline-terminated lines of `path` past byte `offset` (none if it cannot be read).
+#[allow(clippy::naive_bytecount)] // one macro round's events; no crate for this
+fn lines_after(path: &Path, offset: u64) -> usize {
+    let mut rest = Vec::new();
+    let read = fs::File::open(path).and_then(|mut f| {
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        f.read_to_end(&mut rest)
+    });
+    if read.is_err() {
+        return 0;
+    }
+    rest.iter().filter(|&&b| b == b'\n').count()
+}
+
 fn counter(status: &Value, path: &[&str]) -> u64 {
     path.iter()
         .fold(status, |v, k| &v[*k])
@@ -216,10 +230,12 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
     Ok(())
 }
 
-/// `files` small files in `dir/src` (100 per directory), archived as `dir/src.tar`.
-fn prepare_macro(dir: &Path, files: usize) -> Result<()> {
+/// The macro workload's archive in `tools.macro_dir()` (once per environment): `macro_files`
+/// small files in its `src` (100 per directory), archived as `src.tar`.
+pub fn prepare_macro(tools: &Tools, plan: &Plan) -> Result<()> {
+    let dir = &tools.macro_dir();
     let src = dir.join("src");
-    for i in 0..files {
+    for i in 0..plan.macro_files {
         let sub = src.join(format!("d{:03}", i / 100));
         if i % 100 == 0 {
             fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
@@ -266,11 +282,6 @@ fn timed(mut cmd: Command, files: usize) -> Result<f64> {
     Ok(seconds)
 }
 
-/// The macro workload's archive in `tools.macro_dir()` (once per environment).
-pub fn prepare_macro_dir(tools: &Tools, plan: &Plan) -> Result<()> {
-    prepare_macro(&tools.macro_dir(), plan.macro_files)
-}
-
 /// One macro round's C0 (no daemon): run by the micro round before it starts its daemon.
 pub fn macro_without_daemon(
     tools: &Tools,
@@ -298,15 +309,15 @@ pub fn macro_with_daemon(
     rec: &mut Recorder,
 ) -> Result<()> {
     let dir = tools.macro_dir();
-    let lines = || fs::read_to_string(events).map_or(0, |e| e.lines().count());
-    let events0 = lines();
+    // Where the round's events file ends now: only what is appended after is counted.
+    let events0 = fs::metadata(events).map_or(0, |m| m.len());
     let cpu0 = daemon.cpu_seconds()?;
     let c2 = timed(workload(&dir, None), plan.macro_files)?;
     let c3 = timed(
         workload(&dir, Some(daemon.run_prefix(TASK_MACRO))),
         plan.macro_files,
     )?;
-    let refused = lines().saturating_sub(events0);
+    let refused = lines_after(events, events0);
     for (config, seconds) in [("C2", c2), ("C3", c3)] {
         rec.push(json!({"kind": "macro", "round": round, "config": config,
                         "seconds": seconds, "files": plan.macro_files}));
