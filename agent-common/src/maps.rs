@@ -372,6 +372,10 @@ pub struct KernelOffsets {
     pub task_nsproxy: u32,
     /// `struct nsproxy::mnt_ns`.
     pub nsproxy_mnt_ns: u32,
+    /// `struct task_struct::fs` (the `fs_struct`: root and working directory).
+    pub task_fs: u32,
+    /// `struct fs_struct::root` (a `struct path`: the root `d_path` names paths from).
+    pub fs_struct_root: u32,
 }
 
 /// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
@@ -403,7 +407,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 38 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 40 * 4);
 const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
 const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
 const _: () = assert!((OP_CODE_MAX + 1).is_power_of_two());

@@ -33,6 +33,7 @@ mod changes;
 mod connect;
 mod context;
 mod dns_redirect;
+mod escaped;
 mod files;
 mod identity;
 mod kill;

@@ -73,6 +73,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     mount_mnt_ns: 0,
     task_nsproxy: 0,
     nsproxy_mnt_ns: 0,
+    task_fs: 0,
+    fs_struct_root: 0,
 };
 
 /// Reads the offsets through a volatile load so the compiler cannot fold the zero initialiser.

@@ -95,6 +95,8 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         mount_mnt_ns: find("mount", "mnt_ns")?,
         task_nsproxy: find("task_struct", "nsproxy")?,
         nsproxy_mnt_ns: find("nsproxy", "mnt_ns")?,
+        task_fs: find("task_struct", "fs")?,
+        fs_struct_root: find("fs_struct", "root")?,
     })
 }
 
@@ -222,6 +224,8 @@ mod tests {
             ("pt_regs", "di"),
             ("vm_area_struct", "vm_file"),
             ("vm_area_struct", "vm_flags"),
+            ("task_struct", "fs"),
+            ("fs_struct", "root"),
             ("task_struct", "no_such_field"),
         ];
         for (name, field) in asked {
