@@ -1752,3 +1752,47 @@ fn kill_observer_refuses_files_opened_by_handle_outside_every_path() {
         out.describe()
     );
 }
+
+/// Landlock walks from a file outside a bind mount's subtree, opened by handle decoded on that
+/// bind mount, up to the bind mount's root, and allows what that directory allows (seen on this
+/// host's 6.18): the vault's key, refused by path, opens. The kill backend judges every open by
+/// handle of a Landlock-confined process again by the task's rules, where no path reaches the
+/// file: killed (`path_unresolved`, `ESTALE`). Opens by handle inside the subtree still work.
+#[test]
+fn landlock_opens_by_handle_outside_a_bind_mount_are_killed() {
+    let scratch = Scratch::new("ll-escaped");
+    let key = scratch.file("vault/key", "s3cret\n");
+    let _ = scratch.file("public/readme", "hello\n");
+    let view = scratch.mkdir("view");
+    let _bind = corral_tests::mounts::BindMount::new(&scratch.join("public"), &view);
+    let pol = Policy::probe_only("ll-escaped")
+        .read("/")
+        .deny(&scratch.dir_entry("vault"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run_accepting_unenforced("ll-escaped", &[&probe(), "open", &key, "r"]);
+    expect_probe(&out, "err EACCES 13", 1);
+    let out = d.run_accepting_unenforced(
+        "ll-escaped",
+        &[&probe(), "handle-open-at", &view, &format!("{view}/readme")],
+    );
+    expect_probe(&out, "ok", 0);
+    let out = d.run_accepting_unenforced("ll-escaped", &[&probe(), "handle-open-at", &view, &key]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open by handle outside the bind mount to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open by handle outside the bind mount",
+        &[
+            ("/process/pid", json!(out.pid)),
+            ("/op", json!("open")),
+            ("/task", json!("ll-escaped")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("path_unresolved")),
+            ("/target/error", json!("ESTALE")),
+        ],
+    );
+}
