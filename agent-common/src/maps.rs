@@ -376,9 +376,9 @@ pub struct KernelOffsets {
     pub inode_i_generation: u32,
     /// `struct super_block::s_magic`.
     pub sb_s_magic: u32,
-    /// `struct task_struct::fs`.
+    /// `struct task_struct::fs` (the `fs_struct`: root and working directory).
     pub task_fs: u32,
-    /// `struct fs_struct::root` (a `struct path`).
+    /// `struct fs_struct::root` (a `struct path`: the root `d_path` names paths from).
     pub fs_struct_root: u32,
 }
 

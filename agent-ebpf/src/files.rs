@@ -18,6 +18,7 @@ use aya_ebpf::{
 use crate::{
     context::{Caller, caller},
     decision_cache::cacheable,
+    escaped::{ESTALE, rendered_unnamed},
     identity::identity_denied,
     maps::{EXE_SCRATCH, EXES, FILE_RULES, PATH_SCRATCH, count, offsets},
     mount_ns::refuse_foreign,
@@ -206,7 +207,9 @@ impl Judged {
 }
 
 /// Resolves `file->f_path` with `bpf_d_path`, looks the path up in `FILE_RULES` for the caller's
-/// task, and finishes the hook. `allowed` gets the matched flags (0 when no rule matched) and is
+/// task, and finishes the hook. A file outside the caller's mount namespace
+/// (`mount_ns::refuse_foreign`) or reached by no path from the caller's root
+/// (`escaped::rendered_unnamed`: `-ESTALE`) is a `path_unresolved` miss. `allowed` gets the matched flags (0 when no rule matched) and is
 /// only asked when no deny rule matched.
 #[inline(always)]
 pub fn judge_file(
@@ -238,7 +241,14 @@ pub fn judge_file(
             let path_ptr = file.add(off.file_f_path as usize) as *mut path;
             bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
         };
-        (scratch, len)
+        // A file `bpf_d_path` could only name `/` (an escaped walk: `escaped`) is unresolved.
+        let rendered = unsafe { (&raw const (*scratch).path).cast::<u8>() };
+        let path_ptr = file.wrapping_add(off.file_f_path as usize);
+        if rendered_unnamed(path_ptr, rendered, len) {
+            (scratch, ESTALE)
+        } else {
+            (scratch, len)
+        }
     });
     judge_resolved_file(op, who, resolved, target, true, by_identity, allowed)
 }

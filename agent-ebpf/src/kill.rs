@@ -163,6 +163,11 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         if ret == EACCES {
             report_landlock(&who, regs, nr, is_exec);
         } else if is_open && ret >= 0 {
+            if nr == NR_OPEN_BY_HANDLE_AT && landlocked_handle_refused(&who, ret as u64) {
+                // SAFETY: signals the current task, the caller of the open.
+                unsafe { bpf_send_signal(SIGKILL) };
+                return Ok(0);
+            }
             // Landlock let the open through (its execs are reported at `sched_process_exec`).
             report_allowed(Op::Open, &who, |target| {
                 landlock_open_target(target, ret as u64)
@@ -189,6 +194,29 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         unsafe { bpf_send_signal(SIGKILL) };
     }
     Ok(0)
+}
+
+/// Judges again the file a Landlock-confined process opened by handle (`open_by_handle_at`,
+/// descriptor `fd`), by the task's rules, as every exec Landlock lets through is: Landlock walks
+/// from a file outside a bind mount's subtree, decoded on that bind mount, up to the bind mount's
+/// root (seen on 6.18), and allows what that directory allows, while no path from the caller's
+/// root reaches the file (`escaped`). True when the judge missed (the caller is to be killed);
+/// an open both allow is Landlock's decision, counted once (by `report_allowed`).
+#[inline(always)]
+fn landlocked_handle_refused(who: &Caller, fd: u64) -> bool {
+    let Some(file) = fd_file(fd) else {
+        return false;
+    };
+    let off = offsets();
+    // SAFETY: probe reads at BTF offsets.
+    let (f_mode, f_flags): (u32, u32) = unsafe {
+        (
+            bpf_probe_read_kernel(file.add(off.file_f_mode as usize).cast()).unwrap_or(0),
+            bpf_probe_read_kernel(file.add(off.file_f_flags as usize).cast()).unwrap_or(0),
+        )
+    };
+    let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
+    judge_walked(Op::Open, who, file, access, false, open_allowed(access)).0 == DENY
 }
 
 /// Fills in the event of an open Landlock allowed: the file at descriptor `fd`, its access mode

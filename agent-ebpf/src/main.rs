@@ -34,6 +34,7 @@ mod connect;
 mod context;
 mod decision_cache;
 mod dns_redirect;
+mod escaped;
 mod files;
 mod identity;
 mod kill;

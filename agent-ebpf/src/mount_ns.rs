@@ -83,3 +83,19 @@ pub fn refuse_foreign(op: Op, who: &Caller, path: *const u8, target: &mut Target
     target.path_error = EXDEV;
     Some(finish(op, who, Some(Reason::PathUnresolved), target))
 }
+
+/// True when `mount` (a `struct mount *`) is a kernel-internal mount (`MNT_NS_INTERNAL`: pipes,
+/// sockets, `memfd`, anonymous inodes), whose files have no path and are named by their pseudo
+/// name. An unreadable namespace counts as not internal: for a tagged process a doubt is a miss.
+#[inline(always)]
+pub fn internal_mount(mount: *const u8) -> bool {
+    // SAFETY: a fault-tolerant probe read at its BTF offset.
+    unsafe {
+        bpf_probe_read_kernel(
+            mount
+                .wrapping_add(offsets().mount_mnt_ns as usize)
+                .cast::<u64>(),
+        )
+    }
+    .is_ok_and(|ns| ns == MNT_NS_INTERNAL)
+}

@@ -19,7 +19,10 @@ use aya_ebpf::{
     maps::PerCpuArray,
 };
 
-use crate::maps::offsets;
+use crate::{
+    escaped::{ESTALE, escapes},
+    maps::offsets,
+};
 
 /// Where a path ends in `Walk::buf` (its NUL goes here): paths are built backwards from it, so a
 /// path with its NUL is at most `PATH_MAX` bytes.
@@ -126,8 +129,14 @@ extern "C" fn dentry_step(_index: u64, ctx: *mut c_void) -> i64 {
             return 1;
         };
         if parent == d {
-            // The root of a file system that is not the root of this mount: stop here. When the
-            // file itself is one, `dentry_path` names it (`PSEUDO`).
+            // The root of a file system that is not the root of this mount. On a kernel-internal
+            // mount, a pseudo file: stop here, and when the file itself is one, `dentry_path`
+            // names it (`PSEUDO`). Anywhere else the walk escaped (a disconnected dentry, or a
+            // file outside a bind mount's subtree): no path (`escaped`).
+            if escapes(m) {
+                (*w).status = ESTALE;
+                return 1;
+            }
             (*w).status = if (*w).pos == END as u64 { PSEUDO } else { 1 };
             return 1;
         }

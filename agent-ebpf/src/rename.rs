@@ -24,6 +24,7 @@ use aya_ebpf::{
 
 use crate::{
     context::{Caller, caller},
+    escaped::{ESTALE, escapes},
     files::judge_resolved_denying,
     maps::{PATH_SCRATCH, offsets},
     mount_ns::refuse_foreign,
@@ -204,6 +205,10 @@ fn step(w: &mut WalkScratch) -> Result<i64, i64> {
     let buf = (&raw mut w.buf).cast::<u8>();
     let d = w.d;
     let parent = read_u64(d, off.dentry_d_parent)?;
+    if d != w.mnt_root && d == parent && escapes(w.mount as *const u8) {
+        // Its own parent but not the root of its mount: no path (`escaped`).
+        return Err(ESTALE);
+    }
     if d == w.mnt_root || d == parent {
         let mparent = read_u64(w.mount, off.mount_mnt_parent)?;
         if mparent == w.mount {

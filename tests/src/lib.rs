@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod env;
 pub mod events;
 pub mod interp;
+pub mod mounts;
 pub mod network;
 pub mod ops;
 pub mod policy;

@@ -1663,3 +1663,136 @@ fn kill_observer_refuses_files_on_a_detached_mount_tree() {
         0,
     );
 }
+
+/// The kill backend's dentry walk stops, like the kernel's `d_path`, where a dentry is its own
+/// parent without being its mount's root: a file no path from the caller's root reaches. Two
+/// ways there by `open_by_handle_at`, both on this host's disk file system: a disconnected
+/// dentry (the handle decoded after the file's dentry left the cache: `d_obtain_alias` gives an
+/// anonymous root dentry) and a file outside a bind mount's subtree (the handle decoded on the
+/// bind mount). Both opens are killed (`path_unresolved`, `ESTALE`), although the policy reads
+/// `/`; the same handles untagged, and the same files by path, work as their rules say.
+#[test]
+fn kill_observer_refuses_files_opened_by_handle_outside_every_path() {
+    let scratch = Scratch::new("escaped-kill");
+    let key = scratch.file("vault/key", "s3cret\n");
+    let readme = scratch.file("public/readme", "hello\n");
+    let view = scratch.mkdir("view");
+    let _bind = corral_tests::mounts::BindMount::new(&scratch.join("public"), &view);
+    let (copy, pol) = selected_probe(&scratch, "escaped-kill");
+    let pol = pol.read("/").deny(&scratch.dir_entry("vault"));
+    let d = Daemon::with(&[&pol]);
+    let run = |args: &[&str]| {
+        process::run({
+            let mut c = Command::new(&copy);
+            c.args(args);
+            c
+        })
+    };
+    let refused = |pid: u32| {
+        [
+            ("/process/pid", json!(pid)),
+            ("/op", json!("open")),
+            ("/task", json!("escaped-kill")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("path_unresolved")),
+            ("/target/path", Value::Null),
+            ("/target/error", json!("ESTALE")),
+        ]
+    };
+
+    // Outside the bind mount's subtree.
+    expect_probe(&process::probe(&["handle-open-at", &view, &key]), "ok", 0);
+    let out = run(&["handle-open-at", &view, &key]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open by handle outside the bind mount to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event("the killed open outside the bind mount", &refused(out.pid));
+
+    // Disconnected: the handle is taken, then the dentry cache dropped (nothing holds the key's
+    // dentry), so decoding the handle on the scratch's own mount finds no dentry to connect.
+    let handle = process::probe(&["name-to-handle", &key]);
+    assert!(
+        handle.code == Some(0) && handle.first_line().contains(':'),
+        "expected a handle TYPE:HEX for {key}\n{}",
+        handle.describe()
+    );
+    let handle = handle.first_line().to_owned();
+    std::fs::write("/proc/sys/vm/drop_caches", "2")
+        .unwrap_or_else(|e| panic!("expected to drop the dentry cache: {e}"));
+    let out = run(&[
+        "handle-open-at",
+        scratch.path().to_str().unwrap_or("/"),
+        &handle,
+    ]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open by handle of a disconnected dentry to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open of a disconnected dentry",
+        &refused(out.pid),
+    );
+
+    // What the rules allow still works; the vault by path stays denied by its rule.
+    expect_probe(
+        &run(&["handle-open-at", &view, &format!("{view}/readme")]),
+        "ok",
+        0,
+    );
+    expect_probe(&run(&["handle-open", &readme]), "ok", 0);
+    expect_probe(&run(&["open", "/", "r"]), "ok", 0);
+    let out = run(&["open", &key, "r"]);
+    assert!(
+        killed(&out),
+        "expected the open of the denied key by path to be killed\n{}",
+        out.describe()
+    );
+}
+
+/// Landlock walks from a file outside a bind mount's subtree, opened by handle decoded on that
+/// bind mount, up to the bind mount's root, and allows what that directory allows (seen on this
+/// host's 6.18): the vault's key, refused by path, opens. The kill backend judges every open by
+/// handle of a Landlock-confined process again by the task's rules, where no path reaches the
+/// file: killed (`path_unresolved`, `ESTALE`). Opens by handle inside the subtree still work.
+#[test]
+fn landlock_opens_by_handle_outside_a_bind_mount_are_killed() {
+    let scratch = Scratch::new("ll-escaped");
+    let key = scratch.file("vault/key", "s3cret\n");
+    let _ = scratch.file("public/readme", "hello\n");
+    let view = scratch.mkdir("view");
+    let _bind = corral_tests::mounts::BindMount::new(&scratch.join("public"), &view);
+    let pol = Policy::probe_only("ll-escaped")
+        .read("/")
+        .deny(&scratch.dir_entry("vault"));
+    let d = Daemon::with(&[&pol]);
+
+    let out = d.run_accepting_unenforced("ll-escaped", &[&probe(), "open", &key, "r"]);
+    expect_probe(&out, "err EACCES 13", 1);
+    let out = d.run_accepting_unenforced(
+        "ll-escaped",
+        &[&probe(), "handle-open-at", &view, &format!("{view}/readme")],
+    );
+    expect_probe(&out, "ok", 0);
+    let out = d.run_accepting_unenforced("ll-escaped", &[&probe(), "handle-open-at", &view, &key]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the open by handle outside the bind mount to be killed\n{}",
+        out.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed open by handle outside the bind mount",
+        &[
+            ("/process/pid", json!(out.pid)),
+            ("/op", json!("open")),
+            ("/task", json!("ll-escaped")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("path_unresolved")),
+            ("/target/error", json!("ESTALE")),
+        ],
+    );
+}

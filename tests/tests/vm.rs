@@ -3855,3 +3855,75 @@ fn a_policy_reload_ends_remembered_open_decisions() {
         EVENT_TIMEOUT,
     );
 }
+
+/// `open_by_handle_at` decodes a handle on the mount of the descriptor it is given and accepts any
+/// dentry of that file system: the handle of a file outside a bind mount's subtree, decoded on
+/// that bind mount, is a file no path from the caller's root reaches. `bpf_d_path` names it `/`
+/// (the kernel's walk escapes the mount and throws its names away), which a broad read rule
+/// allows: refused instead (`path_unresolved`, `ESTALE`), for the open (`file_open`) and for the
+/// removal through a directory opened the same way (`path_unlink`'s own walk). The disconnected
+/// dentries of a disk file system end the same walk the same way.
+#[test]
+fn files_opened_by_handle_outside_every_path_are_refused() {
+    let s = Scratch::new("escaped");
+    let key = s.file("vault/key", "s3cret");
+    let _ = s.file("vault/old", "x");
+    let readme = s.file("public/readme", "hello");
+    let view = s.mkdir("view");
+    let _bind = corral_tests::mounts::BindMount::new(&s.join("public"), &view);
+    let pol = Policy::probe_only("escaped")
+        .read("/")
+        .write(&s.dir_entry("view"))
+        .deny(&s.dir_entry("vault"));
+    let d = Daemon::with(&[&pol]);
+    let unresolved = |op: &str, pid: u32| {
+        with(
+            with(
+                with(denied("escaped", op), "/process/pid", json!(pid)),
+                "/reason",
+                json!("path_unresolved"),
+            ),
+            "/target/error",
+            json!("ESTALE"),
+        )
+    };
+
+    // Untagged, both routes reach the vault: the probe's routes really work.
+    d.expect_ok(&process::probe(&["handle-open-at", &view, &key]));
+    let out = d.run("escaped", &[&probe(), "handle-open-at", &view, &key]);
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused open by handle outside the bind mount",
+        &unresolved("open", out.pid),
+    );
+    let out = d.run(
+        "escaped",
+        &[&probe(), "handle-unlink", &view, &s.join("vault"), "old"],
+    );
+    d.expect_errno(&out, "EPERM");
+    let _ = d.expect_one_event(
+        "the refused unlink in a directory opened by handle outside the bind mount",
+        &unresolved("unlink", out.pid),
+    );
+    assert!(
+        Path::new(&s.join("vault/old")).exists(),
+        "expected vault/old to survive the refused unlink"
+    );
+
+    // What the rules allow still works: a handle inside the bind mount's subtree, the real `/`,
+    // and the vault's files by path stay denied by their rule.
+    d.expect_ok(&d.run(
+        "escaped",
+        &[&probe(), "handle-open-at", &view, &format!("{view}/readme")],
+    ));
+    d.expect_ok(&d.run("escaped", &[&probe(), "handle-open", &readme]));
+    d.expect_ok(&d.run("escaped", &[&probe(), "open", "/", "r"]));
+    let out = d.run("escaped", &[&probe(), "open", &key, "r"]);
+    d.expect_errno(&out, "EPERM");
+    d.expect_ok(&process::probe(&[
+        "handle-unlink",
+        &view,
+        &s.join("vault"),
+        "old",
+    ]));
+}

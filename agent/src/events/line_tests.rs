@@ -137,6 +137,7 @@ mod reference {
                     libc::EINVAL => "EINVAL".to_owned(),
                     libc::EFAULT => "EFAULT".to_owned(),
                     libc::EXDEV => "EXDEV".to_owned(),
+                    libc::ESTALE => "ESTALE".to_owned(),
                     other => format!("errno {other}"),
                 });
                 let known = error.is_none() && !(op == Op::Mmap && path_len == 0);

@@ -103,6 +103,9 @@ fn errno_name(errno: i32) -> String {
         libc::EFAULT => "EFAULT".to_owned(),
         // A file outside the caller's mount namespace (a detached mount tree).
         libc::EXDEV => "EXDEV".to_owned(),
+        // A file reached by no path from the caller's root (a disconnected dentry, or a file
+        // outside a bind mount's subtree, opened by handle): `d_path` could only name it `/`.
+        libc::ESTALE => "ESTALE".to_owned(),
         other => format!("errno {other}"),
     }
 }

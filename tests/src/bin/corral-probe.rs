@@ -42,6 +42,12 @@
 //!                                               execveat(tree, FILE): no open of FILE first)
 //! corral-probe [OPTS] openat2 PATH              (read, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)
 //! corral-probe [OPTS] handle-open PATH          (name_to_handle_at, then open_by_handle_at to read)
+//! corral-probe [OPTS] name-to-handle PATH       (prints PATH's handle as TYPE:HEX)
+//! corral-probe [OPTS] handle-open-at MOUNT PATH|TYPE:HEX
+//!                                               (the same, the handle decoded on MOUNT's mount)
+//! corral-probe [OPTS] handle-unlink MOUNT DIR NAME
+//!                                               (DIR opened by handle O_PATH on MOUNT's mount,
+//!                                               then unlinkat(DIR, NAME))
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
 //! corral-probe [OPTS] uring-connect ADDR PORT   (IORING_OP_CONNECT, TCP)
 //! corral-probe [OPTS] vfork CMD [ARGS...]       (vfork, the child execs CMD; exits with its code)
@@ -447,6 +453,16 @@ fn side_doors(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
     match cmd {
         b"openat2" => Ok(openat2_read(&args.path(0, "a path")?)),
         b"handle-open" => Ok(handle_open(&args.path(0, "a path")?)),
+        b"name-to-handle" => Ok(print_handle(&args.path(0, "a path")?)),
+        b"handle-open-at" => Ok(handle_open_at(
+            &args.path(0, "a mount directory")?,
+            &args.path(1, "a path")?,
+        )),
+        b"handle-unlink" => Ok(handle_unlink(
+            &args.path(0, "a mount directory")?,
+            &args.path(1, "a directory")?,
+            &args.path(2, "a name")?,
+        )),
         b"uring-open" => Ok(uring::open(&args.path(0, "a path")?)),
         b"uring-connect" => {
             let (addr, port) = inet_target(args.text(0, "an address")?, args.text(1, "a port")?)?;
@@ -502,13 +518,33 @@ fn openat2_read(path: &CStr) -> Outcome {
 
 /// `name_to_handle_at` on PATH, then `open_by_handle_at` of the handle.
 fn handle_open(path: &CStr) -> Outcome {
-    /// `struct file_handle` with room for the handle bytes.
-    #[repr(C)]
-    struct Handle {
-        bytes: u32,
-        kind: i32,
-        data: [u8; 128],
-    }
+    handle_fd(path, None, libc::O_RDONLY).map(drop)
+}
+
+/// `name_to_handle_at` on PATH, then `open_by_handle_at` of the handle decoded on the mount of
+/// MOUNT: a bind mount of another directory puts the file outside that mount's subtree.
+fn handle_open_at(mount: &CStr, path: &CStr) -> Outcome {
+    handle_fd(path, Some(mount), libc::O_RDONLY).map(drop)
+}
+
+/// The directory DIR opened by handle (`O_PATH`, decoded on the mount of MOUNT), then
+/// `unlinkat` of NAME in it.
+fn handle_unlink(mount: &CStr, dir: &CStr, name: &CStr) -> Outcome {
+    let fd = handle_fd(dir, Some(mount), libc::O_PATH | libc::O_DIRECTORY)?;
+    // SAFETY: our descriptor and a valid C string.
+    check(unsafe { libc::unlinkat(fd, name.as_ptr(), 0) }, "unlinkat").map(drop)
+}
+
+/// `struct file_handle` with room for the handle bytes.
+#[repr(C)]
+struct Handle {
+    bytes: u32,
+    kind: i32,
+    data: [u8; 128],
+}
+
+/// `name_to_handle_at` on PATH.
+fn name_to_handle(path: &CStr) -> Result<Handle, Failure> {
     let mut handle = Handle {
         bytes: 128,
         kind: 0,
@@ -529,30 +565,80 @@ fn handle_open(path: &CStr) -> Outcome {
     if r < 0 {
         return Err(Failure::last("name_to_handle_at"));
     }
-    let bytes = path.to_bytes();
-    let dir = match bytes.iter().rposition(|&b| b == b'/') {
-        Some(0) => c"/".to_owned(),
-        Some(i) => CString::new(&bytes[..i]).unwrap_or_else(|_| c"/".to_owned()),
-        None => c".".to_owned(),
+    Ok(handle)
+}
+
+/// `name-to-handle PATH`: prints PATH's handle as `TYPE:HEX`, which `handle-open-at` takes in
+/// place of a path (so the file's dentry can leave the cache between the two).
+fn print_handle(path: &CStr) -> Outcome {
+    let handle = name_to_handle(path)?;
+    let len = (handle.bytes as usize).min(handle.data.len());
+    let mut line = format!("{}:", handle.kind);
+    for b in &handle.data[..len] {
+        line.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        line.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+    }
+    println!("{line}");
+    std::process::exit(0);
+}
+
+/// A handle printed by `print_handle` (`TYPE:HEX`), or `None` when `text` is not one.
+fn parse_handle(text: &[u8]) -> Option<Handle> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (kind, hex) = text.split_once(':')?;
+    let mut handle = Handle {
+        bytes: u32::try_from(hex.len() / 2).ok()?,
+        kind: kind.parse().ok()?,
+        data: [0; 128],
     };
-    // The handle is decoded on the mount of the working directory (`AT_FDCWD`): the file's
-    // own directory, reached without an open the hooks judge.
+    if hex.len() % 2 != 0 || hex.len() / 2 > handle.data.len() {
+        return None;
+    }
+    for (i, slot) in handle.data.iter_mut().take(hex.len() / 2).enumerate() {
+        *slot = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(handle)
+}
+
+/// `open_by_handle_at` of PATH's handle (or of the handle PATH spells, `TYPE:HEX`, when it does
+/// not start with `/`) with `flags`, decoded on the mount of `mount` (by default the file's own
+/// directory). Returns the new descriptor.
+fn handle_fd(
+    path: &CStr,
+    mount: Option<&CStr>,
+    flags: libc::c_int,
+) -> Result<libc::c_int, Failure> {
+    let bytes = path.to_bytes();
+    let mut handle = match (bytes.first(), parse_handle(bytes)) {
+        (Some(b'/'), _) | (_, None) => name_to_handle(path)?,
+        (_, Some(handle)) => handle,
+    };
+    let dir = match (mount, bytes.iter().rposition(|&b| b == b'/')) {
+        (Some(mount), _) => mount.to_owned(),
+        (None, Some(0)) => c"/".to_owned(),
+        (None, Some(i)) => CString::new(&bytes[..i]).unwrap_or_else(|_| c"/".to_owned()),
+        (None, None) => c".".to_owned(),
+    };
+    // The handle is decoded on the mount of the working directory (`AT_FDCWD`), reached without
+    // an open the hooks judge.
     // SAFETY: valid C string.
     check(unsafe { libc::chdir(dir.as_ptr()) }, "chdir")?;
-    let dir_fd = libc::AT_FDCWD;
     // SAFETY: the handle filled in above.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_by_handle_at,
-            dir_fd,
+            libc::AT_FDCWD,
             &raw mut handle,
-            libc::O_RDONLY | libc::O_CLOEXEC,
+            flags | libc::O_CLOEXEC,
         )
     };
     if fd < 0 {
         return Err(Failure::last("open_by_handle_at"));
     }
-    Ok(())
+    libc::c_int::try_from(fd).map_err(|_| Failure {
+        step: "open_by_handle_at",
+        errno: libc::EOVERFLOW,
+    })
 }
 
 /// `vfork`; the child execs `argv`. Exits with the child's code (128 + signal if killed).
