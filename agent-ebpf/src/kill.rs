@@ -204,18 +204,9 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
 /// an open both allow is Landlock's decision, counted once (by `report_allowed`).
 #[inline(always)]
 fn landlocked_handle_refused(who: &Caller, fd: u64) -> bool {
-    let Some(file) = fd_file(fd) else {
+    let Some((file, access)) = fd_open(fd) else {
         return false;
     };
-    let off = offsets();
-    // SAFETY: probe reads at BTF offsets.
-    let (f_mode, f_flags): (u32, u32) = unsafe {
-        (
-            bpf_probe_read_kernel(file.add(off.file_f_mode as usize).cast()).unwrap_or(0),
-            bpf_probe_read_kernel(file.add(off.file_f_flags as usize).cast()).unwrap_or(0),
-        )
-    };
-    let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
     judge_walked(Op::Open, who, file, access, false, open_allowed(access)).0 == DENY
 }
 
@@ -223,9 +214,17 @@ fn landlocked_handle_refused(who: &Caller, fd: u64) -> bool {
 /// and path. False when the descriptor is already gone (nothing is reported then).
 #[inline(always)]
 fn landlock_open_target(target: &mut Target, fd: u64) -> bool {
-    let Some(file) = fd_file(fd) else {
+    let Some((file, access)) = fd_open(fd) else {
         return false;
     };
+    landlock_target(target, walk_file(file), access)
+}
+
+/// The file at descriptor `fd` of the caller and the read/write `Access` it was opened with;
+/// `None` when the descriptor is already gone.
+#[inline(always)]
+fn fd_open(fd: u64) -> Option<(*const u8, u32)> {
+    let file = fd_file(fd)?;
     let off = offsets();
     // SAFETY: probe reads at BTF offsets.
     let (f_mode, f_flags): (u32, u32) = unsafe {
@@ -234,8 +233,10 @@ fn landlock_open_target(target: &mut Target, fd: u64) -> bool {
             bpf_probe_read_kernel(file.add(off.file_f_flags as usize).cast()).unwrap_or(0),
         )
     };
-    let access = open_access(f_mode, f_flags) & (Access::READ | Access::WRITE);
-    landlock_target(target, walk_file(file), access)
+    Some((
+        file,
+        open_access(f_mode, f_flags) & (Access::READ | Access::WRITE),
+    ))
 }
 
 /// Fills in the event of an exec or open Landlock allowed: `Backend::Landlock`, `access`, and
