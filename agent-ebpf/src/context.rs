@@ -1,7 +1,9 @@
 //! Who is calling: the tag look-up that starts every hook, and the task's mode.
 
 use agent_common::{Mode, Reason, TaskTag};
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+};
 
 use crate::maps::{INSTANCES, TAGS, TASKS, offsets};
 
@@ -59,5 +61,23 @@ fn expired(instance: u32) -> bool {
         // SAFETY: reads the boot clock.
         Some(info) => info.expires_ns != 0 && unsafe { bpf_ktime_get_boot_ns() } > info.expires_ns,
         None => false,
+    }
+}
+
+/// The calling task's root (`current->fs->root`): its mount and dentry, as kernel addresses
+/// (`bpf_d_path` names paths from it). `None` when a field cannot be read.
+#[inline(always)]
+pub fn caller_root() -> Option<(u64, u64)> {
+    let off = offsets();
+    // SAFETY: fault-tolerant probe reads at BTF offsets from the current task.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let fs: *const u8 =
+            bpf_probe_read_kernel(task.wrapping_add(off.task_fs as usize).cast()).ok()?;
+        let root = fs.wrapping_add(off.fs_struct_root as usize);
+        Some((
+            bpf_probe_read_kernel(root.wrapping_add(off.path_mnt as usize).cast()).ok()?,
+            bpf_probe_read_kernel(root.wrapping_add(off.path_dentry as usize).cast()).ok()?,
+        ))
     }
 }

@@ -7,10 +7,10 @@
 //! path), and only when no allowed-decision events are asked for (they need the path too).
 
 use agent_common::{DECISION_CACHE_MAGICS, DECISION_TTL_NS, OpenDecisionKey, OpenDecisionStamp};
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel};
+use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel};
 
 use crate::{
-    context::Caller,
+    context::{Caller, caller_root},
     maps::{OPEN_DECISIONS, allowed_events_off, decision_cache_config, offsets},
 };
 
@@ -54,9 +54,7 @@ pub fn cacheable(who: &Caller, file: *const u8, access: u32) -> Option<Cacheable
             return None;
         }
         let f_path = file.add(off.file_f_path as usize);
-        let task = bpf_get_current_task() as *const u8;
-        let fs: *const u8 = bpf_probe_read_kernel(task.add(off.task_fs as usize).cast()).ok()?;
-        let root = fs.add(off.fs_struct_root as usize);
+        let (root_mnt, root_dentry) = caller_root()?;
         let key = OpenDecisionKey {
             rules_id: who.rules,
             access,
@@ -64,8 +62,8 @@ pub fn cacheable(who: &Caller, file: *const u8, access: u32) -> Option<Cacheable
             mnt: bpf_probe_read_kernel(f_path.add(off.path_mnt as usize).cast()).ok()?,
             inode: inode as u64,
             ino: bpf_probe_read_kernel(inode.add(off.inode_i_ino as usize).cast()).ok()?,
-            root_dentry: bpf_probe_read_kernel(root.add(off.path_dentry as usize).cast()).ok()?,
-            root_mnt: bpf_probe_read_kernel(root.add(off.path_mnt as usize).cast()).ok()?,
+            root_dentry,
+            root_mnt,
             generation: bpf_probe_read_kernel(inode.add(off.inode_i_generation as usize).cast())
                 .ok()?,
             reserved: 0,

@@ -27,9 +27,9 @@
 //! 6.1 `path_*` hooks. Files of kernel-internal mounts (pipes, sockets, `memfd`) are the roots of
 //! their own pseudo file systems and keep their pseudo names.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::bpf_probe_read_kernel;
 
-use crate::{maps::offsets, mount_ns::internal_mount};
+use crate::{context::caller_root, maps::offsets, mount_ns::internal_mount};
 
 /// `-ESTALE`: the `path_error` of a file reached by no path from the caller's root.
 pub const ESTALE: i64 = -116;
@@ -65,16 +65,7 @@ pub fn rendered_unnamed(path: *const u8, rendered: *const u8, len: i64) -> bool 
         ) else {
             return true;
         };
-        let task = bpf_get_current_task() as *const u8;
-        let Ok(fs) = bpf_probe_read_kernel(task.wrapping_add(off.task_fs as usize).cast::<u64>())
-        else {
-            return true;
-        };
-        let root = (fs as *const u8).wrapping_add(off.fs_struct_root as usize);
-        let (Ok(root_mnt), Ok(root_dentry)) = (
-            bpf_probe_read_kernel(root.wrapping_add(off.path_mnt as usize).cast::<u64>()),
-            bpf_probe_read_kernel(root.wrapping_add(off.path_dentry as usize).cast::<u64>()),
-        ) else {
+        let Some((root_mnt, root_dentry)) = caller_root() else {
             return true;
         };
         if mnt == root_mnt && dentry == root_dentry {
