@@ -3744,74 +3744,10 @@ fn a_rename_ends_remembered_open_decisions_of_the_file_and_of_everything_beneath
     );
 }
 
-/// A tmpfs mounted for one test, unmounted (lazily, wherever it was moved) on drop.
-struct TestMount {
-    at: std::cell::RefCell<String>,
-}
-
-impl TestMount {
-    fn tmpfs(at: &str) -> Self {
-        let target = std::ffi::CString::new(at)
-            .unwrap_or_else(|e| panic!("expected a mount point without NUL: {e}"));
-        // SAFETY: valid C strings; a plain tmpfs mount.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert!(
-            rc == 0,
-            "expected to mount a tmpfs on {at}: {}",
-            std::io::Error::last_os_error()
-        );
-        Self {
-            at: std::cell::RefCell::new(at.to_owned()),
-        }
-    }
-
-    /// `mount --move` to `to`.
-    fn move_to(&self, to: &str) {
-        let from = std::ffi::CString::new(self.at.borrow().as_str())
-            .unwrap_or_else(|e| panic!("expected a mount point without NUL: {e}"));
-        let target = std::ffi::CString::new(to)
-            .unwrap_or_else(|e| panic!("expected a mount point without NUL: {e}"));
-        // SAFETY: valid C strings.
-        let rc = unsafe {
-            libc::mount(
-                from.as_ptr(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_MOVE,
-                std::ptr::null(),
-            )
-        };
-        assert!(
-            rc == 0,
-            "expected to move the mount on {} to {to}: {}",
-            self.at.borrow(),
-            std::io::Error::last_os_error()
-        );
-        to.clone_into(&mut self.at.borrow_mut());
-    }
-}
-
-impl Drop for TestMount {
-    fn drop(&mut self) {
-        if let Ok(at) = std::ffi::CString::new(self.at.borrow().as_str()) {
-            // SAFETY: valid C string.
-            unsafe { libc::umount2(at.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
-
 #[test]
 fn a_moved_mount_ends_remembered_open_decisions_beneath_it() {
     let s = Scratch::new("cache-mount");
-    let mount = TestMount::tmpfs(&s.mkdir("ok/m"));
+    let mount = corral_tests::mounts::TmpfsMount::new(&s.mkdir("ok/m"));
     let _ = s.mkdir("no/m");
     let file = s.file("ok/m/f", "allowed where it was");
     let pol = Policy::probe_only("cache-mount").read(&s.join("ok/"));
