@@ -19,7 +19,7 @@ use crate::{
     context::{Caller, caller},
     files::{Walked, judge_resolved_file, open_access, open_allowed, remember_exe},
     identity::identity_denied,
-    maps::{PATH_SCRATCH, offsets},
+    maps::{OFFSETS, PATH_SCRATCH, offsets},
     mount_ns::refuse_foreign,
     pathwalk::dentry_path,
     report::{DENY, PathSource, Target, finish, report_allowed},
@@ -124,8 +124,12 @@ fn judge_walked(
     (verdict, Some(walked))
 }
 
-/// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return, attached only without BPF
-/// LSM. Untagged processes leave after the tag look-up. For a tagged process:
+/// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return of every process, attached
+/// only without BPF LSM. Fast path: the syscall number (`orig_ax`, see `syscall_nr`) is read
+/// first, and every call other than the open family (`open`, `creat`, `openat`, `openat2`,
+/// `open_by_handle_at`) and the exec family (`execve`, `execveat`) leaves at once, before any map
+/// look-up: nothing below acts on another call. Then untagged processes leave after the tag
+/// look-up. For a tagged process:
 /// - an open-family call that succeeded: the new file is judged like LSM `file_open`; a miss in
 ///   enforce mode kills the process (`SIGKILL`) before it can use the descriptor. Fails closed (an
 ///   unreadable file or unresolvable path is a miss).
@@ -135,30 +139,26 @@ fn judge_walked(
 ///   file's path) when `SETTINGS` asks for allowed events.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn corral_sys_exit(ctx: BtfTracePointContext) -> i32 {
-    match try_sys_exit(&ctx) {
+    // Arg 0 is `struct pt_regs *`, arg 1 the return value. The fast path stays here, in the
+    // program itself, so the calls it leaves on cost no call into `try_sys_exit` either.
+    let regs: *const u8 = ctx.arg(0);
+    let nr = syscall_nr(regs);
+    if !is_open_call(nr) && !is_exec_call(nr) {
+        return 0;
+    }
+    match try_sys_exit(regs, ctx.arg(1), nr) {
         Ok(v) | Err(v) => v,
     }
 }
 
-fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
+/// The slow path of `corral_sys_exit`, for an open- or exec-family call (`nr`) that returned
+/// `ret`.
+fn try_sys_exit(regs: *const u8, ret: i64, nr: u64) -> Result<i32, i32> {
+    let (is_open, is_exec) = (is_open_call(nr), is_exec_call(nr));
     let Some(who) = caller() else {
         return Ok(0);
     };
     let off = offsets();
-    // Arg 0 is `struct pt_regs *`, arg 1 the return value.
-    let (regs, ret): (*const u8, i64) = (ctx.arg(0), ctx.arg(1));
-    // SAFETY: probe read at the BTF offset of `orig_ax`.
-    let nr: u64 = unsafe {
-        bpf_probe_read_kernel(regs.add(off.regs_orig_ax as usize).cast()).map_err(|_| 0)?
-    };
-    let is_open = matches!(
-        nr,
-        NR_OPEN | NR_CREAT | NR_OPENAT | NR_OPENAT2 | NR_OPEN_BY_HANDLE_AT
-    );
-    let is_exec = nr == NR_EXECVE || nr == NR_EXECVEAT;
-    if !is_open && !is_exec {
-        return Ok(0);
-    }
     if who.flags & TAG_LANDLOCK != 0 {
         if ret == EACCES {
             report_landlock(&who, regs, nr, is_exec);
@@ -194,6 +194,35 @@ fn try_sys_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         unsafe { bpf_send_signal(SIGKILL) };
     }
     Ok(0)
+}
+
+/// Whether `nr` is an open-family call: `open`, `creat`, `openat`, `openat2`, `open_by_handle_at`.
+#[inline(always)]
+fn is_open_call(nr: u64) -> bool {
+    matches!(
+        nr,
+        NR_OPEN | NR_CREAT | NR_OPENAT | NR_OPENAT2 | NR_OPEN_BY_HANDLE_AT
+    )
+}
+
+/// Whether `nr` is an exec-family call: `execve`, `execveat`.
+#[inline(always)]
+fn is_exec_call(nr: u64) -> bool {
+    nr == NR_EXECVE || nr == NR_EXECVEAT
+}
+
+/// The syscall number `sys_exit` was called for: `regs->orig_ax`, read by a direct load rather
+/// than a `bpf_probe_read_kernel` call. `regs` is a BTF pointer (`struct pt_regs *`, the typed
+/// argument of a `tp_btf` program) and the offset a constant (`OFFSETS` is frozen `.rodata`), so
+/// the verifier checks the 8-byte load against `struct pt_regs` in the kernel's BTF and the JIT
+/// emits it inline, fault-tolerant like a probe read (a faulting load yields 0). Only this one
+/// field of `OFFSETS` is read: `offsets()` copies the whole struct, on every syscall here.
+#[inline(always)]
+fn syscall_nr(regs: *const u8) -> u64 {
+    // SAFETY: a valid static; the volatile read only stops constant folding.
+    let off = unsafe { core::ptr::read_volatile(&raw const OFFSETS.regs_orig_ax) } as usize;
+    // SAFETY: verified against BTF as described above; the kernel fixes up a faulting load.
+    unsafe { core::ptr::read_volatile(regs.wrapping_add(off).cast::<u64>()) }
 }
 
 /// Judges again the file a Landlock-confined process opened by handle (`open_by_handle_at`,
