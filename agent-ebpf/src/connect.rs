@@ -244,10 +244,13 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
     } else {
         avail as u32
     };
-    let mut key = UnixRuleKey {
-        task_id: who.rules,
-        len: 0,
-        path: [0; UNIX_PATH_MAX],
+    let mut room = KeyRoom {
+        key: UnixRuleKey {
+            task_id: who.rules,
+            len: 0,
+            path: [0; UNIX_PATH_MAX],
+        },
+        spare: [0; SUN_BUF - UNIX_PATH_MAX],
     };
     // The kernel's copy is a `sockaddr_storage` (128 bytes): reads up to 108 bytes past offset 2
     // stay inside it, but bytes past `addrlen` are stale, so every copy is bounded by `avail`.
@@ -256,8 +259,8 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
         return Some(Reason::BadAddress);
     };
     target.path = PathSource::UnixAddress(sun_path);
-    let mut buf = [0u8; SUN_BUF];
-    let dst: *mut core::ffi::c_void = (&raw mut buf).cast();
+    // The address is read straight into the key: `SUN_BUF` bytes of room from `path` on.
+    let dst: *mut core::ffi::c_void = (&raw mut room.key.path).cast();
     if first == 0 {
         // Abstract: exactly `avail` bytes (NULs included); the rest of the key stays zero.
         let Some(size) = bounded_size(avail) else {
@@ -266,8 +269,7 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
         if unsafe { raw_probe_read_kernel(dst, size, sun_path.cast()) } != 0 {
             return Some(Reason::BadAddress);
         }
-        key.len = size;
-        copy_sun_path(&mut key, &buf);
+        room.key.len = size;
     } else {
         // Pathname: up to the first NUL within the address. `avail + 1` lets the string copy
         // take all `avail` bytes when the caller did not NUL-terminate (SUN_LEN style).
@@ -279,8 +281,7 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
                 return Some(Reason::BadAddress);
             };
             if last != 0u8 {
-                key.len = UNIX_PATH_MAX as u32;
-                target.path_len = key.len;
+                target.path_len = UNIX_PATH_MAX as u32;
                 return Some(Reason::NotAllowed);
             }
         }
@@ -292,31 +293,36 @@ fn judge_unix(who: &Caller, addr: *const u8, addrlen: i32, target: &mut Target) 
             return Some(Reason::BadAddress);
         }
         // `n` counts the NUL the helper wrote.
-        key.len = (n - 1) as u32;
-        copy_sun_path(&mut key, &buf);
+        room.key.len = (n - 1) as u32;
         if first != b'/' {
-            target.path_len = key.len;
+            target.path_len = room.key.len;
             return Some(Reason::RelativeUnixPath);
         }
     }
-    target.path_len = key.len;
-    if unsafe { UNIX_RULES.get(&key) }.is_some() {
+    target.path_len = room.key.len;
+    if unsafe { UNIX_RULES.get(&room.key) }.is_some() {
         None
     } else {
         Some(Reason::NotAllowed)
     }
 }
 
-/// Fixed-size copy (no variable-length memcpy for the verifier to reject).
-#[inline(always)]
-fn copy_sun_path(key: &mut UnixRuleKey, buf: &[u8; SUN_BUF]) {
-    // SAFETY: both regions are at least UNIX_PATH_MAX bytes and do not overlap.
-    unsafe {
-        core::ptr::copy_nonoverlapping(buf.as_ptr(), key.path.as_mut_ptr(), UNIX_PATH_MAX);
-    }
+/// A `UnixRuleKey` with room behind its `path` for a copy of a masked size (`bounded_size`):
+/// the verifier sees up to `SUN_BUF - 1` bytes, the key holds `UNIX_PATH_MAX`. Reading the
+/// address straight into the key spares a second 128-byte stack buffer (the hook's stack,
+/// with the event writer's frame, must stay within 512 bytes).
+#[repr(C)]
+struct KeyRoom {
+    key: UnixRuleKey,
+    spare: [u8; SUN_BUF - UNIX_PATH_MAX],
 }
 
-/// Bytes of the stack buffer a `sun_path` is copied into: a power of two above `UNIX_PATH_MAX`
+const _: () = assert!(
+    core::mem::offset_of!(KeyRoom, key) + core::mem::offset_of!(UnixRuleKey, path) + SUN_BUF
+        <= core::mem::size_of::<KeyRoom>()
+);
+
+/// Bytes of room a `sun_path` is copied into: a power of two above `UNIX_PATH_MAX`
 /// so a size masked with `SUN_BUF - 1` is provably inside it.
 const SUN_BUF: usize = 128;
 

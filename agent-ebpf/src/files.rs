@@ -232,25 +232,37 @@ pub fn judge_file(
     }
     // Judged before the path resolves: the look-up does not touch the path scratch.
     let by_identity = identity_denied(who.rules, file);
-    let resolved = PATH_SCRATCH.get_ptr_mut(0).map(|scratch| {
-        // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset,
-        // so the verifier sees a `struct path *`. `scratch` is a per-CPU map value of
-        // `PATH_MAX` path bytes.
-        let len = unsafe {
-            (*scratch).owner = bpf_get_current_pid_tgid();
-            let path_ptr = file.add(off.file_f_path as usize) as *mut path;
-            bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
-        };
-        // A file `bpf_d_path` could only name `/` (an escaped walk: `escaped`) is unresolved.
-        let rendered = unsafe { (&raw const (*scratch).path).cast::<u8>() };
-        let path_ptr = file.wrapping_add(off.file_f_path as usize);
-        if rendered_unnamed(path_ptr, rendered, len) {
-            (scratch, ESTALE)
-        } else {
-            (scratch, len)
-        }
-    });
+    let resolved = PATH_SCRATCH
+        .get_ptr_mut(0)
+        .map(|scratch| resolve_into(scratch, file, off.file_f_path as usize));
     judge_resolved_file(op, who, resolved, target, true, by_identity, allowed)
+}
+
+/// Renders `file`'s path into `scratch` with `bpf_d_path`; returns the scratch and the length
+/// (bytes with the NUL) or a negative errno, `-ESTALE` for a file `bpf_d_path` could only name
+/// `/` (an escaped walk: `escaped`). A function of its own, always inlined: as the body of a
+/// closure LLVM outlined it into a BPF subprogram whose frame counts against the hook's
+/// 512-byte stack.
+#[inline(always)]
+fn resolve_into(
+    scratch: *mut FileRuleKeyScratch,
+    file: *const u8,
+    f_path_off: usize,
+) -> (*mut FileRuleKeyScratch, i64) {
+    // SAFETY: `file` is the hook's trusted `struct file *`; `f_path` is at its BTF offset, so
+    // the verifier sees a `struct path *`. `scratch` is a per-CPU map value of `PATH_MAX` path
+    // bytes.
+    let len = unsafe {
+        (*scratch).owner = bpf_get_current_pid_tgid();
+        let path_ptr = file.add(f_path_off) as *mut path;
+        bpf_d_path(path_ptr, (&raw mut (*scratch).path).cast(), PATH_MAX as u32)
+    };
+    let rendered = unsafe { (&raw const (*scratch).path).cast::<u8>() };
+    if rendered_unnamed(file.wrapping_add(f_path_off), rendered, len) {
+        (scratch, ESTALE)
+    } else {
+        (scratch, len)
+    }
 }
 
 /// A file's path resolved into the path scratch: the scratch and what the resolver returned

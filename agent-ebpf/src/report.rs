@@ -6,9 +6,12 @@ use agent_common::{
     PATH_CLASS_UNIX, PATH_MAX, Reason, UNIX_PATH_MAX, counter_index,
 };
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
-    bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
-    generated::bpf_probe_read_kernel as raw_probe_read_kernel,
+    bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+    bpf_probe_read_kernel,
+    generated::{
+        bpf_get_current_comm as raw_get_current_comm,
+        bpf_probe_read_kernel as raw_probe_read_kernel,
+    },
 };
 
 use crate::{
@@ -156,43 +159,71 @@ struct Record<const N: usize> {
     path: [u8; N],
 }
 
-/// Reports a decision in the smallest record that holds its path. Each branch reserves a
-/// constant size and copies a constant number of bytes, which every verifier bounds.
+/// Reports a decision in the smallest record that holds its path: `corral_emit` with typed
+/// arguments.
 #[inline(always)]
 fn emit(op: Op, decision: Decision, caller: &Caller, reason: Reason, target: &Target) {
+    corral_emit(op as u32, decision as u32, caller, reason as u32, target);
+}
+
+/// Writes one event. A **global** BPF function (`no_mangle`, `extern "C"`, never inlined): the
+/// verifier checks it once per program, with unknown arguments, instead of once for every path
+/// through a hook that reaches it (inlined, the writer made `socket_connect` cost 58 % of the
+/// verifier's 1M-instruction limit on 6.1). Its pointer arguments arrive "maybe null" to the
+/// verifier, so they are checked; what it reads through `target.path` is a scalar to it, which
+/// only the probe-read helper takes. Each branch reserves a constant size and copies a constant
+/// number of bytes, which every verifier bounds. Returns 0 (a global function returns a scalar).
+#[unsafe(no_mangle)]
+#[inline(never)]
+#[allow(
+    improper_ctypes_definitions,
+    reason = "called only from BPF code built in this crate; the kernel reads the pointee sizes \
+              from BTF, not a C header"
+)]
+pub extern "C" fn corral_emit(
+    op: u32,
+    decision: u32,
+    caller: *const Caller,
+    reason: u32,
+    target: *const Target,
+) -> u32 {
+    if caller.is_null() || target.is_null() {
+        return 0;
+    }
+    // SAFETY: non-null pointers to a live `Caller` and `Target` on the calling hook's stack.
+    let (caller, target) = unsafe { (&*caller, &*target) };
+    let head = Head {
+        op,
+        decision,
+        reason,
+    };
     match target.path {
-        PathSource::None => emit_sized::<0, 0>(op, decision, caller, reason, target, None),
-        PathSource::UnixAddress(src) => emit_sized::<PATH_CLASS_UNIX, UNIX_PATH_MAX>(
-            op,
-            decision,
-            caller,
-            reason,
-            target,
-            Some(src),
-        ),
+        PathSource::None => emit_sized::<0, 0>(&head, caller, target, None),
+        PathSource::UnixAddress(src) => {
+            emit_sized::<PATH_CLASS_UNIX, UNIX_PATH_MAX>(&head, caller, target, Some(src));
+        }
         PathSource::Resolved(src) if target.path_len as usize <= PATH_CLASS_SHORT => {
-            emit_sized::<PATH_CLASS_SHORT, PATH_CLASS_SHORT>(
-                op,
-                decision,
-                caller,
-                reason,
-                target,
-                Some(src),
-            );
+            emit_sized::<PATH_CLASS_SHORT, PATH_CLASS_SHORT>(&head, caller, target, Some(src));
         }
         PathSource::Resolved(src) => {
-            emit_sized::<PATH_MAX, PATH_MAX>(op, decision, caller, reason, target, Some(src));
+            emit_sized::<PATH_MAX, PATH_MAX>(&head, caller, target, Some(src));
         }
     }
+    0
+}
+
+/// The codes `corral_emit` was called with.
+struct Head {
+    op: u32,
+    decision: u32,
+    reason: u32,
 }
 
 /// Writes a record of `N` path bytes, copying `COPY` (≤ `N`) bytes of the path from `src`.
 #[inline(always)]
 fn emit_sized<const N: usize, const COPY: usize>(
-    op: Op,
-    decision: Decision,
+    head: &Head,
     caller: &Caller,
-    reason: Reason,
     target: &Target,
     src: Option<*const u8>,
 ) {
@@ -212,8 +243,8 @@ fn emit_sized<const N: usize, const COPY: usize>(
     // bytes; the head fields lie in its first `EVENT_HEAD_SIZE` bytes.
     unsafe {
         (*ev).time_ns = bpf_ktime_get_boot_ns();
-        (*ev).op = op as u32;
-        (*ev).decision = decision as u32;
+        (*ev).op = head.op;
+        (*ev).decision = head.decision;
         (*ev).mode = caller.mode;
         (*ev).task_id = caller.task_id;
         (*ev).pid = pid_tgid as u32;
@@ -227,13 +258,20 @@ fn emit_sized<const N: usize, const COPY: usize>(
         (*ev).port = target.port;
         (*ev).path_len = target.path_len;
         (*ev).path_error = target.path_error;
-        (*ev).reason = reason as u32;
+        (*ev).reason = head.reason;
         (*ev).backend = target.backend;
         (*ev).target_pid = target.target_pid;
         (*ev).instance = caller.instance;
         (*ev).reserved = 0;
-        (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        (*ev).addr = target.addr;
+        // Written in place: a 16-byte stack copy would add to the hook's 512-byte stack.
+        let comm = (&raw mut (*ev).comm).cast::<core::ffi::c_void>();
+        // On failure the helper zeroes the buffer itself.
+        raw_get_current_comm(comm, 16);
+        // Two 8-byte loads: a 16-byte array copy compiles to a `memmove` call, one more frame.
+        let addr = target.addr.as_ptr().cast::<u64>();
+        let out = (&raw mut (*ev).addr).cast::<u64>();
+        out.write_unaligned(addr.read_unaligned());
+        out.add(1).write_unaligned(addr.add(1).read_unaligned());
         match src {
             Some(src) if COPY > 0 => {
                 let dst = entry

@@ -25,6 +25,7 @@ pub mod scratch;
 pub mod selectors;
 pub mod selftest;
 pub mod shipped;
+pub mod verifier;
 
 pub use daemon::{ACCEPT_UNENFORCED, Daemon, EVENT_TIMEOUT, expect_corral_exit};
 pub use events::has;

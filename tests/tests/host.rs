@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use agent::loader::{KILL_HOOKS, SOCK_ADDR_HOOKS, TAGGING_HOOKS};
 use corral_tests::daemon::SETTLE;
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid, two_listeners};
 use corral_tests::reload::replace_file;
@@ -1795,4 +1796,23 @@ fn landlock_opens_by_handle_outside_a_bind_mount_are_killed() {
             ("/target/error", json!("ESTALE")),
         ],
     );
+}
+
+/// Every program the daemon loads where BPF LSM is refused (tagging, the kill backend, cgroup
+/// `sock_addr`) costs the verifier a fifth of its limit at most.
+#[test]
+fn every_program_verifies_far_below_the_verifier_limit() {
+    let _d = Daemon::with(&[&Policy::probe_only("verifier-budget")]);
+    let programs: Vec<&str> = TAGGING_HOOKS
+        .iter()
+        .chain(&KILL_HOOKS)
+        .chain(&SOCK_ADDR_HOOKS)
+        .map(|h| h.program)
+        .collect();
+    assert_eq!(
+        programs.len(),
+        11,
+        "expected the daemon's plan to hold 11 programs"
+    );
+    corral_tests::verifier::assert_within_budget(&programs);
 }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use agent::loader::{LSM_HOOKS, SOCK_ADDR_HOOKS, TAGGING_HOOKS};
 use corral_tests::daemon::{Launch, SharedPins};
 use corral_tests::network::{InetEvent, LOOPBACKS, event_pid};
 use corral_tests::process::Later;
@@ -3862,4 +3863,23 @@ fn files_opened_by_handle_outside_every_path_are_refused() {
         &s.join("vault"),
         "old",
     ]));
+}
+
+/// Every program the daemon loads with BPF LSM (tagging, LSM hooks, cgroup `sock_addr`) costs
+/// the verifier a fifth of its limit at most, so no harmless change tips one over it.
+#[test]
+fn every_program_verifies_far_below_the_verifier_limit() {
+    let _d = Daemon::with(&[&Policy::probe_only("verifier-budget")]);
+    let programs: Vec<&str> = TAGGING_HOOKS
+        .iter()
+        .chain(&LSM_HOOKS)
+        .chain(&SOCK_ADDR_HOOKS)
+        .map(|h| h.program)
+        .collect();
+    assert_eq!(
+        programs.len(),
+        39,
+        "expected the daemon's plan to hold 39 programs"
+    );
+    corral_tests::verifier::assert_within_budget(&programs);
 }

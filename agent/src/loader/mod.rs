@@ -366,19 +366,22 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     for spec in &plan {
         let started = std::time::Instant::now();
         let link = attach(&mut ebpf, &btf, *spec, cgroup_root.as_deref())?;
-        let info = ebpf.program(spec.program).and_then(|p| p.info().ok());
-        tracing::debug!(
-            program = spec.program,
-            hook = spec.hook,
-            ms = started.elapsed().as_millis(),
-            verified_insns = info
-                .as_ref()
-                .and_then(aya::programs::ProgramInfo::verified_instruction_count),
-            translated_bytes = info
-                .as_ref()
-                .and_then(aya::programs::ProgramInfo::size_translated),
-            "loaded and attached"
-        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // One `BPF_OBJ_GET_INFO_BY_FD` per program, only when the line is logged.
+            let info = ebpf.program(spec.program).and_then(|p| p.info().ok());
+            tracing::debug!(
+                program = spec.program,
+                hook = spec.hook,
+                ms = started.elapsed().as_millis(),
+                verified_insns = info
+                    .as_ref()
+                    .and_then(aya::programs::ProgramInfo::verified_instruction_count),
+                translated_bytes = info
+                    .as_ref()
+                    .and_then(aya::programs::ProgramInfo::size_translated),
+                "loaded and attached"
+            );
+        }
         new_links.push((spec.program, link));
     }
     let old_links = pins.take_old_links();
