@@ -1802,7 +1802,12 @@ fn landlock_opens_by_handle_outside_a_bind_mount_are_killed() {
 /// `sock_addr`) costs the verifier a fifth of its limit at most.
 #[test]
 fn every_program_verifies_far_below_the_verifier_limit() {
-    let _d = Daemon::with(&[&Policy::probe_only("verifier-budget")]);
+    let d = Daemon::with(&[&Policy::probe_only("verifier-budget")]);
+    assert_eq!(
+        d.status()["open_decision_cache"]["state"],
+        json!("not_used"),
+        "expected no open-decision cache without BPF LSM"
+    );
     let programs: Vec<&str> = TAGGING_HOOKS
         .iter()
         .chain(&KILL_HOOKS)

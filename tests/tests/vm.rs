@@ -1338,6 +1338,12 @@ fn status_reports_hooks_tasks_and_counters() {
     let d = Daemon::with(&[&enforce, &audit]);
 
     let st = d.status();
+    // Debian's stock kernels have CONFIG_KALLSYMS_ALL and kptr_restrict 0.
+    assert_eq!(
+        st["open_decision_cache"],
+        json!({"state": "on"}),
+        "expected the open-decision cache on with BPF LSM on Debian's kernel"
+    );
     let hooks = st["hooks"].as_array().cloned().unwrap_or_default();
     for program in [
         "corral_bprm_check",

@@ -44,6 +44,16 @@ pub fn render(status: &serde_json::Value) -> String {
             );
         }
     }
+    let cache = &status["open_decision_cache"];
+    let _ = writeln!(
+        out,
+        "OPEN-DECISION CACHE\n  {}{}",
+        cache["state"].as_str().unwrap_or("?"),
+        cache["reason"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
     out.push_str("TASKS\n");
     for t in status["tasks"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -85,4 +95,28 @@ pub fn render(status: &serde_json::Value) -> String {
         c["events_dropped"], c["tag_insert_failed"], c["open_cache_hits"]
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::render;
+
+    #[test]
+    fn says_whether_the_open_decision_cache_is_on_and_why_not() {
+        let on = render(&json!({"open_decision_cache": {"state": "on"}}));
+        assert!(
+            on.contains("OPEN-DECISION CACHE\n  on\n"),
+            "expected the cache shown as on, got:\n{on}"
+        );
+        let off = render(&json!({"open_decision_cache": {
+            "state": "off",
+            "reason": "/proc/kallsyms shows `rename_lock` at address 0",
+        }}));
+        assert!(
+            off.contains("  off (/proc/kallsyms shows `rename_lock` at address 0)\n"),
+            "expected the cache shown as off with its reason, got:\n{off}"
+        );
+    }
 }

@@ -161,6 +161,16 @@ fn decisions_and_drops(r: &Registry, s: &Snapshot<'_>) -> Result<(), RenderError
     );
     register(r, "corral_open_decision_cache_hits_total", hits)?;
 
+    let enabled = IntGauge::new(
+        "corral_open_decision_cache_enabled",
+        "1 when the BPF LSM file_open hook remembers allowed decisions on this host, 0 when every open is judged in full (corral status says why).",
+    )
+    .map_err(err("corral_open_decision_cache_enabled"))?;
+    enabled.set(i64::from(
+        s.status.pointer("/open_decision_cache/state") == Some(&serde_json::json!("on")),
+    ));
+    register(r, "corral_open_decision_cache_enabled", enabled)?;
+
     Ok(())
 }
 
@@ -285,6 +295,7 @@ mod tests {
     fn renders_every_metric_with_its_values() {
         let status = json!({
             "tasks": [{"name": "a", "id": 1, "mode": "enforce", "processes": 3}],
+            "open_decision_cache": {"state": "on"},
             "counters": {
                 "open": {"allowed": 10, "denied": 2, "audited": 0},
                 "events_dropped": 4,
@@ -320,6 +331,7 @@ mod tests {
             "corral_events_dropped_total{stage=\"kernel\"} 4",
             "corral_events_dropped_total{stage=\"subscriber\"} 5",
             "corral_open_decision_cache_hits_total 8",
+            "corral_open_decision_cache_enabled 1",
             "corral_tagged_processes{task=\"a\"} 3",
             "corral_event_subscribers 2",
             "corral_policy_reloads_total{result=\"error\"} 0",

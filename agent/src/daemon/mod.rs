@@ -23,7 +23,7 @@ mod subscriber;
 mod tasks;
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -33,7 +33,7 @@ use crate::{
     compile::{self, CompileError, CompiledTask},
     events::BootClock,
     loader::{self, LoaderError},
-    policy::{self, PolicyDirError},
+    policy::{self, PolicyDirError, TaskPolicy},
 };
 
 pub use batch_names::Namer;
@@ -110,6 +110,19 @@ impl DaemonError {
 }
 
 /// Runs the daemon to completion.
+/// The policies of `dir` and the self-test task, compiled once as a trial: everything that can
+/// be wrong with the configuration is found before the kernel is touched.
+fn read_policies(dir: &Path) -> Result<Vec<(PathBuf, TaskPolicy)>, DaemonError> {
+    let mut policies = policy::load_policy_dir_files(dir)?;
+    policies.extend(policy::selftest_task::for_this_binary());
+    let trial: Vec<CompiledTask> = policies
+        .iter()
+        .map(|(_, p)| compile::compile(0, p))
+        .collect::<Result<_, _>>()?;
+    compile::check_capacity(&trial)?;
+    Ok(policies)
+}
+
 pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     // Before the first kernel BTF parse: keeps loading's resident peak down (see the function).
     loader::map_large_blocks();
@@ -117,14 +130,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
     // refusal to start stays the one line `corral: <message>`.
     let endpoint = Arc::new(metrics::Endpoint::default());
     let listen_error = start_metrics(&endpoint, &config.settings.metrics);
-    // Everything that can be wrong with the configuration is found before the kernel is touched.
-    let mut policies = policy::load_policy_dir_files(&config.policies)?;
-    policies.extend(policy::selftest_task::for_this_binary());
-    let trial: Vec<CompiledTask> = policies
-        .iter()
-        .map(|(_, p)| compile::compile(0, p))
-        .collect::<Result<_, _>>()?;
-    compile::check_capacity(&trial)?;
+    let policies = read_policies(&config.policies)?;
     let sinks = Sink::open_all(&config.settings.events)?;
     let hub = Arc::new(hub::Hub::new(
         config.settings.events.backlog,
@@ -152,6 +158,7 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         events: ring,
         backends,
         attached,
+        open_cache,
     } = loaded;
     let dns_maps = (dns_maps, dns::redirects(&attached));
     let cgroup_root = match loader::cgroup2_root() {
@@ -169,8 +176,11 @@ pub fn run(config: &DaemonConfig) -> Result<(), DaemonError> {
         maps,
         selectors,
         instances,
-        backends,
-        attached,
+        state::Enforcement {
+            backends,
+            attached,
+            open_cache,
+        },
         config.policies.clone(),
         cgroup_root,
     );

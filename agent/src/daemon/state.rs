@@ -17,7 +17,7 @@ use super::{
     tasks::{ApplyError, Change, TaskTable},
 };
 use crate::{
-    loader::{Backends, HookSpec, InstanceMaps, RuleMaps, SelectorMaps},
+    loader::{Backends, HookSpec, InstanceMaps, OpenCacheState, RuleMaps, SelectorMaps},
     policy::{self, TaskPolicy},
 };
 
@@ -83,11 +83,22 @@ pub struct State {
     tasks: TaskTable,
     backends: Backends,
     attached: Vec<HookSpec>,
+    open_cache: OpenCacheState,
     policies: PathBuf,
     cgroup_root: Option<PathBuf>,
     reloads: ReloadStats,
     /// Name lookups by result (`ok`, `no_records`, `nxdomain`, `error`).
     dns_resolutions: BTreeMap<&'static str, u64>,
+}
+
+/// What the loader put in place.
+pub struct Enforcement {
+    /// What enforces each operation.
+    pub backends: Backends,
+    /// The programs attached, in attach order.
+    pub attached: Vec<HookSpec>,
+    /// Whether `file_open` remembers allowed decisions.
+    pub open_cache: OpenCacheState,
 }
 
 impl State {
@@ -96,11 +107,15 @@ impl State {
         maps: RuleMaps,
         selector_maps: SelectorMaps,
         instances: InstanceMaps,
-        backends: Backends,
-        attached: Vec<HookSpec>,
+        enforcement: Enforcement,
         policies: PathBuf,
         cgroup_root: Option<PathBuf>,
     ) -> Self {
+        let Enforcement {
+            backends,
+            attached,
+            open_cache,
+        } = enforcement;
         Self {
             maps,
             selector_maps,
@@ -108,6 +123,7 @@ impl State {
             tasks: TaskTable::default(),
             backends,
             attached,
+            open_cache,
             policies,
             cgroup_root,
             reloads: ReloadStats::default(),
@@ -553,6 +569,7 @@ impl State {
             status: json!({
                 "backends": self.backends.to_json(),
                 "hooks": hooks,
+                "open_decision_cache": self.open_cache.to_json(),
                 "tasks": tasks.into_values().collect::<Vec<_>>(),
                 "confined_processes": counts.values().sum::<usize>(),
                 "policy": {

@@ -54,6 +54,35 @@ pub enum DecisionCacheError {
     },
 }
 
+/// Whether the BPF LSM `file_open` hook remembers allowed decisions on this host: shown by
+/// `corral status` and the `corral_open_decision_cache_enabled` metric, so a fleet can find the
+/// hosts where every open is judged in full (slower, never weaker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenCacheState {
+    /// Re-opens of allowed files are not re-judged until a rename or mount change.
+    On,
+    /// BPF LSM is active but the cache could not be turned on: `reason` says why and what to
+    /// change.
+    Off { reason: String },
+    /// BPF LSM is not active: the fallback backend judges every open in full.
+    NotUsed,
+}
+
+impl OpenCacheState {
+    /// `{"state": "on" | "off" | "not_used", "reason": ...}` for the status document.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::On => serde_json::json!({"state": "on"}),
+            Self::Off { reason } => serde_json::json!({"state": "off", "reason": reason}),
+            Self::NotUsed => serde_json::json!({
+                "state": "not_used",
+                "reason": "BPF LSM is not active: the fallback backend judges every open in full",
+            }),
+        }
+    }
+}
+
 /// The two sequence locks the cache watches.
 const LOCKS: [&str; 2] = ["rename_lock", "mount_lock"];
 

@@ -30,6 +30,7 @@ use aya::{
 
 pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
+pub use decision_cache::OpenCacheState;
 pub use dns::{DnsControl, DnsMaps, DnsOrigins};
 pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
 pub use heap::map_large_blocks;
@@ -267,6 +268,8 @@ pub struct Loaded {
     pub backends: Backends,
     /// The programs attached, in attach order.
     pub attached: Vec<HookSpec>,
+    /// Whether `file_open` remembers allowed decisions here.
+    pub open_cache: OpenCacheState,
 }
 
 /// The kernel's BTF, for aya, with a path in the error.
@@ -313,19 +316,23 @@ fn load_object(
 
 /// The open-decision cache's configuration, or zeros (off, every open judged in full) with a
 /// warning saying why.
-fn open_decision_cache(btf_path: &Path) -> DecisionCacheConfig {
+fn open_decision_cache(btf_path: &Path) -> (DecisionCacheConfig, OpenCacheState) {
     match decision_cache::config(Path::new(decision_cache::KALLSYMS), btf_path) {
         Ok(cache) => {
             tracing::info!(
                 "open-decision cache on: re-opens of allowed files are not re-judged until a rename or mount change"
             );
-            cache
+            (cache, OpenCacheState::On)
         }
         Err(e) => {
             tracing::warn!(
                 "open-decision cache off (every open is judged in full, which is slower): {e:#}"
             );
-            DecisionCacheConfig::default()
+            let reason = format!("{e:#}");
+            (
+                DecisionCacheConfig::default(),
+                OpenCacheState::Off { reason },
+            )
         }
     }
 }
@@ -342,10 +349,10 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     let mut offsets = read_offsets(btf_path)?;
     offsets.lsm_connect = u32::from(probe.caps.lsm);
     offsets.kill_observer = u32::from(!probe.caps.lsm);
-    let cache = if probe.caps.lsm {
+    let (cache, open_cache) = if probe.caps.lsm {
         open_decision_cache(btf_path)
     } else {
-        DecisionCacheConfig::default()
+        (DecisionCacheConfig::default(), OpenCacheState::NotUsed)
     };
     let adopted = pins.prepare()?;
     let (btf, mut ebpf) = load_object(btf_path, &offsets, &cache, Some(pins))?;
@@ -419,6 +426,7 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
         events,
         backends,
         attached: plan,
+        open_cache,
     })
 }
 
