@@ -2,7 +2,7 @@
 
 use agent_common::{Mode, Reason, TaskTag};
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+    bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task_btf,
 };
 
 use crate::maps::{INSTANCES, TAGS, TASKS, offsets};
@@ -65,19 +65,33 @@ fn expired(instance: u32) -> bool {
 }
 
 /// The calling task's root (`current->fs->root`): its mount and dentry, as kernel addresses
-/// (`bpf_d_path` names paths from it). `None` when a field cannot be read.
+/// (`bpf_d_path` names paths from it). `None` for a task without `fs` (exiting). Read by direct
+/// BTF loads from `bpf_get_current_task_btf()` (see `btf_load`): LSM and `tp_btf` programs only.
 #[inline(always)]
 pub fn caller_root() -> Option<(u64, u64)> {
     let off = offsets();
-    // SAFETY: fault-tolerant probe reads at BTF offsets from the current task.
+    // SAFETY: a BTF pointer to the current task; loads checked against BTF (see `btf_load`).
     unsafe {
-        let task = bpf_get_current_task() as *const u8;
-        let fs: *const u8 =
-            bpf_probe_read_kernel(task.wrapping_add(off.task_fs as usize).cast()).ok()?;
+        let task = bpf_get_current_task_btf() as *const u8;
+        let fs: *const u8 = btf_load(task, off.task_fs);
+        if fs.is_null() {
+            return None;
+        }
         let root = fs.wrapping_add(off.fs_struct_root as usize);
-        Some((
-            bpf_probe_read_kernel(root.wrapping_add(off.path_mnt as usize).cast()).ok()?,
-            bpf_probe_read_kernel(root.wrapping_add(off.path_dentry as usize).cast()).ok()?,
-        ))
+        Some((btf_load(root, off.path_mnt), btf_load(root, off.path_dentry)))
     }
+}
+
+/// Reads the `T` at byte `offset` of the kernel object `base` points at, by a plain load.
+///
+/// # Safety
+/// `base` must be a BTF pointer the verifier knows the type of (a hook's typed argument,
+/// `bpf_get_current_task_btf()`, or a pointer loaded this way from one) and `offset` the
+/// `OFFSETS` field for a member of that type of `T`'s size: the verifier then checks the load
+/// against the kernel's BTF, and the JIT emits it inline with an exception entry, so a faulting
+/// load (a NULL pointer) yields 0 instead of oopsing. Anything else fails to load, not to run.
+#[inline(always)]
+pub unsafe fn btf_load<T: Copy>(base: *const u8, offset: u32) -> T {
+    // SAFETY: as documented above; volatile so the load keeps its size and offset.
+    unsafe { core::ptr::read_volatile(base.wrapping_add(offset as usize).cast::<T>()) }
 }

@@ -10,7 +10,7 @@ use agent_common::{DECISION_CACHE_MAGICS, DECISION_TTL_NS, OpenDecisionKey, Open
 use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel};
 
 use crate::{
-    context::{Caller, caller_root},
+    context::{Caller, btf_load, caller_root},
     maps::{OPEN_DECISIONS, allowed_events_off, decision_cache_config, offsets},
 };
 
@@ -37,35 +37,32 @@ pub fn cacheable(who: &Caller, file: *const u8, access: u32) -> Option<Cacheable
         return None;
     }
     let off = offsets();
-    // SAFETY: fault-tolerant probe reads of kernel memory at BTF offsets and at the addresses
-    // of two kernel globals from kallsyms; nothing read is dereferenced except through them.
+    // SAFETY: `file` is the hook's `struct file *` (a BTF pointer) and every offset a constant
+    // to the verifier (`OFFSETS` is frozen `.rodata`), so each `btf_load` below is checked
+    // against the kernel's BTF and compiled to an inline load that the kernel fixes up if it
+    // faults (yielding 0), like a probe read without the helper call. The two sequence counts
+    // are at addresses from kallsyms: probe reads.
     unsafe {
-        let inode: *const u8 =
-            bpf_probe_read_kernel(file.add(off.file_f_inode as usize).cast()).ok()?;
-        let nlink: u32 =
-            bpf_probe_read_kernel(inode.add(off.inode_i_nlink as usize).cast()).ok()?;
-        if nlink != 1 {
+        let inode: *const u8 = btf_load(file, off.file_f_inode);
+        if btf_load::<u32>(inode, off.inode_i_nlink) != 1 {
             return None;
         }
-        let sb: *const u8 =
-            bpf_probe_read_kernel(inode.add(off.inode_i_sb as usize).cast()).ok()?;
-        let magic: u64 = bpf_probe_read_kernel(sb.add(off.sb_s_magic as usize).cast()).ok()?;
-        if !DECISION_CACHE_MAGICS.contains(&magic) {
+        let sb: *const u8 = btf_load(inode, off.inode_i_sb);
+        if !DECISION_CACHE_MAGICS.contains(&btf_load::<u64>(sb, off.sb_s_magic)) {
             return None;
         }
-        let f_path = file.add(off.file_f_path as usize);
+        let f_path = file.wrapping_add(off.file_f_path as usize);
         let (root_mnt, root_dentry) = caller_root()?;
         let key = OpenDecisionKey {
             rules_id: who.rules,
             access,
-            dentry: bpf_probe_read_kernel(f_path.add(off.path_dentry as usize).cast()).ok()?,
-            mnt: bpf_probe_read_kernel(f_path.add(off.path_mnt as usize).cast()).ok()?,
+            dentry: btf_load(f_path, off.path_dentry),
+            mnt: btf_load(f_path, off.path_mnt),
             inode: inode as u64,
-            ino: bpf_probe_read_kernel(inode.add(off.inode_i_ino as usize).cast()).ok()?,
+            ino: btf_load(inode, off.inode_i_ino),
             root_dentry,
             root_mnt,
-            generation: bpf_probe_read_kernel(inode.add(off.inode_i_generation as usize).cast())
-                .ok()?,
+            generation: btf_load(inode, off.inode_i_generation),
             reserved: 0,
         };
         let rename_seq: u32 = bpf_probe_read_kernel(cfg.rename_lock as *const u32).ok()?;
