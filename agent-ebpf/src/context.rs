@@ -78,7 +78,10 @@ pub fn caller_root() -> Option<(u64, u64)> {
             return None;
         }
         let root = fs.wrapping_add(off.fs_struct_root as usize);
-        Some((btf_load(root, off.path_mnt), btf_load(root, off.path_dentry)))
+        Some((
+            btf_load(root, off.path_mnt),
+            btf_load(root, off.path_dentry),
+        ))
     }
 }
 
