@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::{Caller, caller},
+    context::{Caller, btf_load, caller},
     maps::{CONNECT_SEEN, NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
     report::{PathSource, Target, finish, lsm_verdict},
 };
@@ -98,22 +98,22 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Result<i32, i32> {
     };
     let off = offsets();
     // SAFETY: the hook's arguments are `struct socket *` and `struct msghdr *` (the kernel's
-    // own, whose `msg_name` points at its copy of the destination); probe reads at BTF offsets.
+    // own, whose `msg_name` points at its copy of the destination): BTF pointers, read by
+    // direct loads at BTF offsets (`btf_load`). `msg_name` is a `void *`: a plain number to the
+    // verifier, read below by probe reads.
     let (sock, msg): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(1));
-    let mut target = Target::empty();
-    target.proto = sock_proto(sock);
-    let (name, namelen) = unsafe {
+    let (name, namelen): (*const u8, i32) = unsafe {
         (
-            bpf_probe_read_kernel(msg.add(off.msghdr_msg_name as usize).cast::<*const u8>()),
-            bpf_probe_read_kernel(msg.add(off.msghdr_msg_namelen as usize).cast::<i32>()),
+            btf_load(msg, off.msghdr_msg_name),
+            btf_load(msg, off.msghdr_msg_namelen),
         )
     };
-    let (Ok(name), Ok(namelen)) = (name, namelen) else {
-        return Err(finish(Op::Sendmsg, &who, Some(Reason::BadAddress), &target));
-    };
+    // Connected sockets (no destination), the common case, leave here.
     if name.is_null() || namelen < 2 {
         return Ok(0);
     }
+    let mut target = Target::empty();
+    target.proto = sock_proto(sock);
     let family: u16 = unsafe { bpf_probe_read_kernel(name.cast::<u16>()) }
         .map_err(|_| finish(Op::Sendmsg, &who, Some(Reason::BadAddress), &target))?;
     if family != AF_UNIX {
@@ -124,11 +124,11 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Result<i32, i32> {
     Ok(finish(Op::Sendmsg, &who, miss, &target))
 }
 
-/// `struct socket::type` as a `Proto` code.
+/// `struct socket::type` as a `Proto` code. `sock` is the hook's `struct socket *`.
 #[inline(always)]
 fn sock_proto(sock: *const u8) -> u32 {
-    let off = offsets().socket_type as usize;
-    let ty: i16 = unsafe { bpf_probe_read_kernel(sock.add(off).cast::<i16>()) }.unwrap_or(0);
+    // SAFETY: a BTF pointer and the offset of one of its fields (see `btf_load`).
+    let ty: i16 = unsafe { btf_load(sock, offsets().socket_type) };
     match ty {
         1 => Proto::Tcp as u32,
         2 => Proto::Udp as u32,
