@@ -215,8 +215,9 @@ fn is_exec_call(nr: u64) -> bool {
 /// than a `bpf_probe_read_kernel` call. `regs` is a BTF pointer (`struct pt_regs *`, the typed
 /// argument of a `tp_btf` program) and the offset a constant (`OFFSETS` is frozen `.rodata`), so
 /// the verifier checks the 8-byte load against `struct pt_regs` in the kernel's BTF and the JIT
-/// emits it inline, fault-tolerant like a probe read (a faulting load yields 0). Only this one
-/// field of `OFFSETS` is read: `offsets()` copies the whole struct, on every syscall here.
+/// emits it inline, fault-tolerant like a probe read (a faulting load yields 0). The one field is
+/// read straight from `OFFSETS`, without even `offsets()`'s pointer spill: this runs on every
+/// syscall of every process.
 #[inline(always)]
 fn syscall_nr(regs: *const u8) -> u64 {
     // SAFETY: a valid static; the volatile read only stops constant folding.
