@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::caller,
+    context::{btf_load, caller},
     kill,
     maps::{CGROUP_SELECTORS, EXEC_SELECTORS, TAGS, offsets},
     pathwalk::cgroup_path,
@@ -35,28 +35,29 @@ pub fn corral_sched_exec(ctx: BtfTracePointContext) -> i32 {
 
 fn try_sched_exec(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     let off = offsets();
-    // SAFETY: arg 2 is `struct linux_binprm *`; probe reads at BTF offsets.
-    let file: *const u8 = unsafe {
-        let bprm: *const u8 = ctx.arg(2);
-        bpf_probe_read_kernel(bprm.add(off.binprm_file as usize).cast()).map_err(|_| 0)?
-    };
+    // Arg 2 is `struct linux_binprm *`, a BTF pointer.
+    let bprm: *const u8 = ctx.arg(2);
     if let Some(who) = caller() {
         if off.kill_observer != 0 {
+            // SAFETY: a probe read at a BTF offset: the judge takes the file as a plain number.
+            let file: *const u8 =
+                unsafe { bpf_probe_read_kernel(bprm.add(off.binprm_file as usize).cast()) }
+                    .map_err(|_| 0)?;
             kill::judge_exec(&who, file);
         }
         return Ok(0);
     }
-    // SAFETY: probe reads of the file's inode and super block at BTF offsets.
+    // Every untagged exec on the host: `bprm->file->f_inode` and its super block by direct BTF
+    // loads (`btf_load`: checked against the kernel's BTF, inlined; a fault reads 0, and no
+    // selector has inode 0).
+    // SAFETY: BTF pointers and the offsets of their fields, as `btf_load` requires.
     let key = unsafe {
-        let inode: *const u8 =
-            bpf_probe_read_kernel(file.add(off.file_f_inode as usize).cast()).map_err(|_| 0)?;
-        let sb: *const u8 =
-            bpf_probe_read_kernel(inode.add(off.inode_i_sb as usize).cast()).map_err(|_| 0)?;
+        let file: *const u8 = btf_load(bprm, off.binprm_file);
+        let inode: *const u8 = btf_load(file, off.file_f_inode);
+        let sb: *const u8 = btf_load(inode, off.inode_i_sb);
         InodeKey {
-            ino: bpf_probe_read_kernel(inode.add(off.inode_i_ino as usize).cast::<u64>())
-                .map_err(|_| 0)?,
-            dev: bpf_probe_read_kernel(sb.add(off.sb_s_dev as usize).cast::<u32>())
-                .map_err(|_| 0)?,
+            ino: btf_load(inode, off.inode_i_ino),
+            dev: btf_load(sb, off.sb_s_dev),
             reserved: 0,
         }
     };

@@ -9,6 +9,7 @@ use aya_ebpf::{
 };
 
 use crate::{
+    context::btf_load,
     maps::{EXES, TAGS, count, offsets},
     selector::select_new_child,
 };
@@ -35,13 +36,13 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         select_into_cgroup(ctx);
         return Ok(0);
     };
-    // SAFETY: arg 1 is the child `struct task_struct *`; probe reads at its BTF offsets.
-    let (pid, tgid) = unsafe {
+    // SAFETY: arg 1 is the child `struct task_struct *`, a BTF pointer: direct loads at its BTF
+    // offsets (`btf_load`).
+    let (pid, tgid): (i32, i32) = unsafe {
         let child: *const u8 = ctx.arg(1);
         (
-            bpf_probe_read_kernel(child.add(off.task_pid as usize).cast::<i32>()).map_err(|_| 0)?,
-            bpf_probe_read_kernel(child.add(off.task_tgid as usize).cast::<i32>())
-                .map_err(|_| 0)?,
+            btf_load(child, off.task_pid),
+            btf_load(child, off.task_tgid),
         )
     };
     if pid != tgid {
@@ -60,10 +61,25 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
 
 /// An untagged parent's child created directly in another cgroup (`clone3(CLONE_INTO_CGROUP)`,
 /// how newer systemd starts units) never passes `cgroup_attach_task`: check its cgroup here, before
-/// it first runs. Costs an untagged fork four pointer reads when parent and child share a cgroup.
+/// it first runs. Costs an untagged fork four inline loads when parent and child share a cgroup.
 #[inline(always)]
 fn select_into_cgroup(ctx: &BtfTracePointContext) {
     let off = offsets();
+    // Args 0 and 1 are the parent and child `struct task_struct *`.
+    let (parent, child): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(1));
+    // The common case, both in one cgroup, by direct BTF loads (`btf_load`: checked against the
+    // kernel's BTF, inlined, a fault reads 0): `task->cgroups->dfl_cgrp` of each.
+    // SAFETY: BTF pointers and the offsets of their fields, as `btf_load` requires.
+    let same = unsafe {
+        let from: *const u8 = btf_load(btf_load(parent, off.task_cgroups), off.css_set_dfl_cgrp);
+        let to: *const u8 = btf_load(btf_load(child, off.task_cgroups), off.css_set_dfl_cgrp);
+        from == to
+    };
+    if same {
+        return;
+    }
+    // Rare (a child created in another cgroup): read again as plain numbers, which the cgroup
+    // path walk below takes.
     let dfl_cgroup = |task: *const u8| -> Option<*const u8> {
         // SAFETY: probe reads at BTF offsets.
         unsafe {
@@ -72,8 +88,6 @@ fn select_into_cgroup(ctx: &BtfTracePointContext) {
             bpf_probe_read_kernel(cset.add(off.css_set_dfl_cgrp as usize).cast()).ok()
         }
     };
-    // Args 0 and 1 are the parent and child `struct task_struct *`.
-    let (parent, child): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(1));
     let (Some(from), Some(to)) = (dfl_cgroup(parent), dfl_cgroup(child)) else {
         return;
     };
