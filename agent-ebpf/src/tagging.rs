@@ -23,18 +23,16 @@ use crate::{
 /// confined process counts we expect.
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn corral_sched_fork(ctx: BtfTracePointContext) -> i32 {
-    match try_sched_fork(&ctx) {
-        Ok(v) | Err(v) => v,
-    }
+    try_sched_fork(&ctx)
 }
 
-fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
+fn try_sched_fork(ctx: &BtfTracePointContext) -> i32 {
     let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let off = offsets();
     // SAFETY: copied out at once.
     let Some(tag) = (unsafe { TAGS.get(&parent_tgid) }).copied() else {
         select_into_cgroup(ctx);
-        return Ok(0);
+        return 0;
     };
     // SAFETY: arg 1 is the child `struct task_struct *`, a BTF pointer: direct loads at its BTF
     // offsets (`btf_load`).
@@ -45,8 +43,9 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
             btf_load(child, off.task_tgid),
         )
     };
-    if pid != tgid {
-        return Ok(0);
+    // A thread shares its process's entry; 0 would be a faulted load (never a user process).
+    if pid != tgid || tgid == 0 {
+        return 0;
     }
     if TAGS.insert(&(tgid as u32), &tag, 0).is_err() {
         count(COUNTER_TAG_INSERT_FAILED);
@@ -56,7 +55,7 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         // SAFETY: a map value pointer, passed straight back to a map update.
         let _ = EXES.insert(&(tgid as u32), unsafe { &*exe }, 0);
     }
-    Ok(0)
+    0
 }
 
 /// An untagged parent's child created directly in another cgroup (`clone3(CLONE_INTO_CGROUP)`,

@@ -350,6 +350,60 @@ fn clone3_into_an_untagged_cgroup_keeps_the_tag_for_the_connect_hooks() {
     drop(allowed);
 }
 
+/// An untagged process that creates its child directly in a selected cgroup
+/// (`clone3(CLONE_INTO_CGROUP)`, how newer systemd starts units): the child never passes
+/// `cgroup_attach_task`, so `sched_process_fork` must see that parent and child are in different
+/// cgroups and select the child before its first instruction.
+#[test]
+fn a_child_cloned_into_a_selected_cgroup_by_an_untagged_parent_joins_the_task() {
+    let cg = TestCgroup::new("sel-clone3");
+    let (allowed, other) = two_listeners("127.0.0.1");
+    let pol = Policy::probe_only("sel-clone3")
+        .connect("127.0.0.1/32", &[&allowed.port().to_string()])
+        .select_cgroup(&cg.name);
+    let d = Daemon::with(&[&pol]);
+    let out = process::probe(&[
+        "clone-into-cgroup",
+        &cg.dir(),
+        &probe(),
+        "connect",
+        "tcp",
+        "127.0.0.1",
+        &other.port().to_string(),
+    ]);
+    assert_eq!(
+        out.first_line(),
+        "err EPERM 1",
+        "expected the child cloned into {} to be confined by its selector\n{}",
+        cg.name,
+        out.describe()
+    );
+    let want = InetEvent {
+        task: "sel-clone3",
+        op: "connect",
+        backend: doctor::CGROUP_SOCK_ADDR,
+        addr: "127.0.0.1",
+        port: other.port(),
+        family: "ipv4",
+        proto: "tcp",
+    };
+    let ev = d.expect_one_event("the refused connect of the selected child", &want.denied());
+    assert_ne!(
+        event_pid(&ev),
+        u64::from(out.pid),
+        "expected the refusal from the child, not its untagged parent: {ev}"
+    );
+    // The parent stays untagged: its own connect to the same port goes through.
+    let parent = process::probe(&["connect", "tcp", "127.0.0.1", &other.port().to_string()]);
+    assert_eq!(
+        parent.first_line(),
+        "ok",
+        "expected an untagged process's connect to pass\n{}",
+        parent.describe()
+    );
+    drop(allowed);
+}
+
 #[test]
 fn fallback_refuses_tcp_connect_v4_to_unlisted_port() {
     tcp_connect_only_to_listed_port("fb-tcp-v4", "127.0.0.1", "127.0.0.1/32", "ipv4");
