@@ -291,8 +291,9 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     /// Non-zero once filled in; the hooks deny everything for tagged processes while it is zero.
     pub valid: u32,
-    /// Non-zero when the LSM `socket_connect` hook is attached: the cgroup connect programs then
-    /// only catch what it cannot see (TCP Fast Open) and do not count allowed connects twice.
+    /// Non-zero when the LSM `socket_connect` hook is attached. It judges the inet connects of
+    /// sockets the cgroup connect programs do not see (`inet_by_cgroup`); the cgroup programs
+    /// then do not count again what it allowed.
     pub lsm_connect: u32,
     /// `struct file::f_inode`.
     pub file_f_inode: u32,
@@ -380,6 +381,17 @@ pub struct KernelOffsets {
     pub task_fs: u32,
     /// `struct fs_struct::root` (a `struct path`: the root `d_path` names paths from).
     pub fs_struct_root: u32,
+    /// Non-zero when the cgroup `connect4/6` programs are attached: the inet connects of TCP
+    /// stream and UDP datagram sockets (whose protocols run them, TCP Fast Open included) are
+    /// judged there, once, on the destination as it leaves (after any other cgroup program
+    /// rewrote it), and the LSM `socket_connect` hook leaves them to them.
+    pub inet_by_cgroup: u32,
+    /// `struct socket::sk`.
+    pub socket_sk: u32,
+    /// `struct sock::sk_protocol`.
+    pub sock_sk_protocol: u32,
+    /// `struct sock::__sk_common` + `struct sock_common::skc_family`.
+    pub sock_family: u32,
 }
 
 /// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
@@ -416,7 +428,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 42 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 46 * 4);
 const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
 const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
 const _: () = assert!(

@@ -26,6 +26,8 @@ const AF_UNSPEC: u16 = 0;
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+const IPPROTO_TCP: u16 = 6;
+const IPPROTO_UDP: u16 = 17;
 const SOCKADDR_IN_LEN: i32 = 16;
 /// `SIN6_LEN_RFC2133`: the shortest `sockaddr_in6` the kernel accepts.
 const SOCKADDR_IN6_LEN: i32 = 24;
@@ -41,6 +43,13 @@ const SUN_PATH_OFF: i32 = 2;
 /// by what it reaches); an abstract socket must be listed as `@name`. `AF_UNSPEC` (disconnect)
 /// is allowed; every other family and any malformed address is a miss. Fails closed for tagged
 /// processes.
+///
+/// The inet connects of TCP stream and UDP datagram sockets are left to the cgroup
+/// `connect4/6` programs where they are attached (`inet_by_cgroup`): every such connect,
+/// `connect(2)`, `io_uring` and TCP Fast Open alike, runs them (the protocols' `pre_connect`),
+/// and they judge the destination the connect really goes to, so judging it here too would
+/// only double the cost. The inet connects of other protocols (UDP-Lite, MPTCP, and those a
+/// `spec.privileges` grant allows) are judged here.
 #[lsm(hook = "socket_connect")]
 pub fn corral_socket_connect(ctx: LsmContext) -> i32 {
     lsm_verdict(match try_socket_connect(&ctx) {
@@ -62,6 +71,9 @@ fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
     }
     let family: u16 = unsafe { bpf_probe_read_kernel(addr.cast::<u16>()) }
         .map_err(|_| finish(Op::Connect, &who, Some(Reason::BadAddress), &target))?;
+    if (family == AF_INET || family == AF_INET6) && judged_by_cgroup(sock, target.proto) {
+        return Ok(0);
+    }
     target.family = u32::from(family);
     let miss = match family {
         AF_UNSPEC => None,
@@ -135,6 +147,38 @@ fn sock_proto(sock: *const u8) -> u32 {
         5 => Proto::Seqpacket as u32,
         _ => Proto::Other as u32,
     }
+}
+
+/// Whether the cgroup `connect4/6` programs judge an inet connect of `sock` (whose type is the
+/// `Proto` code `proto`): they are attached, and the socket is an inet TCP stream or UDP
+/// datagram socket, the two protocols whose connects always run them. UDP-Lite has no
+/// `pre_connect` (its connects never reach them); MPTCP's reach them only through its subflow.
+#[inline(always)]
+fn judged_by_cgroup(sock: *const u8, proto: u32) -> bool {
+    let off = offsets();
+    if off.inet_by_cgroup == 0 {
+        return false;
+    }
+    let want = if proto == Proto::Tcp as u32 {
+        IPPROTO_TCP
+    } else if proto == Proto::Udp as u32 {
+        IPPROTO_UDP
+    } else {
+        return false;
+    };
+    // SAFETY: BTF pointers and the offsets of their fields (see `btf_load`). `sk` may be NULL
+    // to the verifier (6.12 wants it checked before any offset is added): then the LSM judges.
+    let (family, protocol): (u16, u16) = unsafe {
+        let sk: *const u8 = btf_load(sock, off.socket_sk);
+        if sk.is_null() {
+            return false;
+        }
+        (
+            btf_load(sk, off.sock_family),
+            btf_load(sk, off.sock_sk_protocol),
+        )
+    };
+    (family == AF_INET || family == AF_INET6) && protocol == want
 }
 
 #[inline(always)]

@@ -78,6 +78,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     sb_s_magic: 0,
     task_fs: 0,
     fs_struct_root: 0,
+    inet_by_cgroup: 0,
+    socket_sk: 0,
+    sock_sk_protocol: 0,
+    sock_family: 0,
 };
 
 /// Where the kernel's `rename_lock` and `mount_lock` are (see `DecisionCacheConfig`), written by

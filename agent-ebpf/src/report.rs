@@ -2,8 +2,8 @@
 //! when `SETTINGS` asks for them) an `Event`.
 
 use agent_common::{
-    Backend, COUNTER_EVENTS_DROPPED, Decision, EVENT_HEAD_SIZE, Event, Mode, Op, PATH_CLASS_SHORT,
-    PATH_CLASS_UNIX, PATH_MAX, Reason, UNIX_PATH_MAX, counter_index,
+    Backend, COMM_LEN, COUNTER_EVENTS_DROPPED, Decision, EVENT_HEAD_SIZE, Event, Mode, Op,
+    PATH_CLASS_SHORT, PATH_CLASS_UNIX, PATH_MAX, Reason, UNIX_PATH_MAX, counter_index,
 };
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
@@ -266,7 +266,7 @@ fn emit_sized<const N: usize, const COPY: usize>(
         // Written in place: a 16-byte stack copy would add to the hook's 512-byte stack.
         let comm = (&raw mut (*ev).comm).cast::<core::ffi::c_void>();
         // On failure the helper zeroes the buffer itself.
-        raw_get_current_comm(comm, 16);
+        raw_get_current_comm(comm, COMM_LEN as u32);
         // Two 8-byte loads: a 16-byte array copy compiles to a `memmove` call, one more frame.
         let addr = target.addr.as_ptr().cast::<u64>();
         let out = (&raw mut (*ev).addr).cast::<u64>();

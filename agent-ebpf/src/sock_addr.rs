@@ -1,6 +1,7 @@
-//! cgroup `sock_addr` programs on the cgroup v2 root: the connect backend where BPF LSM is not
-//! available, and, everywhere, the only hook that sees destinations given to `sendto`/`sendmsg`
-//! on unconnected UDP sockets and TCP Fast Open connects (which skip LSM `socket_connect`).
+//! cgroup `sock_addr` programs on the cgroup v2 root: everywhere, the judge of the inet
+//! connects of TCP and UDP sockets (`connect(2)`, `io_uring` and TCP Fast Open, which skips LSM
+//! `socket_connect`), on the destination as it leaves, and the only hook that sees destinations
+//! given to `sendto`/`sendmsg` on unconnected UDP sockets.
 //!
 //! Each returns 1 to let the operation through and 0 to refuse it (the caller gets `EPERM`).
 
@@ -20,6 +21,8 @@ use crate::{
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
 
 /// `connect4`: IPv4 TCP and UDP connects, TCP Fast Open included. Allows untagged processes;
 /// for a tagged process allows only destinations in the task's CIDR + port rules. Fails closed
@@ -58,18 +61,14 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     let Some(who) = caller() else {
         return 1;
     };
-    // With the LSM connect hook attached, a connect reaching this program was already judged
-    // by it (LSM-refused ones never get here, LSM-allowed ones pass here too); only TCP Fast
-    // Open skips the LSM. In audit mode the LSM has reported the connect already: it leaves a
-    // mark (`CONNECT_SEEN`) that this program consumes instead of reporting a duplicate.
-    let lsm_saw_it = op == Op::Connect && offsets().lsm_connect != 0;
     let sa: *const bpf_sock_addr = ctx.sock_addr;
     let mut target = Target::empty();
     target.backend = Backend::CgroupSockAddr as u32;
     // SAFETY: the context is the kernel's `bpf_sock_addr`; the verifier checks each field read.
-    let (ty, port_be, ip4, ip6) = unsafe {
+    let (ty, protocol, port_be, ip4, ip6) = unsafe {
         (
             (*sa).type_,
+            (*sa).protocol,
             (*sa).user_port,
             (*sa).user_ip4,
             [
@@ -85,6 +84,17 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
         SOCK_DGRAM => Proto::Udp as u32,
         _ => Proto::Other as u32,
     };
+    // The LSM connect hook leaves the connects of TCP stream and UDP datagram sockets to this
+    // program (`inet_by_cgroup`); it judged (and counted) those of other protocols that still
+    // reach here (MPTCP's subflow), whose refusals never get here. In audit mode it reported
+    // them too and left a mark (`CONNECT_SEEN`) that this program consumes instead of
+    // reporting a duplicate.
+    let lsm_saw_it = op == Op::Connect
+        && offsets().lsm_connect != 0
+        && !matches!(
+            (ty, protocol),
+            (SOCK_STREAM, IPPROTO_TCP) | (SOCK_DGRAM, IPPROTO_UDP)
+        );
     // `user_port` holds the port in network byte order in its low 16 bits.
     let port = u16::from_be(port_be as u16);
     target.port = u32::from(port);
@@ -103,8 +113,8 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     } else {
         judge_v4(&who, ip4.to_ne_bytes(), port, &mut target)
     };
-    // With the LSM connect hook attached this is a second look at the same connect: only what
-    // the LSM could not see (TCP Fast Open) can still miss here, and allowed ones were counted.
+    // A second look at a connect the LSM judged can only miss where the destination changed
+    // on the way; its allowed ones were counted there.
     // DNS of a task that learns from its answers, with no proxy to send it to: a miss.
     let no_proxy = if miss.is_none() {
         refusal(&who, target.family as u16, port, target.proto)
@@ -112,7 +122,10 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
         None
     };
     let miss = miss.or(no_proxy);
-    let allowed = if lsm_saw_it && who.mode == Mode::Audit as u32 && consume_mark(&target) {
+    // The mark is looked for whatever the socket says: an MPTCP connect, judged by the LSM,
+    // reaches here as its TCP subflow's.
+    let lsm_marked = op == Op::Connect && offsets().lsm_connect != 0;
+    let allowed = if lsm_marked && who.mode == Mode::Audit as u32 && consume_mark(&target) {
         true
     } else {
         let count_allowed = !lsm_saw_it;

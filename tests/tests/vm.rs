@@ -566,12 +566,13 @@ fn tcp_only_to_listed_port(task: &str, addr: &str, cidr: &str, family: &str) {
 
     let out = d.run(task, &[&probe(), "connect", "tcp", addr, &po]);
     d.expect_errno(&out, "EPERM");
-    // One event only: the LSM hook refuses before the cgroup connect program would look.
+    // One event only: the cgroup connect program judges TCP connects; the LSM hook leaves them
+    // to it.
     let ev = d.expect_one_event(
         "the refused connect",
         &denied_connect(task, addr, other.port(), family, "tcp"),
     );
-    assert_field(&ev, "/backend", &json!(doctor::LSM));
+    assert_field(&ev, "/backend", &json!(doctor::CGROUP_SOCK_ADDR));
     assert!(
         other.running(),
         "expected the unlisted listener on port {po} never to see the refused connect"
@@ -656,6 +657,78 @@ fn udp_connect_is_judged_by_cidr_and_port_range() {
             "the refused UDP connect",
             &denied_connect("udp", addr, port, family, "udp"),
         );
+    }
+}
+
+/// Each inet connect is judged once, by the hook that sees it: TCP and UDP connects by the
+/// cgroup programs (the destination as it leaves), UDP-Lite (no `pre_connect`: the cgroup
+/// programs never see its connects) and MPTCP (seen there only as its TCP subflow) by the LSM
+/// hook. A UDP-Lite connect left to the cgroup programs would go anywhere; one reported by both
+/// hooks would be counted twice. In audit mode each is reported exactly once too.
+#[test]
+fn inet_connects_are_judged_once_by_the_hook_that_sees_them() {
+    // Connects to 127.0.0.1 are allowed whatever the port (a fresh listener per stream connect:
+    // each accepts one connection), to 127.0.0.3 refused.
+    let kinds = [
+        ("tcp", "tcp", doctor::CGROUP_SOCK_ADDR),
+        ("udp", "udp", doctor::CGROUP_SOCK_ADDR),
+        ("udplite", "udp", doctor::LSM),
+        ("mptcp", "tcp", doctor::LSM),
+    ];
+    for audit in [false, true] {
+        let task = if audit {
+            "inet-once-audit"
+        } else {
+            "inet-once"
+        };
+        let mut pol = Policy::probe_only(task).connect_any_port("127.0.0.1/32");
+        if audit {
+            pol = pol.audit();
+        }
+        let d = Daemon::with(&[&pol]);
+        for (i, (kind, proto, backend)) in (0u16..).zip(kinds) {
+            let listener =
+                (proto == "tcp").then(|| Background::probe(&["listen", "tcp", "127.0.0.1", "0"]));
+            let port = listener.as_ref().map_or(40_000, Background::port);
+            d.expect_ok(&d.run(
+                task,
+                &[&probe(), "connect", kind, "127.0.0.1", &port.to_string()],
+            ));
+            // One port per kind (an event names the port, not the protocol); nothing listens on
+            // 127.0.0.3, so only Corral can say EPERM.
+            let refused = 40_001 + i + if audit { 10 } else { 0 };
+            let out = d.run(
+                task,
+                &[&probe(), "connect", kind, "127.0.0.3", &refused.to_string()],
+            );
+            if audit {
+                // Refused by the kernel itself (no listener), or a datagram connect that works.
+                assert!(
+                    !out.first_line().starts_with("err EPERM"),
+                    "expected the audited {kind} connect not to be refused by Corral\n{}",
+                    out.describe()
+                );
+            } else {
+                d.expect_errno(&out, "EPERM");
+            }
+            let want = InetEvent {
+                task,
+                op: "connect",
+                backend,
+                addr: "127.0.0.3",
+                port: refused,
+                family: "ipv4",
+                proto,
+            };
+            let what = format!("the {kind} connect to an unlisted address (audit: {audit})");
+            let ev = d.expect_one_event(&what, &want.any_backend());
+            let mut fields = want.target();
+            fields.push(("/decision", json!(if audit { "audited" } else { "denied" })));
+            assert!(
+                has(&ev, &fields),
+                "expected {what} reported once by {backend} with {fields:?}, got {ev}"
+            );
+        }
     }
 }
 
@@ -932,11 +1005,12 @@ fn tcp_fast_open_in_audit_mode_goes_through_and_is_reported_once() {
     );
 }
 
-/// The backends BPF LSM gives: everything by LSM hooks, UDP sends by the cgroup program.
+/// The backends BPF LSM gives: everything by LSM hooks, TCP and UDP connects and UDP sends by
+/// the cgroup programs.
 fn expect_full_backends(doc: &Value, source: &str) {
     let backends = doctor::backends(doc, source);
     for op in doctor::OPERATIONS {
-        let want = if op == "sendmsg" {
+        let want = if op == "sendmsg" || op == "connect" {
             doctor::CGROUP_SOCK_ADDR
         } else {
             doctor::LSM
@@ -2592,7 +2666,7 @@ fn io_uring_connect_is_judged() {
         &with(
             denied_connect("uring-net", "127.0.0.1", port, "ipv4", "tcp"),
             "/backend",
-            json!("lsm"),
+            json!(doctor::CGROUP_SOCK_ADDR),
         ),
     );
     // Untagged, the same ring connects.
@@ -2992,7 +3066,7 @@ fn names_with_newlines_and_invalid_utf8_give_valid_events() {
 // egress by DNS name, judged by the BPF LSM hook
 
 #[test]
-fn dns_host_rule_allows_the_resolved_address_and_the_lsm_refuses_others() {
+fn dns_host_rule_allows_the_resolved_address_and_refuses_others() {
     use corral_tests::dns::{
         DnsServer, HOST, TASK, daemon, expect_connect_allowed, expect_connect_refused, policy,
         wait_dns_event,
@@ -3010,7 +3084,7 @@ fn dns_host_rule_allows_the_resolved_address_and_the_lsm_refuses_others() {
         "the refused connect to 127.0.0.3",
         &denied_connect(TASK, "127.0.0.3", 9, "ipv4", "tcp"),
     );
-    assert_field(&ev, "/backend", &json!("lsm"));
+    assert_field(&ev, "/backend", &json!(doctor::CGROUP_SOCK_ADDR));
 }
 
 #[test]

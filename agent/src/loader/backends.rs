@@ -8,6 +8,7 @@ use serde::Serialize;
 pub struct Backends {
     pub exec: Option<Backend>,
     pub open: Option<Backend>,
+    /// `connect` of inet TCP and UDP sockets.
     pub connect: Option<Backend>,
     /// `connect` of `AF_UNIX` sockets: only the LSM hook sees their addresses.
     pub connect_unix: Option<Backend>,
@@ -48,10 +49,13 @@ impl Backends {
         Self {
             exec: file,
             open: file,
-            connect: if lsm {
-                Some(Backend::Lsm)
-            } else if sock_addr {
+            // The cgroup programs judge TCP and UDP connects where they run, LSM or not: they see
+            // the destination the connect really goes to (the LSM hook then judges only the
+            // inet connects of other protocols, and unix ones).
+            connect: if sock_addr {
                 Some(Backend::CgroupSockAddr)
+            } else if lsm {
+                Some(Backend::Lsm)
             } else {
                 None
             },
@@ -132,16 +136,30 @@ mod tests {
     };
 
     #[test]
-    fn lsm_host_uses_lsm_and_sock_addr_for_sendmsg() {
+    fn lsm_host_uses_lsm_and_sock_addr_for_inet_connects_and_sendmsg() {
         let b = Backends::choose(ALL);
         assert_eq!(b.exec, Some(Backend::Lsm));
         assert_eq!(b.open, Some(Backend::Lsm));
-        assert_eq!(b.connect, Some(Backend::Lsm));
+        assert_eq!(
+            b.connect,
+            Some(Backend::CgroupSockAddr),
+            "TCP and UDP connects are judged once, by the program that sees the final destination"
+        );
         assert_eq!(b.connect_unix, Some(Backend::Lsm));
         assert_eq!(b.sendmsg, Some(Backend::CgroupSockAddr));
         assert_eq!(b.selected_exec_open, Some(Backend::Lsm));
         assert!(b.unenforced().is_empty());
         assert!(!b.needs_landlock());
+    }
+
+    #[test]
+    fn lsm_without_sock_addr_judges_inet_connects_itself() {
+        let b = Backends::choose(Capabilities {
+            sock_addr: false,
+            ..ALL
+        });
+        assert_eq!(b.connect, Some(Backend::Lsm));
+        assert_eq!(b.sendmsg, None);
     }
 
     #[test]

@@ -348,6 +348,9 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     }
     let mut offsets = read_offsets(btf_path)?;
     offsets.lsm_connect = u32::from(probe.caps.lsm);
+    // The cgroup programs are attached exactly when the probe found them working (below): a
+    // failed attach fails the whole load, so the LSM never leaves connects to absent programs.
+    offsets.inet_by_cgroup = u32::from(probe.caps.sock_addr);
     offsets.kill_observer = u32::from(!probe.caps.lsm);
     let (cache, open_cache) = if probe.caps.lsm {
         open_decision_cache(btf_path)

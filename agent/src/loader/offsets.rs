@@ -99,6 +99,10 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         sb_s_magic: find("super_block", "s_magic")?,
         task_fs: find("task_struct", "fs")?,
         fs_struct_root: find("fs_struct", "root")?,
+        inet_by_cgroup: 0,
+        socket_sk: find("socket", "sk")?,
+        sock_sk_protocol: find("sock", "sk_protocol")?,
+        sock_family: find("sock", "__sk_common")? + find("sock_common", "skc_family")?,
     })
 }
 
@@ -230,6 +234,10 @@ mod tests {
             ("super_block", "s_magic"),
             ("task_struct", "fs"),
             ("fs_struct", "root"),
+            ("socket", "sk"),
+            ("sock", "sk_protocol"),
+            ("sock", "__sk_common"),
+            ("sock_common", "skc_family"),
             ("task_struct", "no_such_field"),
         ];
         for (name, field) in asked {

@@ -11,7 +11,7 @@
 //!                                               SECOND: an open judged while FIRST's allowed
 //!                                               decision is fresh in the kernel's cache)
 //! corral-probe [OPTS] exec PATH [ARGS...]       (execv; prints only on failure)
-//! corral-probe [OPTS] connect tcp|udp ADDR PORT (IPv4 or IPv6 literal)
+//! corral-probe [OPTS] connect tcp|udp|udplite|mptcp ADDR PORT (IPv4 or IPv6 literal)
 //! corral-probe [OPTS] connect unix PATH|@NAME [stream|dgram|seqpacket]
 //! corral-probe [OPTS] sendto udp ADDR PORT      (one datagram, unconnected UDP socket)
 //! corral-probe [OPTS] sendto tfo ADDR PORT      (TCP Fast Open: sendto MSG_FASTOPEN, no connect)
@@ -236,16 +236,17 @@ fn dispatch(args: &[OsString]) -> Result<Outcome, Usage> {
             &args.path(2, "the second path")?,
         )),
         b"exec" => Ok(Err(exec(&args.command(0, "a path")?))),
-        b"connect" => match args.text(0, "tcp|udp|unix")? {
-            kind @ ("tcp" | "udp") => {
+        b"connect" => match args.text(0, "tcp|udp|udplite|mptcp|unix")? {
+            kind @ ("tcp" | "udp" | "udplite" | "mptcp") => {
                 let (addr, port) =
                     inet_target(args.text(1, "an address")?, args.text(2, "a port")?)?;
-                let ty = if kind == "tcp" {
-                    libc::SOCK_STREAM
-                } else {
-                    libc::SOCK_DGRAM
+                let (ty, protocol) = match kind {
+                    "tcp" => (libc::SOCK_STREAM, 0),
+                    "udp" => (libc::SOCK_DGRAM, 0),
+                    "udplite" => (libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE),
+                    _ => (libc::SOCK_STREAM, libc::IPPROTO_MPTCP),
                 };
-                Ok(connect_inet(ty, addr, port))
+                Ok(connect_inet(ty, protocol, addr, port))
             }
             "unix" => {
                 let what = "stream|dgram|seqpacket";
@@ -1359,8 +1360,8 @@ fn loop_op(args: &Args<'_>) -> Result<Outcome, Usage> {
             let (a, pa) = inet_target(addr, args.text(3, "the allowed port")?)?;
             let (d, pd) = inet_target(addr, args.text(4, "the denied port")?)?;
             (
-                Box::new(move || connect_inet(libc::SOCK_DGRAM, a, pa)),
-                Box::new(move || connect_inet(libc::SOCK_DGRAM, d, pd)),
+                Box::new(move || connect_inet(libc::SOCK_DGRAM, 0, a, pa)),
+                Box::new(move || connect_inet(libc::SOCK_DGRAM, 0, d, pd)),
             )
         }
         other => return Err(Usage(format!("unknown loop kind {other:?}"))),
@@ -1570,23 +1571,32 @@ fn unix_address(arg: &OsStr) -> Result<SockAddr, Usage> {
 }
 
 fn new_socket(family: libc::c_int, ty: libc::c_int) -> Result<libc::c_int, Failure> {
+    new_socket_of(family, ty, 0)
+}
+
+fn new_socket_of(
+    family: libc::c_int,
+    ty: libc::c_int,
+    protocol: libc::c_int,
+) -> Result<libc::c_int, Failure> {
     // SAFETY: plain system call.
     check(
-        unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) },
+        unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, protocol) },
         "socket",
     )
 }
 
-fn connect_inet(ty: libc::c_int, addr: IpAddr, port: u16) -> Outcome {
-    connect_to(ty, &inet_address(addr, port))
+/// A connect of a `ty` socket of `protocol` (0: the type's default) to `addr`:`port`.
+fn connect_inet(ty: libc::c_int, protocol: libc::c_int, addr: IpAddr, port: u16) -> Outcome {
+    connect_to(ty, protocol, &inet_address(addr, port))
 }
 
 fn connect_unix(ty: libc::c_int, addr: &SockAddr) -> Outcome {
-    connect_to(ty, addr)
+    connect_to(ty, 0, addr)
 }
 
-fn connect_to(ty: libc::c_int, sa: &SockAddr) -> Outcome {
-    let fd = new_socket(sa.family, ty)?;
+fn connect_to(ty: libc::c_int, protocol: libc::c_int, sa: &SockAddr) -> Outcome {
+    let fd = new_socket_of(sa.family, ty, protocol)?;
     // SAFETY: `sa` holds a valid address of `sa.len` bytes.
     let ret = check(unsafe { libc::connect(fd, sa.ptr(), sa.len) }, "connect");
     // SAFETY: `fd` is ours.

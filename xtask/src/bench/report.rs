@@ -28,8 +28,9 @@ const METHOD: &str = "\
   and runs C2, C3, C4, C5, then stops it; each cell's median, minimum and maximum are over the
   rounds. Ratios are to C0 **of the same environment** only.
 - **C1** attaches a two-instruction program (`r0 = verdict; exit`) to every hook the daemon
-  attaches on that kernel (`agent::loader::all_hooks`), through raw `bpf(2)` calls; LSM hooks
-  are skipped where the kernel refuses them, as the daemon does.
+  attaches on that kernel (its plan: the tagging tracepoints, the cgroup `sock_addr` programs,
+  and the BPF LSM hooks, or where the kernel refuses those the kill observer's `sys_exit`, as
+  the daemon does), through raw `bpf(2)` calls.
 - **BPF statistics**: a separate pass with `kernel.bpf_stats_enabled=1`, one run of the loops
   per configuration; `run_time_ns / run_cnt` per program over that run. Program names are the
   kernel's (15 characters): `corral_socket_c` is `socket_connect` or `socket_create`,

@@ -1,11 +1,13 @@
 //! Configuration C1, the floor: a program that returns at once (`r0 = verdict; exit`) on every
-//! hook the daemon attaches (`agent::loader::all_hooks`), loaded with raw `bpf(2)` calls so the
-//! daemon's object and attach path stay untouched. Held until stdin closes; links close (and
+//! hook the daemon attaches on this kernel (its plan in `agent::loader::load`: the tagging
+//! tracepoints, the BPF LSM hooks where the kernel runs them and else the kill observer, the
+//! cgroup `sock_addr` programs), loaded with raw `bpf(2)` calls so the daemon's object and
+//! attach path stay untouched. Held until stdin closes; links close (and
 //! the programs detach) when this process exits.
 use std::io::Read as _;
 use std::os::fd::{FromRawFd as _, OwnedFd};
 
-use agent::loader::{HookKind, HookSpec, all_hooks};
+use agent::loader::{HookKind, HookSpec, KILL_HOOKS, LSM_HOOKS, SOCK_ADDR_HOOKS, TAGGING_HOOKS};
 use aya::Btf;
 use aya_obj::btf::BtfKind;
 
@@ -151,9 +153,9 @@ fn attach(spec: HookSpec, btf: &Btf, cgroup: Option<&OwnedFd>) -> Result<Vec<Own
     Ok(vec![prog, link])
 }
 
-/// Attaches a null program to every daemon hook this kernel runs (LSM hooks are skipped where
-/// the kernel refuses them, exactly as the daemon falls back), prints `ready N`, and holds them
-/// until stdin reaches end of file.
+/// Attaches a null program to every hook the daemon attaches on this kernel (where the kernel
+/// refuses the LSM hooks, the kill observer instead, exactly as the daemon falls back), prints
+/// `ready N`, and holds them until stdin reaches end of file.
 pub fn hold() -> Result<(), String> {
     let btf = Btf::from_sys_fs().map_err(|e| format!("vmlinux BTF: {e}"))?;
     let root = cgroup2_root()?;
@@ -162,14 +164,27 @@ pub fn hold() -> Result<(), String> {
     let mut held = Vec::new();
     let mut attached = Vec::new();
     let mut refused = Vec::new();
-    for spec in all_hooks() {
+    let mut lsm_attached = 0;
+    for spec in TAGGING_HOOKS
+        .into_iter()
+        .chain(LSM_HOOKS)
+        .chain(SOCK_ADDR_HOOKS)
+    {
         match attach(spec, &btf, Some(&cgroup)) {
             Ok(fds) => {
                 held.extend(fds);
                 attached.push(spec.hook);
+                lsm_attached += usize::from(spec.kind == HookKind::Lsm);
             }
             Err(e) if spec.kind == HookKind::Lsm => refused.push(e),
             Err(e) => return Err(e),
+        }
+    }
+    // The daemon attaches the kill observer only where BPF LSM does not run.
+    if lsm_attached == 0 {
+        for spec in KILL_HOOKS {
+            held.extend(attach(spec, &btf, Some(&cgroup))?);
+            attached.push(spec.hook);
         }
     }
     println!(
