@@ -16,13 +16,15 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::{Caller, caller},
+    context::{Caller, btf_load, caller},
     files::{Walked, judge_resolved_file, open_access, open_allowed, remember_exe},
     identity::identity_denied,
     maps::{OFFSETS, PATH_SCRATCH, offsets},
     mount_ns::refuse_foreign,
     pathwalk::dentry_path,
+    privileges::granted,
     report::{DENY, PathSource, Target, finish, report_allowed},
+    socket_kinds::{SOCK_TYPE_MASK, privilege_without_lsm},
 };
 
 const SIGKILL: u32 = 9;
@@ -37,6 +39,9 @@ const NR_OPEN_BY_HANDLE_AT: u64 = 304;
 const NR_OPENAT2: u64 = 437;
 const NR_EXECVE: u64 = 59;
 const NR_EXECVEAT: u64 = 322;
+// ... and the calls that create sockets.
+const NR_SOCKET: u64 = 41;
+const NR_SOCKETPAIR: u64 = 53;
 
 /// Judges the file a tagged process has just executed (from `sched_process_exec`): exec needs
 /// `RULE_EXEC` and no deny. A miss in enforce mode kills the process before the new program runs.
@@ -127,9 +132,13 @@ fn judge_walked(
 /// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return of every process, attached
 /// only without BPF LSM. Fast path: the syscall number (`orig_ax`, see `syscall_nr`) is read
 /// first, and every call other than the open family (`open`, `creat`, `openat`, `openat2`,
-/// `open_by_handle_at`) and the exec family (`execve`, `execveat`) leaves at once, before any map
-/// look-up: nothing below acts on another call. Then untagged processes leave after the tag
-/// look-up. For a tagged process:
+/// `open_by_handle_at`), the exec family (`execve`, `execveat`) and `socket`/`socketpair` leaves
+/// at once, before any map look-up: nothing below acts on another call. Then untagged processes
+/// leave after the tag look-up. For a tagged process:
+/// - a `socket`/`socketpair` that succeeded, of a kind no fallback hook judges and the task's
+///   `spec.privileges` do not grant (`socket_kinds::privilege_without_lsm`: raw, ping, packet,
+///   SCTP, vsock, UDP-Lite, ...): the process is killed (enforce mode) before it can use it,
+///   Landlock-confined or not (Landlock does not judge sockets). Fails closed.
 /// - an open-family call that succeeded: the new file is judged like LSM `file_open`; a miss in
 ///   enforce mode kills the process (`SIGKILL`) before it can use the descriptor. Fails closed (an
 ///   unreadable file or unresolvable path is a miss).
@@ -143,7 +152,7 @@ pub fn corral_sys_exit(ctx: BtfTracePointContext) -> i32 {
     // program itself, so the calls it leaves on cost no call into `try_sys_exit` either.
     let regs: *const u8 = ctx.arg(0);
     let nr = syscall_nr(regs);
-    if !is_open_call(nr) && !is_exec_call(nr) {
+    if !is_open_call(nr) && !is_exec_call(nr) && !is_socket_call(nr) {
         return 0;
     }
     match try_sys_exit(regs, ctx.arg(1), nr) {
@@ -158,6 +167,13 @@ fn try_sys_exit(regs: *const u8, ret: i64, nr: u64) -> Result<i32, i32> {
     let Some(who) = caller() else {
         return Ok(0);
     };
+    if is_socket_call(nr) {
+        if ret >= 0 && judge_socket(&who, regs) == DENY {
+            // SAFETY: signals the current task, the creator of the socket.
+            unsafe { bpf_send_signal(SIGKILL) };
+        }
+        return Ok(0);
+    }
     let off = offsets();
     if who.flags & TAG_LANDLOCK != 0 {
         if ret == EACCES {
@@ -203,6 +219,46 @@ fn is_open_call(nr: u64) -> bool {
         nr,
         NR_OPEN | NR_CREAT | NR_OPENAT | NR_OPENAT2 | NR_OPEN_BY_HANDLE_AT
     )
+}
+
+/// Whether `nr` creates sockets: `socket`, `socketpair`.
+#[inline(always)]
+fn is_socket_call(nr: u64) -> bool {
+    nr == NR_SOCKET || nr == NR_SOCKETPAIR
+}
+
+/// Judges the socket a tagged process has just created from the call's saved arguments
+/// (`family`, `type`, `protocol`: the same for `socket` and `socketpair`), as the LSM
+/// `socket_create` guard does with the kill backend's list (`privilege_without_lsm`). Counts and
+/// reports what needed a privilege; `DENY` when the process is to be killed.
+#[inline(always)]
+fn judge_socket(who: &Caller, regs: *const u8) -> i32 {
+    let off = offsets();
+    // SAFETY: `regs` is the tracepoint's BTF `struct pt_regs *` and the offsets its fields'
+    // (see `context::btf_load`).
+    let (family, ty, protocol): (u64, u64, u64) = unsafe {
+        (
+            btf_load(regs, off.regs_di),
+            btf_load(regs, off.regs_si),
+            btf_load(regs, off.regs_dx),
+        )
+    };
+    let (family, ty, protocol) = (family as i32, ty as i32 & SOCK_TYPE_MASK, protocol as i32);
+    let privilege = privilege_without_lsm(family, ty, protocol);
+    if privilege == 0 {
+        return 0;
+    }
+    let mut target = Target::empty();
+    target.backend = Backend::Kill as u32;
+    target.family = family as u32;
+    target.access = ty as u32;
+    target.proto = protocol as u32;
+    let miss = if granted(who, privilege) {
+        None
+    } else {
+        Some(Reason::Forbidden)
+    };
+    finish(Op::Socket, who, miss, &target)
 }
 
 /// Whether `nr` is an exec-family call: `execve`, `execveat`.

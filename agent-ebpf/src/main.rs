@@ -48,6 +48,7 @@ mod rename;
 mod report;
 mod selector;
 mod sock_addr;
+mod socket_kinds;
 mod tagging;
 mod tamper;
 mod userfaultfd;

@@ -4,9 +4,7 @@
 //! or create hard links. Each hook allows untagged processes and, for tagged ones, refuses
 //! (enforce) or reports (audit). All fail closed for tagged processes.
 
-use agent_common::{
-    Op, PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS, Reason,
-};
+use agent_common::{Op, Reason};
 use aya_ebpf::{
     helpers::{
         bpf_probe_read_kernel,
@@ -21,26 +19,11 @@ use crate::{
     maps::{TAGS, offsets},
     privileges::granted,
     report::{Target, finish, lsm_verdict},
+    socket_kinds::{SOCK_TYPE_MASK, privilege_with_lsm},
 };
 
-const AF_UNIX: i32 = 1;
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-const AF_PACKET: i32 = 17;
-const AF_NETLINK: i32 = 16;
-const SOCK_STREAM: i32 = 1;
-const SOCK_DGRAM: i32 = 2;
-const SOCK_RAW: i32 = 3;
-const IPPROTO_ICMP: i32 = 1;
-const IPPROTO_TCP: i32 = 6;
-const IPPROTO_UDP: i32 = 17;
-const IPPROTO_ICMPV6: i32 = 58;
-const IPPROTO_UDPLITE: i32 = 136;
-const IPPROTO_MPTCP: i32 = 262;
 /// x86-64 syscall number of `setns`.
 const NR_SETNS: u64 = 308;
-/// Low bits of the socket type (the rest are `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags).
-const SOCK_TYPE_MASK: i32 = 0xf;
 
 #[inline(always)]
 fn forbid(op: Op, who: &Caller, target: &Target) -> i32 {
@@ -65,7 +48,7 @@ pub fn corral_bpf(ctx: LsmContext) -> i32 {
 /// for, from `socket(2)`, `socketpair(2)` or `io_uring`, before the family's module is looked up.
 ///
 /// Allows untagged processes and kernel-internal sockets. A tagged process may create, without
-/// any privilege, only the sockets whose traffic Corral's hooks judge (see `socket_privilege`):
+/// any privilege, only the sockets whose traffic Corral's hooks judge (see `socket_kinds::privilege_with_lsm`):
 /// `AF_UNIX`, and `AF_INET`/`AF_INET6` TCP, MPTCP, UDP and UDP-Lite. Everything else is refused
 /// (`reason: forbidden`) unless the task's `spec.privileges` grants the privilege it needs:
 /// a socket Corral cannot judge would let the task send data where no `connect` rule reaches
@@ -82,7 +65,7 @@ pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     if kern != 0 {
         return 0;
     }
-    let privilege = socket_privilege(family, ty & SOCK_TYPE_MASK, protocol);
+    let privilege = privilege_with_lsm(family, ty & SOCK_TYPE_MASK, protocol);
     if privilege == 0 {
         return 0;
     }
@@ -94,29 +77,6 @@ pub fn corral_socket_create(ctx: LsmContext) -> i32 {
         return lsm_verdict(finish(Op::Socket, &who, None, &target));
     }
     forbid(Op::Socket, &who, &target)
-}
-
-/// The `PRIV_*` bit a tagged process needs to create a socket of `family`, `ty` (without the
-/// `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags) and `protocol`; 0 for the sockets Corral judges:
-/// `AF_UNIX` (the LSM `socket_connect` and `unix_may_send` rules), inet TCP and MPTCP (whose
-/// first subflow is a TCP connect the hooks see) and inet UDP and UDP-Lite (`connect` and the
-/// cgroup `sendmsg` programs). Protocol 0 is the family's default for the type (TCP for
-/// streams, UDP for datagrams).
-#[inline(always)]
-fn socket_privilege(family: i32, ty: i32, protocol: i32) -> u32 {
-    match family {
-        AF_UNIX => 0,
-        AF_PACKET => PRIV_PACKET_SOCKETS,
-        AF_NETLINK => PRIV_NETLINK,
-        AF_INET | AF_INET6 => match (ty, protocol) {
-            (SOCK_STREAM, 0 | IPPROTO_TCP | IPPROTO_MPTCP)
-            | (SOCK_DGRAM, 0 | IPPROTO_UDP | IPPROTO_UDPLITE) => 0,
-            // Ping sockets: ICMP echo requests to any address, with any payload.
-            (SOCK_RAW, _) | (SOCK_DGRAM, IPPROTO_ICMP | IPPROTO_ICMPV6) => PRIV_RAW_SOCKETS,
-            _ => PRIV_OTHER_SOCKETS,
-        },
-        _ => PRIV_OTHER_SOCKETS,
-    }
 }
 
 /// tgid of a `struct task_struct *`, 0 if unreadable.

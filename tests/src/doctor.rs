@@ -115,14 +115,15 @@ pub const GUARDS: [&str; 12] = [
     "userfaultfd",
 ];
 
-/// Checks that doctor's JSON `guards` and its text table both name `want` (a backend, or
-/// `None` for unenforced) for every guard.
-pub fn expect_guards(doc: &Value, stdout: &str, want: Option<&str>) {
+/// Checks that doctor's JSON `guards` and its text table both name `want(guard)` (a backend,
+/// or `None` for unenforced) for every guard.
+pub fn expect_guards(doc: &Value, stdout: &str, want: impl Fn(&str) -> Option<&'static str>) {
     let guards = doc["guards"]
         .as_object()
         .unwrap_or_else(|| panic!("expected a guards object in doctor's JSON, got {doc}"));
-    let word = want.unwrap_or("NONE");
     for guard in GUARDS {
+        let want = want(guard);
+        let word = want.unwrap_or("NONE");
         assert_eq!(
             guards.get(guard).and_then(Value::as_str),
             want,

@@ -729,9 +729,10 @@ fn doctor_reports_incomplete_enforcement_and_the_fix_for_bpf_lsm() {
         "expected a \"MISSING bpf_lsm ...\" line followed by a \"fix: ...\" line\n{}",
         text.describe()
     );
-    // The guards (renames, tampering, userfaultfd, ...) need BPF LSM: none is enforced here.
+    // The guards (renames, tampering, userfaultfd, ...) need BPF LSM: none is enforced here
+    // but `socket`, whose creator the kill backend kills.
     let (_, doc) = doctor::json();
-    doctor::expect_guards(&doc, &text.stdout, None);
+    doctor::expect_guards(&doc, &text.stdout, |g| (g == "socket").then_some("kill"));
 }
 
 #[test]
@@ -1087,6 +1088,66 @@ fn probe_changes_into_directories_deeper_than_path_max() {
 // `corral run` have no Landlock, so their execs and opens are judged just after they happen and
 // a miss is killed before the process returns to user space)
 
+/// Without BPF LSM, the kill backend kills the creator of a socket no fallback hook judges, as
+/// soon as `socket(2)` returns: a UDP-Lite socket (its connects never run the cgroup connect
+/// programs, so nothing would judge where it goes) and a raw one, Landlock-confined or not,
+/// unless the task's `spec.privileges` grants them. Netlink (glibc's resolver opens one) and the
+/// sockets the hooks judge (TCP, UDP, unix) are created as usual.
+#[test]
+fn fallback_kills_the_creator_of_a_socket_no_hook_judges() {
+    let plain = Policy::probe_only("fb-sockets");
+    let granted = Policy::probe_only("fb-sockets-granted")
+        .privilege("other_sockets")
+        .privilege("raw_sockets");
+    let d = Daemon::with(&[&plain, &granted]);
+    let socket = |task: &str, numbers: [i32; 3]| {
+        let words = numbers.map(|n| n.to_string());
+        d.run_accepting_unenforced(task, &[&probe(), "socket", &words[0], &words[1], &words[2]])
+    };
+    let udplite = [libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE];
+    let raw = [libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP];
+    for (what, numbers) in [("UDP-Lite", udplite), ("raw", raw)] {
+        let out = socket("fb-sockets", numbers);
+        assert!(
+            killed(&out) && out.stdout.is_empty(),
+            "expected the creator of a {what} socket killed before it could print anything\n{}",
+            out.describe()
+        );
+        let ev = d.expect_one_event(
+            &format!("the killed {what} socket"),
+            &[
+                ("/op", json!("socket")),
+                ("/task", json!("fb-sockets")),
+                ("/backend", json!("kill")),
+                ("/enforcement", json!("kill")),
+                ("/decision", json!("denied")),
+                ("/reason", json!("forbidden")),
+                ("/process/pid", json!(out.pid)),
+            ],
+        );
+        assert_eq!(
+            (ev.pointer("/target/family"), ev.pointer("/target/protocol")),
+            (Some(&json!(numbers[0])), Some(&json!(numbers[2]))),
+            "expected the event to name the {what} socket, got {ev}"
+        );
+        expect_probe(&socket("fb-sockets-granted", numbers), "ok", 0);
+    }
+    for (what, numbers) in [
+        ("netlink", [libc::AF_NETLINK, libc::SOCK_RAW, 0]),
+        ("TCP", [libc::AF_INET, libc::SOCK_STREAM, 0]),
+        ("UDP", [libc::AF_INET6, libc::SOCK_DGRAM, 0]),
+        ("unix", [libc::AF_UNIX, libc::SOCK_STREAM, 0]),
+    ] {
+        let out = socket("fb-sockets", numbers);
+        assert_eq!(
+            (out.code, out.first_line()),
+            (Some(0), "ok"),
+            "expected a {what} socket created as usual\n{}",
+            out.describe()
+        );
+    }
+}
+
 #[test]
 fn exec_selector_joins_the_task_and_a_denied_open_is_killed() {
     let scratch = Scratch::new("sel-exec");
@@ -1379,16 +1440,12 @@ const SELFTEST_CLOSED_HERE: [&str; 22] = [
 ];
 
 /// Probes only BPF LSM closes: reported `not_judged` here.
-const SELFTEST_LSM_ONLY: [&str; 16] = [
+const SELFTEST_LSM_ONLY: [&str; 12] = [
     "hardlink",
     "ld.so",
     "mmap-exec",
     "unix",
     "unix-dgram",
-    "raw-socket",
-    "sctp-socket",
-    "vsock-socket",
-    "ping-socket",
     "bpf",
     "ptrace",
     "signal",
@@ -1397,6 +1454,10 @@ const SELFTEST_LSM_ONLY: [&str; 16] = [
     "chmod",
     "chown",
 ];
+
+/// Sockets no fallback hook judges: killed at creation by the kill backend, where this kernel
+/// offers them.
+const SELFTEST_SOCKETS: [&str; 4] = ["raw-socket", "sctp-socket", "vsock-socket", "ping-socket"];
 
 /// The table for people: one aligned line per probe, the verdict last.
 fn selftest_table_is_aligned(d: &Daemon) {
@@ -1443,9 +1504,26 @@ fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open
         "expected not judged without BPF LSM: {wrong:?}\n{}",
         out.describe()
     );
+    // Sockets no fallback hook judges: their creator is killed by the kill backend. A raw
+    // socket (root has CAP_NET_RAW) is created here; SCTP, vsock and ping sockets may not be
+    // offered by this kernel (or `ping_group_range`), and then the kernel refused them itself.
+    let wrong = corral_tests::selftest::not(&results, "closed", &["raw-socket"]);
+    assert!(
+        wrong.is_empty(),
+        "expected the raw socket's creator killed: {wrong:?}\n{}",
+        out.describe()
+    );
+    for p in SELFTEST_SOCKETS {
+        let r = results.get(p).map(|(b, r)| (b.clone(), r.as_str()));
+        assert!(
+            matches!(&r, Some((b, "closed" | "unavailable")) if *b == json!("kill")),
+            "expected {p} closed or unavailable, by the kill backend; got {r:?}\n{}",
+            out.describe()
+        );
+    }
     assert_eq!(
         results.len(),
-        SELFTEST_LSM_ONLY.len() + SELFTEST_CLOSED_HERE.len(),
+        SELFTEST_LSM_ONLY.len() + SELFTEST_CLOSED_HERE.len() + SELFTEST_SOCKETS.len(),
         "expected exactly the known probes\n{}",
         out.describe()
     );
@@ -1457,6 +1535,7 @@ fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open
         ("exec", "kill"),
         ("connect", "cgroup_sock_addr"),
         ("sendmsg", "cgroup_sock_addr"),
+        ("socket", "kill"),
     ] {
         assert!(
             events

@@ -1070,7 +1070,7 @@ fn doctor_reports_full_enforcement_and_status_agrees() {
         "expected no missing bpf_lsm in the VM\n{}",
         text.describe()
     );
-    doctor::expect_guards(&doc, &text.stdout, Some("lsm"));
+    doctor::expect_guards(&doc, &text.stdout, |_| Some(doctor::LSM));
 
     let pol = Policy::probe_only("backends");
     let d = Daemon::with(&[&pol]);

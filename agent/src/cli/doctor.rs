@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use agent_common::Backend;
 use serde_json::json;
 
-use crate::loader::{Backends, Finding, GUARDED_OPS, Probe, guard_backend, guards_json};
+use crate::loader::{
+    Backends, Finding, GUARDED_OPS, Probe, guard_backend, guard_backend_of, guards_json,
+};
 
 /// How complete enforcement is here, as `corral doctor`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub fn render(probe: &Probe) -> String {
     let _ = writeln!(out, "{:<13} {:<18} COVERS", "GUARD", "BACKEND");
     let guard = guard_backend(probe.caps);
     for op in GUARDED_OPS {
-        let backend = guard.map_or("NONE", Backend::as_str);
+        let backend = guard_backend_of(op, probe.caps).map_or("NONE", Backend::as_str);
         let _ = writeln!(
             out,
             "{:<13} {backend:<18} {}",
@@ -95,7 +97,7 @@ pub fn render(probe: &Probe) -> String {
     if guard.is_none() {
         let _ = writeln!(
             out,
-            "(no BPF LSM: a confined process is not stopped from any of the guarded operations)"
+            "(no BPF LSM: a confined process is not stopped from the guarded operations; sockets only by a kill after their creation, where the kill backend runs)"
         );
     }
     let _ = writeln!(out);

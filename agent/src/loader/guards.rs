@@ -51,22 +51,34 @@ pub const fn covers(op: Op) -> &'static str {
     }
 }
 
-/// The backend of every guard on a host with `caps`: BPF LSM (with tagging), or nothing.
+/// The backend of the guards on a host with `caps`: BPF LSM (with tagging), or nothing. The
+/// `socket` guard alone has a fallback (`guard_backend_of`).
 #[must_use]
 pub fn guard_backend(caps: Capabilities) -> Option<Backend> {
     (caps.lsm && caps.tp_btf).then_some(Backend::Lsm)
 }
 
+/// The backend of guard `op` on a host with `caps`: BPF LSM; without it, for `socket` only,
+/// the kill backend (which sees every `socket(2)` return and kills the creator of a socket no
+/// fallback hook judges); else nothing.
+#[must_use]
+pub fn guard_backend_of(op: Op, caps: Capabilities) -> Option<Backend> {
+    match guard_backend(caps) {
+        Some(b) => Some(b),
+        None if op == Op::Socket && caps.tp_btf => Some(Backend::Kill),
+        None => None,
+    }
+}
+
 /// `{"rename":"lsm",...}`, `null` where nothing on this host judges the guard.
 #[must_use]
 pub fn guards_json(caps: Capabilities) -> serde_json::Value {
-    let backend = guard_backend(caps);
     GUARDED_OPS
         .iter()
         .map(|op| {
             (
                 op.as_str().to_owned(),
-                backend.map_or(serde_json::Value::Null, |b| b.as_str().into()),
+                guard_backend_of(*op, caps).map_or(serde_json::Value::Null, |b| b.as_str().into()),
             )
         })
         .collect::<serde_json::Map<_, _>>()
@@ -91,10 +103,22 @@ mod tests {
         assert_eq!(
             guard_backend(fallback),
             None,
-            "Landlock, kill and sock_addr see none of the guards"
+            "Landlock, kill and sock_addr see none of the other guards"
         );
         let json = guards_json(fallback);
         assert_eq!(json["rename"], serde_json::Value::Null);
+        assert_eq!(
+            json["socket"], "kill",
+            "the kill backend sees every socket(2) return"
+        );
+        assert_eq!(
+            guards_json(Capabilities {
+                tp_btf: false,
+                ..fallback
+            })["socket"],
+            serde_json::Value::Null,
+            "no kill backend without BTF tracepoints"
+        );
         assert_eq!(
             json.as_object().map(serde_json::Map::len),
             Some(GUARDED_OPS.len())

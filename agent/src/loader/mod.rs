@@ -32,7 +32,9 @@ pub use backends::{Backends, Capabilities};
 pub use cgroup::{CgroupError, cgroup2_root};
 pub use decision_cache::OpenCacheState;
 pub use dns::{DnsControl, DnsMaps, DnsOrigins};
-pub use guards::{GUARDED_OPS, covers as guard_covers, guard_backend, guards_json};
+pub use guards::{
+    GUARDED_OPS, covers as guard_covers, guard_backend, guard_backend_of, guards_json,
+};
 pub use heap::map_large_blocks;
 pub use instances::InstanceMaps;
 pub use offsets::{OffsetError, VMLINUX_BTF, read_offsets};

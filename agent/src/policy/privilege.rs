@@ -27,8 +27,9 @@ pub enum Privilege {
     Userfaultfd,
     /// `other_sockets`: sockets whose traffic no Corral hook judges: SCTP, DCCP and other inet
     /// protocols but TCP, MPTCP, UDP and UDP-Lite, and every family but unix, inet, inet6,
-    /// packet and netlink (vsock, TIPC, RDS, XDP, Bluetooth, CAN, ...). Granting it lets the
-    /// task send data where its `connect` rules do not reach.
+    /// packet and netlink (vsock, TIPC, RDS, XDP, Bluetooth, CAN, ...); without BPF LSM, UDP-Lite
+    /// too (its connects run no cgroup connect program). Granting it lets the task send data
+    /// where its `connect` rules do not reach.
     OtherSockets,
 }
 

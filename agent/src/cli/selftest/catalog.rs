@@ -19,6 +19,9 @@ pub enum JudgedBy {
     InternalExec,
     /// Only a BPF LSM guard sees it (see `corral doctor`'s guards table).
     Guard,
+    /// The creation of a socket no connect or send hook judges: BPF LSM's `socket_create` guard
+    /// refuses it; without BPF LSM the kill backend kills its creator (`sys_exit` of `socket`).
+    SocketGuard,
     /// A change to a file or a new entry made without an open (`truncate`, `mkdir`, `mknod`,
     /// `symlink`, ...): BPF LSM (`op: setattr`, `op: create`), else Landlock's write rights from
     /// ABI `since_abi` on (`truncate` came with ABI 3); Landlock does not report these refusals.
@@ -211,28 +214,34 @@ pub const PROBES: &[ProbeSpec] = &[
         Op::Sendmsg,
         JudgedBy::ConnectUnix,
     ),
-    probe(NETWORK, "raw-socket", &["raw"], Op::Socket, JudgedBy::Guard),
+    probe(
+        NETWORK,
+        "raw-socket",
+        &["raw"],
+        Op::Socket,
+        JudgedBy::SocketGuard,
+    ),
     // Sockets no connect or send hook judges: refused at creation without `spec.privileges`.
     probe(
         OTHER_SOCKETS,
         "sctp-socket",
         &["socket", "sctp"],
         Op::Socket,
-        JudgedBy::Guard,
+        JudgedBy::SocketGuard,
     ),
     probe(
         OTHER_SOCKETS,
         "vsock-socket",
         &["socket", "vsock"],
         Op::Socket,
-        JudgedBy::Guard,
+        JudgedBy::SocketGuard,
     ),
     probe(
         OTHER_SOCKETS,
         "ping-socket",
         &["socket", "ping"],
         Op::Socket,
-        JudgedBy::Guard,
+        JudgedBy::SocketGuard,
     ),
     probe(TAMPERING, "bpf", &["bpf"], Op::Bpf, JudgedBy::Guard),
     probe(
@@ -385,6 +394,12 @@ pub const fn backend(
             None => None,
         },
         JudgedBy::Guard => guard,
+        JudgedBy::SocketGuard => match (guard, backends.selected_exec_open) {
+            (Some(g), _) => Some(g),
+            // The kill backend runs wherever tagging does without BPF LSM.
+            (None, Some(Backend::Kill)) => Some(Backend::Kill),
+            (None, _) => None,
+        },
         JudgedBy::FileChange { since_abi } => match (backends.open, landlock_abi) {
             (Some(Backend::Lsm), _) => Some(Backend::Lsm),
             (Some(Backend::Landlock), Some(abi)) if abi >= since_abi => Some(Backend::Landlock),
@@ -469,10 +484,6 @@ mod tests {
             "mmap-exec",
             "unix",
             "unix-dgram",
-            "raw-socket",
-            "sctp-socket",
-            "vsock-socket",
-            "ping-socket",
             "bpf",
             "chmod",
             "chown",
@@ -486,6 +497,10 @@ mod tests {
             "symlink",
             "execveat",
             "memfd",
+            "raw-socket",
+            "sctp-socket",
+            "vsock-socket",
+            "ping-socket",
             "udp-sendto",
             "ipv4-mapped",
             "deep-path",

@@ -56,6 +56,9 @@ pub enum Status {
     NoEvent,
     /// Nothing on this host claims to close it.
     NotJudged,
+    /// The kernel itself refused it before any backend could judge it (a socket family or
+    /// protocol this host does not offer, for a backend that acts only after it succeeded).
+    Unavailable,
     /// The probe proved nothing (it failed for another reason).
     Error,
 }
@@ -68,6 +71,7 @@ impl Status {
             Self::Open => "OPEN",
             Self::NoEvent => "NO EVENT",
             Self::NotJudged => "not judged on this backend",
+            Self::Unavailable => "not available on this host",
             Self::Error => "ERROR",
         }
     }
@@ -154,8 +158,16 @@ pub fn run(host: &Probe, options: &Options<'_>) -> Result<Vec<Outcome>, Selftest
         let refused = code == Some(i32::from(probe::REFUSED))
             // The kill backend lets the operation start, then kills the process.
             || (judge == Backend::Kill && code.is_none());
+        // The kill backend never makes a call fail: an error from a socket it would judge after
+        // the fact is the kernel's own (a family or protocol this host lacks).
+        let unavailable = judge == Backend::Kill
+            && spec.judged_by == catalog::JudgedBy::SocketGuard
+            && code
+                .is_some_and(|c| c == i32::from(probe::REFUSED) || c == i32::from(probe::FAILED));
         let status = if code == Some(i32::from(probe::SUCCEEDED)) {
             Status::Open
+        } else if unavailable {
+            Status::Unavailable
         } else if !refused {
             Status::Error
         } else if !catalog::reported(spec, judge) {

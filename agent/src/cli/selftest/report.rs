@@ -56,6 +56,7 @@ pub fn to_json(outcomes: &[Outcome]) -> serde_json::Value {
                 super::Status::Open => "open",
                 super::Status::NoEvent => "no_event",
                 super::Status::NotJudged => "not_judged",
+                super::Status::Unavailable => "unavailable",
                 super::Status::Error => "error",
             },
             "detail": o.detail,
