@@ -20,14 +20,13 @@ use crate::{
     context::{Caller, btf_load, caller},
     maps::{CONNECT_SEEN, NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
     report::{PathSource, Target, finish, lsm_verdict},
+    sock_addr::connects_judged_here,
 };
 
 const AF_UNSPEC: u16 = 0;
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
-const IPPROTO_TCP: u16 = 6;
-const IPPROTO_UDP: u16 = 17;
 const SOCKADDR_IN_LEN: i32 = 16;
 /// `SIN6_LEN_RFC2133`: the shortest `sockaddr_in6` the kernel accepts.
 const SOCKADDR_IN6_LEN: i32 = 24;
@@ -71,7 +70,7 @@ fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
     }
     let family: u16 = unsafe { bpf_probe_read_kernel(addr.cast::<u16>()) }
         .map_err(|_| finish(Op::Connect, &who, Some(Reason::BadAddress), &target))?;
-    if (family == AF_INET || family == AF_INET6) && judged_by_cgroup(sock, target.proto) {
+    if (family == AF_INET || family == AF_INET6) && judged_by_cgroup(sock) {
         return Ok(0);
     }
     target.family = u32::from(family);
@@ -149,36 +148,32 @@ fn sock_proto(sock: *const u8) -> u32 {
     }
 }
 
-/// Whether the cgroup `connect4/6` programs judge an inet connect of `sock` (whose type is the
-/// `Proto` code `proto`): they are attached, and the socket is an inet TCP stream or UDP
-/// datagram socket, the two protocols whose connects always run them. UDP-Lite has no
+/// Whether the cgroup `connect4/6` programs judge an inet connect of `sock`: they are attached,
+/// and the socket is an inet socket of the kind they judge (`sock_addr::connects_judged_here`:
+/// TCP streams and UDP datagrams, whose connects always run them). UDP-Lite has no
 /// `pre_connect` (its connects never reach them); MPTCP's reach them only through its subflow.
 #[inline(always)]
-fn judged_by_cgroup(sock: *const u8, proto: u32) -> bool {
+fn judged_by_cgroup(sock: *const u8) -> bool {
     let off = offsets();
     if off.inet_by_cgroup == 0 {
         return false;
     }
-    let want = if proto == Proto::Tcp as u32 {
-        IPPROTO_TCP
-    } else if proto == Proto::Udp as u32 {
-        IPPROTO_UDP
-    } else {
-        return false;
-    };
     // SAFETY: BTF pointers and the offsets of their fields (see `btf_load`). `sk` may be NULL
     // to the verifier (6.12 wants it checked before any offset is added): then the LSM judges.
-    let (family, protocol): (u16, u16) = unsafe {
+    let (ty, family, protocol): (i16, u16, u16) = unsafe {
+        let ty = btf_load(sock, off.socket_type);
         let sk: *const u8 = btf_load(sock, off.socket_sk);
         if sk.is_null() {
             return false;
         }
         (
+            ty,
             btf_load(sk, off.sock_family),
             btf_load(sk, off.sock_sk_protocol),
         )
     };
-    (family == AF_INET || family == AF_INET6) && protocol == want
+    (family == AF_INET || family == AF_INET6)
+        && connects_judged_here(u32::from(ty as u16), u32::from(protocol))
 }
 
 #[inline(always)]

@@ -89,12 +89,8 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
     // reach here (MPTCP's subflow), whose refusals never get here. In audit mode it reported
     // them too and left a mark (`CONNECT_SEEN`) that this program consumes instead of
     // reporting a duplicate.
-    let lsm_saw_it = op == Op::Connect
-        && offsets().lsm_connect != 0
-        && !matches!(
-            (ty, protocol),
-            (SOCK_STREAM, IPPROTO_TCP) | (SOCK_DGRAM, IPPROTO_UDP)
-        );
+    let lsm_saw_it =
+        op == Op::Connect && offsets().lsm_connect != 0 && !connects_judged_here(ty, protocol);
     // `user_port` holds the port in network byte order in its low 16 bits.
     let port = u16::from_be(port_be as u16);
     target.port = u32::from(port);
@@ -151,6 +147,18 @@ fn judge(ctx: &SockAddrContext, op: Op, v6: bool) -> i32 {
         Redirect::Refuse => 0,
         Redirect::Untouched | Redirect::ToProxy => 1,
     }
+}
+
+/// Whether these programs are the judge of the inet connects of a socket of type `ty` and
+/// `protocol` (the kernel's numbers): TCP streams and UDP datagrams, the two protocols whose
+/// every connect runs them (`pre_connect`). The LSM `socket_connect` hook leaves exactly these
+/// to them (`connect::judged_by_cgroup`).
+#[inline(always)]
+pub fn connects_judged_here(ty: u32, protocol: u32) -> bool {
+    matches!(
+        (ty, protocol),
+        (SOCK_STREAM, IPPROTO_TCP) | (SOCK_DGRAM, IPPROTO_UDP)
+    )
 }
 
 /// Whether the LSM connect hook judged (and reported) this very destination on this thread,
