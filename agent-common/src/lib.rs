@@ -41,11 +41,15 @@ pub use maps::{
     PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS,
     PRIV_USERFAULTFD, PRIVILEGES_MAX,
 };
+pub use maps::{TAGGED_HEADER_BYTES, TAGGED_TGIDS_MAX};
 
 /// Names of the maps and programs in the eBPF object, shared so a rename cannot split the two sides.
 pub mod names {
     /// `HashMap<u32 tgid, TaskTag>`: which processes are confined, and by which task.
     pub const TAGS: &str = "TAGS";
+    /// `Array<u64>`, mmapable: one byte per tgid saying it may have a `TAGS` entry (see
+    /// `TAGGED_HEADER_BYTES`); the untagged fast path of every hook.
+    pub const TAGGED: &str = "TAGGED";
     /// `HashMap<u32 task id, TaskConfig>`: per-task mode.
     pub const TASKS: &str = "TASKS";
     /// `LpmTrie<FileRuleData, u32 rule flags>`: file and exec rules of every task.

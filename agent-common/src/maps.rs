@@ -460,6 +460,15 @@ mod pod {
 /// Bound of `TAGS`: confined processes at once. A fork past it is counted in
 /// `COUNTER_TAG_INSERT_FAILED` (the fork tracepoint cannot refuse it).
 pub const TAGS_MAX: u32 = 131_072;
+
+/// `TAGGED` starts with this many header bytes (entry 0): non-zero once the daemon has marked
+/// every process `TAGS` holds, so the programs may trust a zero byte. The byte of tgid `t` is at
+/// `TAGGED_HEADER_BYTES + t` (entry `1 + t / 8`, byte `t % 8`).
+pub const TAGGED_HEADER_BYTES: usize = 8;
+
+/// The most tgids `TAGGED` covers (`PID_MAX_LIMIT` on 64-bit kernels): its entries are sized at
+/// load from `/proc/sys/kernel/pid_max`, at most this; a tgid past the end takes the slow path.
+pub const TAGGED_TGIDS_MAX: u32 = 4_194_304;
 /// Bound of `TASKS`: tasks loaded at once.
 pub const TASKS_MAX: u32 = 1024;
 /// Bound of `FILE_RULES`: file and exec entries of all tasks together.

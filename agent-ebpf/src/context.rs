@@ -5,7 +5,10 @@ use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task_btf,
 };
 
-use crate::maps::{INSTANCES, TAGS, TASKS, offsets};
+use crate::{
+    maps::{INSTANCES, TAGS, TASKS, offsets},
+    tagged::maybe_tagged,
+};
 
 /// The confinement of the calling process: its task and the task's mode.
 #[derive(Clone, Copy)]
@@ -27,6 +30,9 @@ pub struct Caller {
 #[inline(always)]
 pub fn caller() -> Option<Caller> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !maybe_tagged(tgid) {
+        return None;
+    }
     // SAFETY: the value is copied out at once; a concurrent delete cannot free it under us.
     let tag: TaskTag = unsafe { *TAGS.get(&tgid)? };
     let (mode, rules, forced_miss) = match unsafe { TASKS.get(&tag.task_id) } {

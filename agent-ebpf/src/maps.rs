@@ -15,6 +15,7 @@ use agent_common::{
 };
 use agent_common::{DecisionCacheConfig, OPEN_DECISIONS_MAX, OpenDecisionKey, OpenDecisionStamp};
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     helpers::bpf_get_prandom_u32,
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
@@ -122,6 +123,16 @@ pub static OPEN_DECISIONS: LruHashMap<OpenDecisionKey, OpenDecisionStamp> =
 /// Written by the daemon (`corral run`) and by the fork hook; entries leave with the last thread.
 #[map(name = "TAGS")]
 pub static TAGS: HashMap<u32, TaskTag> = HashMap::with_max_entries(TAGS_MAX, 0);
+
+/// Key: entry index (u32): 0 the header, `1 + tgid / 8` the bytes of 8 tgids. Value: u64, one
+/// byte per tgid, non-zero when the process may have a `TAGS` entry. Bound: set at load from
+/// `pid_max` (at most `TAGGED_TGIDS_MAX / 8 + 1` entries, 4 MiB); mmapable, so the daemon sets a
+/// byte with a plain store, never a read-modify-write of a word the programs write too.
+/// Why: untagged processes leave every hook after an inlined array look-up instead of a hash
+/// look-up (see `tagged`). Not pinned: each generation of programs starts with a zero header
+/// and trusts its bytes only once its daemon has marked every tagged process.
+#[map(name = "TAGGED")]
+pub static TAGGED: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 /// Key: task id (u32). Value: `TaskConfig` (mode). Bound: `TASKS_MAX` tasks.
 /// Why: the per-task switch between enforce and audit. A tagged process whose task has no entry

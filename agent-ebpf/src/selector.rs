@@ -18,6 +18,7 @@ use crate::{
     kill,
     maps::{CGROUP_SELECTORS, EXEC_SELECTORS, TAGS, offsets},
     pathwalk::cgroup_path,
+    tagged,
 };
 
 /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`: runs
@@ -155,5 +156,7 @@ fn join(tgid: u32, task_id: u32) {
         instance: 0,
         reserved: 0,
     };
+    // The byte first: the entry is never there without it.
+    tagged::mark(tgid);
     let _ = TAGS.insert(&tgid, &tag, u64::from(BPF_NOEXIST));
 }

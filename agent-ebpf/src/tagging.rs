@@ -12,6 +12,7 @@ use crate::{
     context::btf_load,
     maps::{EXES, TAGS, count, offsets},
     selector::select_new_child,
+    tagged,
 };
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: runs in the
@@ -47,6 +48,8 @@ fn try_sched_fork(ctx: &BtfTracePointContext) -> i32 {
     if pid != tgid || tgid == 0 {
         return 0;
     }
+    // The byte first: the entry is never there without it.
+    tagged::mark(tgid as u32);
     if TAGS.insert(&(tgid as u32), &tag, 0).is_err() {
         count(COUNTER_TAG_INSERT_FAILED);
     }
@@ -120,7 +123,7 @@ pub fn corral_sched_exit(ctx: BtfTracePointContext) -> i32 {
 
 fn try_sched_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if unsafe { TAGS.get(&tgid) }.is_none() {
+    if !tagged::maybe_tagged(tgid) {
         return Ok(0);
     }
     let off = offsets();
@@ -132,7 +135,10 @@ fn try_sched_exit(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         bpf_probe_read_kernel(signal.add(off.signal_live as usize).cast()).map_err(|_| 0)?
     };
     if live == 0 {
+        // The entry first, then the byte (also a stale byte of a process never tagged): its pid
+        // is not free for a new process before this one is reaped.
         let _ = TAGS.remove(&tgid);
+        tagged::unmark(tgid);
     }
     Ok(0)
 }

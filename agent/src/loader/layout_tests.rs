@@ -11,6 +11,9 @@ use agent_common::{
 
 use super::EBPF_OBJECT;
 
+/// `BPF_F_MMAPABLE` (`include/uapi/linux/bpf.h`).
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
 /// LPM trie keys are the 4-byte prefix length followed by the data.
 const fn lpm<T>() -> usize {
     4 + size_of::<T>()
@@ -81,6 +84,27 @@ fn maps_in_the_object_match_the_shared_types() {
             "map {name}: (key, value, max_entries) in the object vs agent-common"
         );
     }
+    // `TAGGED`: one byte per tgid in u64 entries, mmapable (the daemon writes single bytes
+    // through its mapping); its entries are set at load from `pid_max`.
+    let tagged = obj
+        .maps
+        .get(names::TAGGED)
+        .unwrap_or_else(|| panic!("expected map {} in the eBPF object", names::TAGGED));
+    assert_eq!(
+        (tagged.key_size(), tagged.value_size()),
+        (4, 8),
+        "map TAGGED: (key, value) in the object"
+    );
+    assert!(
+        tagged.map_flags() & BPF_F_MMAPABLE != 0,
+        "expected map TAGGED created with BPF_F_MMAPABLE (flags {:#x})",
+        tagged.map_flags()
+    );
+    assert_eq!(
+        agent_common::TAGGED_HEADER_BYTES % 8,
+        0,
+        "expected the TAGGED header to fill whole u64 entries"
+    );
     let ring = obj
         .maps
         .get(names::EVENTS)

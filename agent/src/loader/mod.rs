@@ -19,6 +19,7 @@ mod probe;
 mod rules;
 mod selectors;
 mod settings;
+mod tagged;
 
 use std::path::{Path, PathBuf};
 
@@ -305,7 +306,8 @@ fn load_object(
         loader
             .btf(None)
             .override_global(names::OFFSETS, offsets, true)
-            .override_global(names::DECISION_CACHE, cache, true);
+            .override_global(names::DECISION_CACHE, cache, true)
+            .map_max_entries(names::TAGGED, tagged::entries());
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
@@ -415,6 +417,10 @@ pub fn load(btf_path: &Path, probe: &Probe, pins: &PinDir) -> Result<Loaded, Loa
     drop(btf);
     heap::release_freed();
     let (maps, events) = RuleMaps::take(&mut ebpf)?;
+    // The earlier generation's programs are detached: every tag from here on is marked by ours
+    // (attached above) or by the daemon, so the processes tagged so far are all that is left.
+    let marked = maps.complete_tagged()?;
+    tracing::debug!(marked, "untagged fast path on");
     let selectors = SelectorMaps::take(&mut ebpf)?;
     let instances = InstanceMaps::take(&mut ebpf)?;
     let settings = SettingsMap::take(&mut ebpf)?;

@@ -13,6 +13,7 @@ use aya::{
     maps::{HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf, lpm_trie::Key},
 };
 
+use super::tagged::{TaggedBytes, TaggedError};
 use crate::compile::CompiledTask;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum RulesError {
     Read { map: &'static str, source: MapError },
     #[error("cannot tag process {tgid}: {source}")]
     Tag { tgid: u32, source: MapError },
+    #[error(transparent)]
+    Tagged(#[from] TaggedError),
 }
 
 /// Decision and drop counters summed over CPUs, per operation name.
@@ -54,6 +57,8 @@ pub struct OpCounters {
 /// The maps the daemon writes and reads.
 pub struct RuleMaps {
     tags: HashMap<MapData, u32, TaskTag>,
+    /// The untagged fast path's bytes: set before each `tags` insert.
+    tagged: TaggedBytes,
     tasks: HashMap<MapData, u32, TaskConfig>,
     files: LpmTrie<MapData, FileRuleData, u32>,
     net_v4: LpmTrie<MapData, NetV4Data, PortSet>,
@@ -91,6 +96,7 @@ impl RuleMaps {
     pub fn take(ebpf: &mut Ebpf) -> Result<(Self, RingBuf<MapData>), RulesError> {
         let maps = Self {
             tags: take(ebpf, names::TAGS)?,
+            tagged: TaggedBytes::take(ebpf)?,
             tasks: take(ebpf, names::TASKS)?,
             files: take(ebpf, names::FILE_RULES)?,
             net_v4: take(ebpf, names::NET_V4_RULES)?,
@@ -370,6 +376,8 @@ impl RuleMaps {
     /// `BPF_NOEXIST`: an already tagged process is never moved to another task this way.
     pub fn tag(&mut self, tgid: u32, tag: TaskTag) -> Result<(), RulesError> {
         const BPF_NOEXIST: u64 = 1;
+        // The byte first: the entry is never there without it.
+        self.tagged.mark(tgid);
         self.tags
             .insert(tgid, tag, BPF_NOEXIST)
             .map_err(|source| RulesError::Tag { tgid, source })
@@ -382,6 +390,23 @@ impl RuleMaps {
         self.tags
             .insert(tgid, tag, BPF_EXIST)
             .map_err(|source| RulesError::Tag { tgid, source })
+    }
+
+    /// Marks every process `TAGS` holds in `TAGGED` and lets the programs trust it (see
+    /// `TaggedBytes::complete`): once per generation of programs, after the earlier generation's
+    /// links are gone. Until then every hook takes the `TAGS` look-up.
+    pub fn complete_tagged(&self) -> Result<usize, RulesError> {
+        let tgids: Vec<u32> = self
+            .tags
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|source| RulesError::Read {
+                map: names::TAGS,
+                source,
+            })?;
+        let n = tgids.len();
+        self.tagged.complete(tgids);
+        Ok(n)
     }
 
     /// The instances some confined process still belongs to.

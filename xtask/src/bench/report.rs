@@ -38,7 +38,9 @@ const METHOD: &str = "\
 - **Event throughput**: a process tagged with an audit-mode task that allows nothing floods one
   operation (opens where BPF LSM judges them, UDP connects where only the cgroup backend
   reports events); events/s = lines that reached the sink / time from the flood's start to the
-  last line; drops are the daemon's `events_dropped` counter; unaccounted = audited (kernel
+  last line (for the file sink, the file's modification time: when the daemon wrote it, not when
+  the bench read it). One producer pinned to CPU 0, then one per CPU (the daemon shares the
+  CPUs with them); drops are the daemon's `events_dropped` counter; unaccounted = audited (kernel
   counter) − delivered − dropped. Then the same with a subscriber on `--events -` that reads
   4 KiB per millisecond.
 - **Daemon pipeline capacity** (native only): `corral-bench pipeline` replays synthetic
@@ -246,14 +248,15 @@ fn throughput_table(md: &mut String, s: &EnvSummary) {
     }
     let _ = writeln!(
         md,
-        "### Event throughput (`{}`)\n\n| subscriber | op | operations | audited | delivered | dropped (counted) | unaccounted | seconds | events/s | daemon CPU s | daemon peak RSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "### Event throughput (`{}`)\n\n| subscriber | producers | op | operations | audited | delivered | dropped (counted) | unaccounted | seconds | events/s | daemon CPU s | daemon peak RSS MiB |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         s.env
     );
     for r in &s.throughput {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.1} |",
             r["subscriber"].as_str().unwrap_or("?"),
+            r["producers"].as_u64().unwrap_or(1),
             r["op"].as_str().unwrap_or("?"),
             r["ops"],
             r["audited"],

@@ -131,6 +131,18 @@ pub fn cell(
     daemon: Option<&Daemon>,
     only: Option<&str>,
 ) -> Result<Vec<Value>> {
+    cell_on(tools, plan, config, daemon, only, None)
+}
+
+/// `cell`, with the loops process pinned to `cpu` (CPU 0 by default).
+pub fn cell_on(
+    tools: &Tools,
+    plan: &Plan,
+    config: Config,
+    daemon: Option<&Daemon>,
+    only: Option<&str>,
+    cpu: Option<usize>,
+) -> Result<Vec<Value>> {
     let mut cmd = match (config.task(), daemon) {
         (Some(task), Some(daemon)) => {
             let mut cmd = daemon.run_prefix(task);
@@ -145,6 +157,9 @@ pub fn cell(
         .args(["--ms", &plan.ms.to_string(), "--user", LOOPS_UID]);
     if let Some(only) = only {
         cmd.args(["--only", only]);
+    }
+    if let Some(cpu) = cpu {
+        cmd.args(["--cpu", &cpu.to_string()]);
     }
     match config {
         Config::R1 => {

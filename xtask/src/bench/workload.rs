@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
@@ -15,7 +15,7 @@ use super::Plan;
 use super::configs::{Config, TASK_MACRO};
 use super::daemon::{Daemon, Events};
 use super::recorder::Recorder;
-use super::runner::{Tools, cell, run_ok};
+use super::runner::{Tools, cell_on, run_ok};
 
 /// How long delivery may lag behind the flood before the rest counts as not delivered.
 const SETTLE_LIMIT: Duration = Duration::from_secs(20);
@@ -108,6 +108,14 @@ impl FileOffset {
     }
 }
 
+/// When the daemon last wrote `path` or the file it rotated into (`path.1`).
+fn last_write(path: &Path) -> Option<SystemTime> {
+    [path.to_path_buf(), rotated_to(path, 1)]
+        .iter()
+        .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max()
+}
+
 /// Rotated files the daemon keeps (`events.keep`, default 5).
 const ROTATED_KEPT: u32 = 5;
 
@@ -149,9 +157,66 @@ fn flood_loop(status: &Value) -> (&'static str, &'static str) {
     }
 }
 
+/// The floods: one producer to the file sink, one per CPU to the file sink (when there is more
+/// than one CPU: the daemon then competes with the producers for the CPUs), one producer to a
+/// slow pipe subscriber.
+fn floods() -> Vec<(&'static str, usize)> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut floods = vec![("file", 1)];
+    if cpus > 1 {
+        floods.push(("file", cpus));
+    }
+    floods.push(("slow_pipe", 1));
+    floods
+}
+
+/// Runs `producers` loops processes of `loop_name` at once, each pinned to its own CPU, tagged
+/// with the audit task; returns the operations they made.
+fn flood(
+    tools: &Tools,
+    plan: &Plan,
+    daemon: &Daemon,
+    loop_name: &str,
+    producers: usize,
+) -> Result<u64> {
+    let results: Vec<Result<Vec<Value>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..producers)
+            .map(|cpu| {
+                scope.spawn(move || {
+                    cell_on(
+                        tools,
+                        plan,
+                        Config::C4,
+                        Some(daemon),
+                        Some(loop_name),
+                        Some(cpu),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a flood producer panicked")))
+            })
+            .collect()
+    });
+    let mut ops = 0;
+    for result in results {
+        ops += result?
+            .first()
+            .and_then(|r| r["ops"].as_u64())
+            .context("the flood printed no result")?;
+    }
+    Ok(ops)
+}
+
 pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
-    for subscriber in ["file", "slow_pipe"] {
-        rec.progress(&format!("event flood, {subscriber} subscriber"));
+    for (subscriber, producers) in floods() {
+        rec.progress(&format!(
+            "event flood, {producers} producer(s), {subscriber} subscriber"
+        ));
         let events = tools.work.join("flood.json");
         let _ = fs::remove_file(&events);
         for n in 1..=ROTATED_KEPT {
@@ -190,17 +255,8 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
             ..*plan
         };
         let started = arrivals.started.elapsed();
-        let result = cell(
-            tools,
-            &flood_plan,
-            Config::C4,
-            Some(&daemon),
-            Some(loop_name),
-        )?;
-        let ops = result
-            .first()
-            .and_then(|r| r["ops"].as_u64())
-            .context("the flood printed no result")?;
+        let started_wall = SystemTime::now();
+        let ops = flood(tools, &flood_plan, &daemon, loop_name, producers)?;
         let mut seen = FileOffset::default();
         arrivals.settle(|| {
             if subscriber == "file" {
@@ -210,14 +266,24 @@ pub fn throughput(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> 
         })?;
         let status1 = daemon.status()?;
         let delivered = arrivals.lines.load(Ordering::Relaxed);
-        let span =
-            Duration::from_nanos(arrivals.last_ns.load(Ordering::Relaxed)).saturating_sub(started);
+        // Delivery ends with the last line the daemon wrote: the sink file's modification time,
+        // not when this process got round to reading it (counting a few hundred MB of lines
+        // took this process longer than the daemon took to write them). A pipe subscriber's
+        // lines are timed as they arrive.
+        let span = if subscriber == "file" {
+            last_write(&events)
+                .and_then(|t| t.duration_since(started_wall).ok())
+                .context("the events file has no modification time after the flood")?
+        } else {
+            Duration::from_nanos(arrivals.last_ns.load(Ordering::Relaxed)).saturating_sub(started)
+        };
         let audited = counter(&status1, &["counters", op, "audited"])
             - counter(&status0, &["counters", op, "audited"]);
         let dropped = counter(&status1, &["counters", "events_dropped"])
             - counter(&status0, &["counters", "events_dropped"]);
         rec.push(json!({
-            "kind": "throughput", "subscriber": subscriber, "op": op, "loop": loop_name,
+            "kind": "throughput", "subscriber": subscriber, "producers": producers, "op": op,
+            "loop": loop_name,
             "ops": ops, "audited": audited, "delivered": delivered, "dropped": dropped,
             "unaccounted": audited as i64 - delivered as i64 - dropped as i64,
             "seconds": span.as_secs_f64(),
