@@ -108,6 +108,10 @@ pub const TAG_LANDLOCK: u32 = 1;
 /// `TaskTag::flags`: the process joined its task through a policy selector (executable or
 /// cgroup), not through `corral run`.
 pub const TAG_SELECTED: u32 = 1 << 1;
+/// `TaskTag::flags`: the process's instance never expires, so the hooks skip its `INSTANCES`
+/// look-up. Set by the daemon only for an instance created without a time limit; a tag without
+/// it (an older daemon's) has its instance looked up.
+pub const TAG_NO_EXPIRY: u32 = 1 << 2;
 
 /// Key of `EXEC_SELECTORS`: the identity of an executable file, as the kernel sees it.
 #[repr(C)]

@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::{Caller, btf_load, caller},
+    context::{Caller, btf_load, caller, caller_of, current_tag},
     maps::{CONNECT_SEEN, NET_V4_RULES, NET_V6_RULES, UNIX_RULES, offsets},
     report::{PathSource, Target, finish, lsm_verdict},
     sock_addr::connects_judged_here,
@@ -57,12 +57,24 @@ pub fn corral_socket_connect(ctx: LsmContext) -> i32 {
 }
 
 fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
-    let Some(who) = caller() else {
+    let Some(tag) = current_tag() else {
         return Ok(0);
     };
     // SAFETY: the hook's arguments are `struct socket *`, `struct sockaddr *` (the kernel's own
-    // copy, a `sockaddr_storage`) and `int`; every read below is a fault-tolerant probe read.
+    // copy, a `sockaddr_storage`) and `int`; every read below is a fault-tolerant probe read
+    // or a direct load checked against BTF (`btf_load`).
     let (sock, addr, addrlen): (*const u8, *const u8, i32) = (ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    // Left to the cgroup programs before anything else is looked up (the task, its rules): an
+    // inet address (`sa_family`, offset 0 of the kernel's copy; an unreadable one, 0, is judged
+    // below) on a socket of a kind they judge.
+    if addrlen >= 2 {
+        // SAFETY: a BTF pointer (`struct sockaddr *`) and its first field.
+        let family: u16 = unsafe { btf_load(addr, 0) };
+        if (family == AF_INET || family == AF_INET6) && judged_by_cgroup(sock) {
+            return Ok(0);
+        }
+    }
+    let who = caller_of(tag);
     let mut target = Target::empty();
     target.proto = sock_proto(sock);
     if addrlen < 2 {
@@ -70,9 +82,6 @@ fn try_socket_connect(ctx: &LsmContext) -> Result<i32, i32> {
     }
     let family: u16 = unsafe { bpf_probe_read_kernel(addr.cast::<u16>()) }
         .map_err(|_| finish(Op::Connect, &who, Some(Reason::BadAddress), &target))?;
-    if (family == AF_INET || family == AF_INET6) && judged_by_cgroup(sock) {
-        return Ok(0);
-    }
     target.family = u32::from(family);
     let miss = match family {
         AF_UNSPEC => None,

@@ -1,6 +1,6 @@
 //! Who is calling: the tag look-up that starts every hook, and the task's mode.
 
-use agent_common::{Mode, Reason, TaskTag};
+use agent_common::{Mode, Reason, TAG_NO_EXPIRY, TaskTag};
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task_btf,
 };
@@ -29,31 +29,43 @@ pub struct Caller {
 /// The first step of every hook: `None` for an untagged process, which the hook then allows.
 #[inline(always)]
 pub fn caller() -> Option<Caller> {
+    current_tag().map(caller_of)
+}
+
+/// The calling process's tag, `None` if it is untagged: the look-up `caller` starts with, for a
+/// hook that can leave some tagged calls before it needs the task (`caller_of`).
+#[inline(always)]
+pub fn current_tag() -> Option<TaskTag> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if !maybe_tagged(tgid) {
         return None;
     }
     // SAFETY: the value is copied out at once; a concurrent delete cannot free it under us.
-    let tag: TaskTag = unsafe { *TAGS.get(&tgid)? };
+    unsafe { TAGS.get(&tgid) }.copied()
+}
+
+/// The confinement of a process tagged `tag`: its task's mode and rules, and what forces a miss.
+#[inline(always)]
+pub fn caller_of(tag: TaskTag) -> Caller {
     let (mode, rules, forced_miss) = match unsafe { TASKS.get(&tag.task_id) } {
         Some(cfg) => (cfg.mode, cfg.rules_id, None),
         None => (Mode::Enforce as u32, 0, Some(Reason::UnknownTask)),
     };
     let forced_miss = if offsets().valid == 0 {
         Some(Reason::NotReady)
-    } else if expired(tag.instance) {
+    } else if tag.flags & TAG_NO_EXPIRY == 0 && expired(tag.instance) {
         Some(Reason::InstanceExpired)
     } else {
         forced_miss
     };
-    Some(Caller {
+    Caller {
         task_id: tag.task_id,
         flags: tag.flags,
         rules,
         instance: tag.instance,
         mode,
         forced_miss,
-    })
+    }
 }
 
 /// Whether `instance` has an expiry that has passed.

@@ -24,7 +24,7 @@ use crate::{
     pathwalk::dentry_path,
     privileges::granted,
     report::{DENY, PathSource, Target, finish, report_allowed},
-    socket_kinds::{SOCK_TYPE_MASK, privilege_without_lsm},
+    socket_kinds::{SOCK_TYPE_MASK, privilege_without_lsm, socket_target},
 };
 
 const SIGKILL: u32 = 9;
@@ -248,11 +248,8 @@ fn judge_socket(who: &Caller, regs: *const u8) -> i32 {
     if privilege == 0 {
         return 0;
     }
-    let mut target = Target::empty();
+    let mut target = socket_target(family, ty, protocol);
     target.backend = Backend::Kill as u32;
-    target.family = family as u32;
-    target.access = ty as u32;
-    target.proto = protocol as u32;
     let miss = if granted(who, privilege) {
         None
     } else {

@@ -4,6 +4,8 @@
 
 use agent_common::{PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_RAW_SOCKETS};
 
+use crate::report::Target;
+
 const AF_UNIX: i32 = 1;
 const AF_INET: i32 = 2;
 const AF_INET6: i32 = 10;
@@ -58,4 +60,15 @@ pub fn privilege_without_lsm(family: i32, ty: i32, protocol: i32) -> u32 {
         AF_INET | AF_INET6 if ty == SOCK_DGRAM && protocol == IPPROTO_UDPLITE => PRIV_OTHER_SOCKETS,
         _ => privilege_with_lsm(family, ty, protocol),
     }
+}
+
+/// The event target of a socket a guard judged: `family`, `ty` (without the flags) in `access`,
+/// `protocol` in `proto`. The same for both guards.
+#[inline(always)]
+pub fn socket_target(family: i32, ty: i32, protocol: i32) -> Target {
+    let mut target = Target::empty();
+    target.family = family as u32;
+    target.access = ty as u32;
+    target.proto = protocol as u32;
+    target
 }

@@ -19,7 +19,7 @@ use crate::{
     maps::{TAGS, offsets},
     privileges::granted,
     report::{Target, finish, lsm_verdict},
-    socket_kinds::{SOCK_TYPE_MASK, privilege_with_lsm},
+    socket_kinds::{SOCK_TYPE_MASK, privilege_with_lsm, socket_target},
 };
 
 /// x86-64 syscall number of `setns`.
@@ -65,14 +65,12 @@ pub fn corral_socket_create(ctx: LsmContext) -> i32 {
     if kern != 0 {
         return 0;
     }
-    let privilege = privilege_with_lsm(family, ty & SOCK_TYPE_MASK, protocol);
+    let ty = ty & SOCK_TYPE_MASK;
+    let privilege = privilege_with_lsm(family, ty, protocol);
     if privilege == 0 {
         return 0;
     }
-    let mut target = Target::empty();
-    target.family = family as u32;
-    target.access = (ty & SOCK_TYPE_MASK) as u32;
-    target.proto = protocol as u32;
+    let target = socket_target(family, ty, protocol);
     if granted(&who, privilege) {
         return lsm_verdict(finish(Op::Socket, &who, None, &target));
     }

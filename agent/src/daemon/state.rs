@@ -8,7 +8,7 @@ use std::{
 
 use serde_json::json;
 
-use agent_common::{Mode, TAG_LANDLOCK, TaskTag};
+use agent_common::{Mode, TAG_LANDLOCK, TAG_NO_EXPIRY, TaskTag};
 
 use super::{
     instances::Instances,
@@ -505,7 +505,10 @@ impl State {
         };
         let tag = TaskTag {
             task_id,
-            flags: inherited_flags | if landlock.is_some() { TAG_LANDLOCK } else { 0 },
+            // The new instance's own expiry decides `TAG_NO_EXPIRY`, not the parent's.
+            flags: (inherited_flags & !TAG_NO_EXPIRY)
+                | if landlock.is_some() { TAG_LANDLOCK } else { 0 }
+                | if ttl.is_none() { TAG_NO_EXPIRY } else { 0 },
             instance,
             reserved: 0,
         };

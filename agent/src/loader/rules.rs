@@ -387,6 +387,8 @@ impl RuleMaps {
     /// Children it already has keep the old tag; the caller is `corral run`, which has none.
     pub fn hand_over(&mut self, tgid: u32, tag: TaskTag) -> Result<(), RulesError> {
         const BPF_EXIST: u64 = 2;
+        // Set with its current tag already; set again so this write never relies on that.
+        self.tagged.mark(tgid);
         self.tags
             .insert(tgid, tag, BPF_EXIST)
             .map_err(|source| RulesError::Tag { tgid, source })
