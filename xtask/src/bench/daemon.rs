@@ -25,6 +25,11 @@ pub enum Events<'a> {
     Pipe,
 }
 
+/// Rotated event files a bench daemon keeps: at 64 MiB each (the default `events.rotate_bytes`)
+/// 2 GiB, far above what the longest flood writes (about 1 M events of ~470 bytes); the daemon's
+/// default (5) would delete the first lines of a two-producer flood before they are counted.
+pub const ROTATED_KEPT: u32 = 32;
+
 impl Daemon {
     /// Starts `corral daemon` on `policies` and waits until its socket exists.
     pub fn start(corral: &Path, policies: &Path, work: &Path, events: &Events) -> Result<Self> {
@@ -53,7 +58,15 @@ impl Daemon {
             .stderr(log_file);
         match events {
             Events::File(path) => {
-                cmd.arg("--events").arg(path).stdout(Stdio::null());
+                // Enough rotated files that a whole flood stays readable (`ROTATED_KEPT`).
+                let config = work.join("daemon.toml");
+                fs::write(&config, format!("[events]\nkeep = {ROTATED_KEPT}\n"))
+                    .with_context(|| format!("writing {}", config.display()))?;
+                cmd.arg("--config")
+                    .arg(&config)
+                    .arg("--events")
+                    .arg(path)
+                    .stdout(Stdio::null());
             }
             Events::Pipe => {
                 cmd.args(["--events", "-"]).stdout(Stdio::piped());

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Plan;
 use super::configs::{Config, TASK_MACRO};
-use super::daemon::{Daemon, Events};
+use super::daemon::{Daemon, Events, ROTATED_KEPT};
 use super::recorder::Recorder;
 use super::runner::{Tools, cell_on, run_ok};
 
@@ -72,7 +72,7 @@ impl Arrivals {
 }
 
 /// How far the file sink was read. The daemon rotates it (`events.rotate_bytes`, 64 MiB by
-/// default: a fast daemon writes that once or twice in one flood), so the file is followed by
+/// default: a fast daemon writes that several times in one flood), so the file is followed by
 /// inode.
 #[derive(Default)]
 struct FileOffset {
@@ -115,9 +115,6 @@ fn last_write(path: &Path) -> Option<SystemTime> {
         .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
         .max()
 }
-
-/// Rotated files the daemon keeps (`events.keep`, default 5).
-const ROTATED_KEPT: u32 = 5;
 
 /// `path.n`, where the daemon's `n`th rotation of `path` went.
 fn rotated_to(path: &Path, n: u32) -> std::path::PathBuf {
