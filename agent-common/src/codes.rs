@@ -166,7 +166,9 @@ code_enum! {
         FamilyNotAllowed = 5 => "family_not_allowed",
         /// A relative `AF_UNIX` path: it cannot be judged by what it reaches, so it is refused.
         RelativeUnixPath = 6 => "relative_unix_path",
-        /// The address is shorter than its family needs: refused rather than guessed.
+        /// The address is shorter than its family needs, or (kill backend) the arguments of a
+        /// socket just made through `socketcall` could not be read back: refused rather than
+        /// guessed.
         BadAddress = 7 => "bad_address",
         /// The daemon has not filled in the kernel offsets: fail closed.
         NotReady = 8 => "not_ready",

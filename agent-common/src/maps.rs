@@ -396,6 +396,15 @@ pub struct KernelOffsets {
     pub sock_sk_protocol: u32,
     /// `struct sock::__sk_common` + `struct sock_common::skc_family`.
     pub sock_family: u32,
+    /// `struct pt_regs::bx` (first argument of an ia32 system call).
+    pub regs_bx: u32,
+    /// `struct pt_regs::cx` (second argument of an ia32 system call).
+    pub regs_cx: u32,
+    /// `struct task_struct::thread_info` + `struct thread_info::status` (x86: `TS_COMPAT` while
+    /// an ia32 system call is under way).
+    pub task_ti_status: u32,
+    /// Explicit padding: the size stays a multiple of 8.
+    pub reserved: u32,
 }
 
 /// Highest `Op` code the counters have room for (`Op` codes are 1..=`OP_CODE_MAX`).
@@ -432,7 +441,7 @@ const _: () = assert!(core::mem::size_of::<NetV4Data>() == 8);
 const _: () = assert!(core::mem::size_of::<NetV6Data>() == 20);
 const _: () = assert!(core::mem::size_of::<PortSet>() == 4 + 4 * PORT_RANGES_MAX);
 const _: () = assert!(core::mem::size_of::<UnixRuleKey>() == 8 + UNIX_PATH_MAX);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 46 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 + 50 * 4);
 const _: () = assert!(counter_index(OP_CODE_MAX, 3) < COUNTER_EVENTS_DROPPED);
 const _: () = assert!(COUNTER_TAG_INSERT_FAILED < COUNTER_SLOTS);
 const _: () = assert!(

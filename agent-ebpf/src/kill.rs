@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::{Caller, btf_load, caller},
+    context::{Caller, caller},
     files::{Walked, judge_resolved_file, open_access, open_allowed, remember_exe},
     identity::identity_denied,
     maps::{OFFSETS, PATH_SCRATCH, offsets},
@@ -25,23 +25,15 @@ use crate::{
     privileges::granted,
     report::{DENY, PathSource, Target, finish, report_allowed},
     socket_kinds::{SOCK_TYPE_MASK, privilege_without_lsm, socket_target},
+    syscalls::{
+        Call, NR_CREAT, NR_EXECVE, NR_EXECVEAT, NR_OPEN, NR_OPEN_BY_HANDLE_AT, NR_OPENAT,
+        NR_OPENAT2, NR_SOCKET, NR_SOCKETPAIR, watched,
+    },
 };
 
 const SIGKILL: u32 = 9;
 /// `-EACCES`: what Landlock returns for a refused open or exec.
 const EACCES: i64 = -13;
-
-// x86-64 syscall numbers of the calls that open a file or execute one.
-const NR_OPEN: u64 = 2;
-const NR_CREAT: u64 = 85;
-const NR_OPENAT: u64 = 257;
-const NR_OPEN_BY_HANDLE_AT: u64 = 304;
-const NR_OPENAT2: u64 = 437;
-const NR_EXECVE: u64 = 59;
-const NR_EXECVEAT: u64 = 322;
-// ... and the calls that create sockets.
-const NR_SOCKET: u64 = 41;
-const NR_SOCKETPAIR: u64 = 53;
 
 /// Judges the file a tagged process has just executed (from `sched_process_exec`): exec needs
 /// `RULE_EXEC` and no deny. A miss in enforce mode kills the process before the new program runs.
@@ -132,10 +124,13 @@ fn judge_walked(
 /// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return of every process, attached
 /// only without BPF LSM. Fast path: the syscall number (`orig_ax`, see `syscall_nr`) is read
 /// first, and every call other than the open family (`open`, `creat`, `openat`, `openat2`,
-/// `open_by_handle_at`), the exec family (`execve`, `execveat`) and `socket`/`socketpair` leaves
-/// at once, before any map look-up: nothing below acts on another call. Then untagged processes
-/// leave after the tag look-up. For a tagged process:
-/// - a `socket`/`socketpair` that succeeded, of a kind no fallback hook judges and the task's
+/// `open_by_handle_at`), the exec family (`execve`, `execveat`) and `socket`/`socketpair`, by
+/// their numbers in either the 64-bit or the ia32 table (`syscalls::watched`), leaves at once,
+/// before any map look-up: nothing below acts on another call. Then untagged processes leave
+/// after the tag look-up, and the call is decoded by the ABI it was made in
+/// (`syscalls::Call::decode`: a 64-bit process's `int $0x80` open is an open). For a tagged
+/// process:
+/// - a `socket`/`socketpair` (or an ia32 `socketcall` making one) that succeeded, of a kind no fallback hook judges and the task's
 ///   `spec.privileges` do not grant (`socket_kinds::privilege_without_lsm`: raw, ping, packet,
 ///   SCTP, vsock, UDP-Lite, ...): the process is killed (enforce mode) before it can use it,
 ///   Landlock-confined or not (Landlock does not judge sockets). Fails closed.
@@ -151,24 +146,27 @@ pub fn corral_sys_exit(ctx: BtfTracePointContext) -> i32 {
     // Arg 0 is `struct pt_regs *`, arg 1 the return value. The fast path stays here, in the
     // program itself, so the calls it leaves on cost no call into `try_sys_exit` either.
     let regs: *const u8 = ctx.arg(0);
-    let nr = syscall_nr(regs);
-    if !is_open_call(nr) && !is_exec_call(nr) && !is_socket_call(nr) {
+    let orig_ax = syscall_nr(regs);
+    if !watched(orig_ax) {
         return 0;
     }
-    match try_sys_exit(regs, ctx.arg(1), nr) {
+    match try_sys_exit(regs, ctx.arg(1), orig_ax) {
         Ok(v) | Err(v) => v,
     }
 }
 
-/// The slow path of `corral_sys_exit`, for an open- or exec-family call (`nr`) that returned
-/// `ret`.
-fn try_sys_exit(regs: *const u8, ret: i64, nr: u64) -> Result<i32, i32> {
-    let (is_open, is_exec) = (is_open_call(nr), is_exec_call(nr));
+/// The slow path of `corral_sys_exit`, for a watched call (`orig_ax`) that returned `ret`.
+fn try_sys_exit(regs: *const u8, ret: i64, orig_ax: u64) -> Result<i32, i32> {
     let Some(who) = caller() else {
         return Ok(0);
     };
+    let Some(call) = Call::decode(orig_ax, regs) else {
+        return Ok(0);
+    };
+    let nr = call.nr;
+    let (is_open, is_exec) = (is_open_call(nr), is_exec_call(nr));
     if is_socket_call(nr) {
-        if ret >= 0 && judge_socket(&who, regs) == DENY {
+        if ret >= 0 && judge_socket(&who, &call, regs) == DENY {
             // SAFETY: signals the current task, the creator of the socket.
             unsafe { bpf_send_signal(SIGKILL) };
         }
@@ -177,7 +175,7 @@ fn try_sys_exit(regs: *const u8, ret: i64, nr: u64) -> Result<i32, i32> {
     let off = offsets();
     if who.flags & TAG_LANDLOCK != 0 {
         if ret == EACCES {
-            report_landlock(&who, regs, nr, is_exec);
+            report_landlock(&who, &call, regs, is_exec);
         } else if is_open && ret >= 0 {
             if nr == NR_OPEN_BY_HANDLE_AT && landlocked_handle_refused(&who, ret as u64) {
                 // SAFETY: signals the current task, the caller of the open.
@@ -227,23 +225,19 @@ fn is_socket_call(nr: u64) -> bool {
     nr == NR_SOCKET || nr == NR_SOCKETPAIR
 }
 
-/// Judges the socket a tagged process has just created from the call's saved arguments
-/// (`family`, `type`, `protocol`: the same for `socket` and `socketpair`), as the LSM
-/// `socket_create` guard does with the kill backend's list (`privilege_without_lsm`). Counts and
-/// reports what needed a privilege; `DENY` when the process is to be killed.
+/// Judges the socket a tagged process has just created from the call's arguments (`family`,
+/// `type`, `protocol`: the same for `socket` and `socketpair`, see `Call::socket_args`), as the
+/// LSM `socket_create` guard does with the kill backend's list (`privilege_without_lsm`). Counts
+/// and reports what needed a privilege; `DENY` when the process is to be killed, as when the
+/// arguments of a socket that exists cannot be read back (fails closed).
 #[inline(always)]
-fn judge_socket(who: &Caller, regs: *const u8) -> i32 {
-    let off = offsets();
-    // SAFETY: `regs` is the tracepoint's BTF `struct pt_regs *` and the offsets its fields'
-    // (see `context::btf_load`).
-    let (family, ty, protocol): (u64, u64, u64) = unsafe {
-        (
-            btf_load(regs, off.regs_di),
-            btf_load(regs, off.regs_si),
-            btf_load(regs, off.regs_dx),
-        )
+fn judge_socket(who: &Caller, call: &Call, regs: *const u8) -> i32 {
+    let Some((family, ty, protocol)) = call.socket_args(regs) else {
+        let mut target = Target::empty();
+        target.backend = Backend::Kill as u32;
+        return finish(Op::Socket, who, Some(Reason::BadAddress), &target);
     };
-    let (family, ty, protocol) = (family as i32, ty as i32 & SOCK_TYPE_MASK, protocol as i32);
+    let ty = ty & SOCK_TYPE_MASK;
     let privilege = privilege_without_lsm(family, ty, protocol);
     if privilege == 0 {
         return 0;
@@ -364,17 +358,17 @@ fn fd_file(fd: u64) -> Option<*const u8> {
 
 /// Reports a Landlock refusal: the path argument as the caller passed it (it may be relative).
 #[inline(always)]
-fn report_landlock(who: &Caller, regs: *const u8, nr: u64, is_exec: bool) {
-    let off = offsets();
-    // Which saved argument holds the path, and which the open flags (openat2: a user pointer to
-    // `struct open_how`, whose first field is the flags).
-    let (arg, flags_arg) = match nr {
-        NR_OPENAT | NR_OPENAT2 => (off.regs_si, off.regs_dx),
-        NR_EXECVEAT => (off.regs_si, 0),
-        NR_OPEN => (off.regs_di, off.regs_si),
+fn report_landlock(who: &Caller, call: &Call, regs: *const u8, is_exec: bool) {
+    let nr = call.nr;
+    // Which argument holds the path, and which the open flags (openat2: a user pointer to
+    // `struct open_how`, whose first field is the flags; creat and the execs: no flags).
+    let (path_arg, flags_arg) = match nr {
+        NR_OPENAT | NR_OPENAT2 => (1, 2),
+        NR_EXECVEAT => (1, 0),
+        NR_OPEN => (0, 1),
         NR_OPEN_BY_HANDLE_AT => return,
-        // creat, execve: the path first, no flags.
-        _ => (off.regs_di, 0),
+        // creat, execve: the path first.
+        _ => (0, 0),
     };
     let mut target = Target::empty();
     target.backend = Backend::Landlock as u32;
@@ -383,14 +377,12 @@ fn report_landlock(who: &Caller, regs: *const u8, nr: u64, is_exec: bool) {
     } else if nr == NR_CREAT {
         Access::WRITE
     } else {
-        // SAFETY: probe reads of the saved argument (and, for openat2, of user memory).
-        let flags: u64 = unsafe {
-            let raw: u64 = bpf_probe_read_kernel(regs.add(flags_arg as usize).cast()).unwrap_or(0);
-            if nr == NR_OPENAT2 {
-                bpf_probe_read_user(raw as *const u64).unwrap_or(0)
-            } else {
-                raw
-            }
+        let raw = call.arg(regs, flags_arg);
+        let flags: u64 = if nr == NR_OPENAT2 {
+            // SAFETY: a probe read of the caller's memory.
+            unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(0)
+        } else {
+            raw
         };
         match flags & 3 {
             0 => Access::READ,
@@ -402,12 +394,9 @@ fn report_landlock(who: &Caller, regs: *const u8, nr: u64, is_exec: bool) {
     let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: probe reads: the syscall's saved argument, then the user string it points at.
+    let user_path = call.arg(regs, path_arg) as *const u8;
+    // SAFETY: a probe read of the user string the call's path argument points at.
     unsafe {
-        let Ok(user_path) = bpf_probe_read_kernel(regs.add(arg as usize).cast::<*const u8>())
-        else {
-            return;
-        };
         let n = bpf_probe_read_user_str(
             (&raw mut (*scratch).path).cast(),
             PATH_MAX as u32,

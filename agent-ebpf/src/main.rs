@@ -49,6 +49,7 @@ mod report;
 mod selector;
 mod sock_addr;
 mod socket_kinds;
+mod syscalls;
 mod tagged;
 mod tagging;
 mod tamper;

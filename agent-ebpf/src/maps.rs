@@ -83,6 +83,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     socket_sk: 0,
     sock_sk_protocol: 0,
     sock_family: 0,
+    regs_bx: 0,
+    regs_cx: 0,
+    task_ti_status: 0,
+    reserved: 0,
 };
 
 /// Where the kernel's `rename_lock` and `mount_lock` are (see `DecisionCacheConfig`), written by

@@ -24,6 +24,8 @@ use crate::{
 
 /// x86-64 syscall number of `setns`.
 const NR_SETNS: u64 = 308;
+/// `setns` in the ia32 table (`int $0x80`); no 64-bit call has this number.
+const IA32_SETNS: u64 = 346;
 
 #[inline(always)]
 fn forbid(op: Op, who: &Caller, target: &Target) -> i32 {
@@ -95,7 +97,8 @@ fn same_task(who: &Caller, tgid: u32) -> bool {
     }
 }
 
-/// Whether the caller is in the `setns` syscall (its saved `orig_ax`); false when unreadable.
+/// Whether the caller is in the `setns` syscall (its saved `orig_ax`, in either ABI: 308 is
+/// `pselect6` in the ia32 table, which checks no ptrace access); false when unreadable.
 #[inline(always)]
 fn in_setns() -> bool {
     let off = offsets().regs_orig_ax as usize;
@@ -103,7 +106,10 @@ fn in_setns() -> bool {
     // syscall number is probe-read at the BTF offset of `orig_ax`.
     unsafe {
         let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u8;
-        bpf_probe_read_kernel(regs.add(off).cast::<u64>()) == Ok(NR_SETNS)
+        matches!(
+            bpf_probe_read_kernel(regs.add(off).cast::<u64>()),
+            Ok(NR_SETNS | IA32_SETNS)
+        )
     }
 }
 

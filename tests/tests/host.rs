@@ -1148,6 +1148,77 @@ fn fallback_kills_the_creator_of_a_socket_no_hook_judges() {
     }
 }
 
+/// A 64-bit process can make 32-bit system calls (`int $0x80`), whose numbers differ (5 is
+/// `open` there, `fstat` in the 64-bit table): the kill backend decodes each call by the ABI it
+/// was made in. A selected process's 32-bit open of a file outside its task is killed like the
+/// 64-bit one, and a raw socket made through the 32-bit `socket` or the `socketcall`
+/// multiplexer kills its creator; what the task may do still works that way.
+#[test]
+fn the_kill_backend_judges_32_bit_system_calls_like_64_bit_ones() {
+    let scratch = Scratch::new("sel-ia32");
+    let allowed = scratch.file("data/allowed.txt", "fine\n");
+    let secret = scratch.file("data/secret.txt", "secret\n");
+    let (copy, pol) = selected_probe(&scratch, "sel-ia32");
+    let sockets = Policy::probe_only("fb-ia32-sockets");
+    let d = Daemon::with(&[&pol.read(&allowed), &sockets]);
+    let selected = |args: &[&str]| {
+        process::run({
+            let mut c = Command::new(&copy);
+            c.args(args);
+            c
+        })
+    };
+    expect_probe(&selected(&["ia32-open", &allowed]), "ok", 0);
+    let denied = selected(&["ia32-open", &secret]);
+    assert!(
+        killed(&denied) && denied.stdout.is_empty(),
+        "expected the selected agent killed by its 32-bit open of {secret} (not in its task), before it could print anything\n{}",
+        denied.describe()
+    );
+    let _ = d.expect_one_event(
+        "the killed 32-bit open",
+        &[
+            ("/op", json!("open")),
+            ("/task", json!("sel-ia32")),
+            ("/backend", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/target/path", json!(secret)),
+            ("/process/tgid", json!(denied.pid)),
+        ],
+    );
+
+    let raw = [libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP].map(|n| n.to_string());
+    for how in ["ia32-socket", "ia32-socketcall"] {
+        let out = d.run_accepting_unenforced(
+            "fb-ia32-sockets",
+            &[&probe(), how, &raw[0], &raw[1], &raw[2]],
+        );
+        assert!(
+            killed(&out) && out.stdout.is_empty(),
+            "expected the creator of a raw socket made by {how} killed before it could print anything\n{}",
+            out.describe()
+        );
+        let _ = d.expect_one_event(
+            &format!("the raw socket made by {how}"),
+            &[
+                ("/op", json!("socket")),
+                ("/task", json!("fb-ia32-sockets")),
+                ("/backend", json!("kill")),
+                ("/reason", json!("forbidden")),
+                ("/target/family", json!(libc::AF_INET)),
+                ("/target/protocol", json!(libc::IPPROTO_ICMP)),
+                ("/process/pid", json!(out.pid)),
+            ],
+        );
+        let tcp = [libc::AF_INET, libc::SOCK_STREAM, 0].map(|n| n.to_string());
+        let out = d.run_accepting_unenforced(
+            "fb-ia32-sockets",
+            &[&probe(), how, &tcp[0], &tcp[1], &tcp[2]],
+        );
+        expect_probe(&out, "ok", 0);
+    }
+}
+
 #[test]
 fn exec_selector_joins_the_task_and_a_denied_open_is_killed() {
     let scratch = Scratch::new("sel-exec");
@@ -1414,7 +1485,7 @@ fn landlock_refusals_of_corral_run_are_reported_as_events() {
 /// Probes the fallback backends of this host claim to close: Landlock (paths and execs of
 /// `corral run` processes, truncates and new entries, files on a detached mount tree) and cgroup
 /// `sock_addr` (inet connects and UDP sends).
-const SELFTEST_CLOSED_HERE: [&str; 22] = [
+const SELFTEST_CLOSED_HERE: [&str; 23] = [
     "direct",
     "symlink",
     "dotdot",
@@ -1437,6 +1508,7 @@ const SELFTEST_CLOSED_HERE: [&str; 22] = [
     "device-node",
     "tree-clone",
     "tree-clone-up",
+    "ia32-open",
 ];
 
 /// Probes only BPF LSM closes: reported `not_judged` here.
@@ -1457,7 +1529,13 @@ const SELFTEST_LSM_ONLY: [&str; 12] = [
 
 /// Sockets no fallback hook judges: killed at creation by the kill backend, where this kernel
 /// offers them.
-const SELFTEST_SOCKETS: [&str; 4] = ["raw-socket", "sctp-socket", "vsock-socket", "ping-socket"];
+const SELFTEST_SOCKETS: [&str; 5] = [
+    "raw-socket",
+    "sctp-socket",
+    "vsock-socket",
+    "ping-socket",
+    "ia32-raw-socket",
+];
 
 /// The table for people: one aligned line per probe, the verdict last.
 fn selftest_table_is_aligned(d: &Daemon) {
@@ -1507,10 +1585,10 @@ fn doctor_selftest_reports_the_fallback_classes_closed_and_a_weakened_probe_open
     // Sockets no fallback hook judges: their creator is killed by the kill backend. A raw
     // socket (root has CAP_NET_RAW) is created here; SCTP, vsock and ping sockets may not be
     // offered by this kernel (or `ping_group_range`), and then the kernel refused them itself.
-    let wrong = corral_tests::selftest::not(&results, "closed", &["raw-socket"]);
+    let wrong = corral_tests::selftest::not(&results, "closed", &["raw-socket", "ia32-raw-socket"]);
     assert!(
         wrong.is_empty(),
-        "expected the raw socket's creator killed: {wrong:?}\n{}",
+        "expected the raw socket's creator killed, through the 64-bit and the 32-bit calls: {wrong:?}\n{}",
         out.describe()
     );
     for p in SELFTEST_SOCKETS {

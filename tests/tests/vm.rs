@@ -1749,6 +1749,22 @@ fn raw_and_packet_sockets_are_forbidden_to_tagged_processes() {
         "expected one forbidden socket event for raw and one for packet, got:\n{}",
         events::tail(&evs, 5)
     );
+    // The same raw socket through the 32-bit system call ABI (`int $0x80`): `socket` and the
+    // `socketcall` multiplexer reach the same hook.
+    let raw = [libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP].map(|n| n.to_string());
+    for how in ["ia32-socket", "ia32-socketcall"] {
+        d.expect_ok(&process::probe(&[how, &raw[0], &raw[1], &raw[2]]));
+        let out = d.run("no-raw", &[&probe(), how, &raw[0], &raw[1], &raw[2]]);
+        d.expect_errno(&out, "EPERM");
+        let _ = d.expect_one_event(
+            &format!("the refused raw socket made by {how}"),
+            &with(
+                forbidden("no-raw", "socket"),
+                "/process/pid",
+                json!(out.pid),
+            ),
+        );
+    }
 }
 
 /// `socket FAMILY TYPE PROTO` numbers of sockets no Corral hook judges the traffic of, with a
@@ -2633,7 +2649,9 @@ fn openat2_file_handles_and_io_uring_open_are_judged() {
     let pol = Policy::probe_only("side-open").read(&s.dir_entry("allowed"));
     let d = Daemon::with(&[&pol]);
 
-    for op in ["openat2", "handle-open", "uring-open"] {
+    // `ia32-open`: the 32-bit system call ABI (`int $0x80`, other call numbers) reaches the
+    // same hook.
+    for op in ["openat2", "handle-open", "uring-open", "ia32-open"] {
         let out = d.run("side-open", &[&probe(), op, &secret]);
         d.expect_errno(&out, "EPERM");
         let _ = d.expect_one_event(
@@ -3278,6 +3296,9 @@ fn doctor_selftest_closes_every_class_under_bpf_lsm() {
         "device-node",
         "tree-clone",
         "tree-clone-up",
+        // The 32-bit system call ABI: other call numbers, the same hooks.
+        "ia32-open",
+        "ia32-raw-socket",
     ] {
         assert!(
             results

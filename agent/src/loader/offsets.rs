@@ -103,6 +103,10 @@ pub fn read_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         socket_sk: find("socket", "sk")?,
         sock_sk_protocol: find("sock", "sk_protocol")?,
         sock_family: find("sock", "__sk_common")? + find("sock_common", "skc_family")?,
+        regs_bx: find("pt_regs", "bx")?,
+        regs_cx: find("pt_regs", "cx")?,
+        task_ti_status: find("task_struct", "thread_info")? + find("thread_info", "status")?,
+        reserved: 0,
     })
 }
 

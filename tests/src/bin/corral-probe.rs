@@ -50,6 +50,12 @@
 //!                                               then unlinkat(DIR, NAME))
 //! corral-probe [OPTS] uring-open PATH           (IORING_OP_OPENAT, read)
 //! corral-probe [OPTS] uring-connect ADDR PORT   (IORING_OP_CONNECT, TCP)
+//! corral-probe [OPTS] ia32-open PATH            (open to read through the 32-bit system call
+//!                                               ABI, `int $0x80`, from this 64-bit process)
+//! corral-probe [OPTS] ia32-socket FAMILY TYPE PROTO
+//!                                               (socket(2) through `int $0x80`, then close)
+//! corral-probe [OPTS] ia32-socketcall FAMILY TYPE PROTO
+//!                                               (socketcall(SYS_SOCKET) through `int $0x80`)
 //! corral-probe [OPTS] vfork CMD [ARGS...]       (vfork, the child execs CMD; exits with its code)
 //! corral-probe [OPTS] daemonize CMD [ARGS...]   (fork, setsid, fork: the grandchild execs CMD)
 //! corral-probe [OPTS] clone-into-cgroup DIR CMD [ARGS...]
@@ -465,6 +471,15 @@ fn side_doors(cmd: &[u8], args: &Args<'_>) -> Result<Outcome, Usage> {
             &args.path(2, "a name")?,
         )),
         b"uring-open" => Ok(uring::open(&args.path(0, "a path")?)),
+        b"ia32-open" => Ok(ia32::open(&args.path(0, "a path")?)),
+        b"ia32-socket" | b"ia32-socketcall" => {
+            let numbers = [
+                args.number::<u32>(0, "a family")?,
+                args.number::<u32>(1, "a type")?,
+                args.number::<u32>(2, "a protocol")?,
+            ];
+            Ok(ia32::socket(numbers, cmd == b"ia32-socketcall"))
+        }
         b"uring-connect" => {
             let (addr, port) = inet_target(args.text(0, "an address")?, args.text(1, "a port")?)?;
             Ok(uring::connect(&inet_address(addr, port)))
@@ -773,6 +788,93 @@ fn daemonize(argv: &[CString]) -> Outcome {
 }
 
 /// `io_uring` by raw system calls: one submission, one completion.
+/// The 32-bit system call ABI, entered from this 64-bit process with `int $0x80`: the kernel
+/// runs its ia32 table (other numbers, arguments in `ebx`, `ecx`, `edx`), which a hook keyed on
+/// the 64-bit numbers would not recognise. Pointers must fit in 32 bits, so the arguments are
+/// copied into a page mapped below 4 GiB.
+mod ia32 {
+    use super::{Failure, Outcome};
+    use std::ffi::CStr;
+
+    const NR_OPEN: u32 = 5;
+    const NR_CLOSE: u32 = 6;
+    const NR_SOCKETCALL: u32 = 102;
+    const NR_SOCKET: u32 = 359;
+    const SYS_SOCKET: u32 = 1;
+
+    /// One ia32 system call; the kernel's return value (a negative errno on failure).
+    fn call(nr: u32, a: u32, b: u32, c: u32) -> i32 {
+        let ret: u32;
+        // SAFETY: `int $0x80` with the ia32 convention. `rbx` is reserved by LLVM, so the first
+        // argument is swapped in and out of it; the kernel clears r8-r11 on this path.
+        unsafe {
+            core::arch::asm!(
+                "xchg {a:r}, rbx",
+                "int 0x80",
+                "xchg {a:r}, rbx",
+                a = inout(reg) u64::from(a) => _,
+                inlateout("eax") nr => ret,
+                in("ecx") b,
+                in("edx") c,
+                out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            );
+        }
+        ret as i32
+    }
+
+    /// A page below 4 GiB holding `bytes`; its 32-bit address.
+    fn low_copy(bytes: &[u8]) -> Result<u32, Failure> {
+        // SAFETY: a fresh anonymous mapping, never unmapped (the probe exits right after).
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096.max(bytes.len() + 1),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(Failure::last("mmap"));
+        }
+        // SAFETY: the mapping is at least `bytes.len() + 1` bytes long and zero-filled.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), page.cast(), bytes.len()) };
+        Ok(page as u64 as u32)
+    }
+
+    fn checked(ret: i32, step: &'static str) -> Result<u32, Failure> {
+        if ret < 0 {
+            Err(Failure { step, errno: -ret })
+        } else {
+            Ok(ret as u32)
+        }
+    }
+
+    pub fn open(path: &CStr) -> Outcome {
+        let addr = low_copy(path.to_bytes_with_nul())?;
+        let fd = checked(call(NR_OPEN, addr, libc::O_RDONLY as u32, 0), "ia32 open")?;
+        call(NR_CLOSE, fd, 0, 0);
+        Ok(())
+    }
+
+    /// `socket(family, type, protocol)`, directly or through `socketcall(SYS_SOCKET, args)`.
+    pub fn socket(numbers: [u32; 3], multiplexed: bool) -> Outcome {
+        let fd = if multiplexed {
+            let words: Vec<u8> = numbers.iter().flat_map(|n| n.to_ne_bytes()).collect();
+            let args = low_copy(&words)?;
+            checked(call(NR_SOCKETCALL, SYS_SOCKET, args, 0), "ia32 socketcall")?
+        } else {
+            checked(
+                call(NR_SOCKET, numbers[0], numbers[1], numbers[2]),
+                "ia32 socket",
+            )?
+        };
+        call(NR_CLOSE, fd, 0, 0);
+        Ok(())
+    }
+}
+
 mod uring {
     use super::{Failure, Outcome, SockAddr, check};
     use std::ffi::CStr;

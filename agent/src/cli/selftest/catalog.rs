@@ -77,9 +77,10 @@ pub const LONG_PATHS: &str = "long paths";
 pub const OTHER_SOCKETS: &str = "other sockets";
 pub const WRITES_WITHOUT_OPEN: &str = "writes without open";
 pub const DETACHED_TREES: &str = "detached mounts";
+pub const IA32: &str = "32-bit syscalls";
 
 /// Every class, in report order.
-pub const CLASSES: [&str; 9] = [
+pub const CLASSES: [&str; 10] = [
     PATH_ALIASES,
     EXEC_WITHOUT_EXEC,
     NETWORK,
@@ -89,6 +90,7 @@ pub const CLASSES: [&str; 9] = [
     LONG_PATHS,
     WRITES_WITHOUT_OPEN,
     DETACHED_TREES,
+    IA32,
 ];
 
 /// Landlock judges creating entries from its first ABI, truncating from ABI 3.
@@ -371,6 +373,22 @@ pub const PROBES: &[ProbeSpec] = &[
         Op::Open,
         JudgedBy::Open,
     ),
+    // The same operations through the ia32 table (`int $0x80` from this 64-bit process): other
+    // call numbers, the same hooks.
+    probe(
+        IA32,
+        "ia32-open",
+        &["ia32-open", "{dir}/denied/secret"],
+        Op::Open,
+        JudgedBy::Open,
+    ),
+    probe(
+        IA32,
+        "ia32-raw-socket",
+        &["ia32-raw"],
+        Op::Socket,
+        JudgedBy::SocketGuard,
+    ),
 ];
 
 /// The backend that judges `spec`'s operation on a host with `backends`, `guard` (BPF LSM
@@ -511,6 +529,8 @@ mod tests {
             "device-node",
             "tree-clone",
             "tree-clone-up",
+            "ia32-open",
+            "ia32-raw-socket",
         ] {
             assert!(
                 fallback.contains(&name),

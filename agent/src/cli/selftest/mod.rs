@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod fixtures;
 pub mod probe;
 mod probe_files;
+mod probe_ia32;
 pub mod report;
 pub mod watch;
 

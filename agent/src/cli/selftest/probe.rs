@@ -92,6 +92,9 @@ fn operate(op: &str, rest: &[OsString]) -> Result<Result<libc::c_long, Failure>,
     if let Some(outcome) = super::probe_files::operate(op, rest) {
         return outcome;
     }
+    if let Some(outcome) = super::probe_ia32::operate(op, rest) {
+        return outcome;
+    }
     let path = arg(0);
     // SAFETY (every block below): plain system calls on owned, NUL-terminated buffers.
     Ok(match op {
