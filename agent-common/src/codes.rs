@@ -101,6 +101,12 @@ code_enum! {
         /// Changing a file without opening it: `truncate`, `chmod`, `chown` (LSM
         /// `path_truncate`, `path_chmod`, `path_chown`): judged as a write at the file's path.
         Setattr = 19 => "setattr",
+        /// Creating an `io_uring` instance (`io_uring_setup`), without BPF LSM only: the kill
+        /// backend sees none of the operations a ring runs (its opens, sockets, connects run in
+        /// the kernel without a system call of their own), so a tagged process may not have one
+        /// unless `spec.privileges` grants `io_uring`. With BPF LSM every operation a ring runs
+        /// reaches the same hooks as its system call would, and rings are not guarded.
+        IoUring = 20 => "io_uring",
     }
 }
 

@@ -41,6 +41,10 @@ pub const PRIV_USERFAULTFD: u32 = 1 << 4;
 /// but `AF_UNIX`, `AF_INET`, `AF_INET6` (and the packet and netlink families, which have their
 /// own bits), and inet sockets other than TCP, MPTCP, UDP and UDP-Lite (SCTP, DCCP, ...).
 pub const PRIV_OTHER_SOCKETS: u32 = 1 << 5;
+/// `PRIVILEGES` bit: an `io_uring` instance may be created where the fallback backends cannot
+/// judge its operations (without BPF LSM; with it, every operation is judged and this bit is
+/// not consulted).
+pub const PRIV_IO_URING: u32 = 1 << 6;
 /// Bound of `PRIVILEGES`: a current and a new rule set per task (during a reload).
 pub const PRIVILEGES_MAX: u32 = 2 * TASKS_MAX;
 

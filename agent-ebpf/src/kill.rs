@@ -5,7 +5,7 @@
 //! `sys_exit` hook only reports Landlock's refusals (`EACCES`), which Landlock itself does not,
 //! and counts (and, with `events.allowed`, reports) the opens and execs Landlock let through.
 
-use agent_common::{Access, Backend, Op, PATH_MAX, Reason, TAG_LANDLOCK};
+use agent_common::{Access, Backend, Op, PATH_MAX, PRIV_IO_URING, Reason, TAG_LANDLOCK};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
@@ -26,8 +26,8 @@ use crate::{
     report::{DENY, PathSource, Target, finish, report_allowed},
     socket_kinds::{SOCK_TYPE_MASK, privilege_without_lsm, socket_target},
     syscalls::{
-        Call, NR_CREAT, NR_EXECVE, NR_EXECVEAT, NR_OPEN, NR_OPEN_BY_HANDLE_AT, NR_OPENAT,
-        NR_OPENAT2, NR_SOCKET, NR_SOCKETPAIR, watched,
+        Call, NR_CREAT, NR_EXECVE, NR_EXECVEAT, NR_IO_URING_SETUP, NR_OPEN, NR_OPEN_BY_HANDLE_AT,
+        NR_OPENAT, NR_OPENAT2, NR_SOCKET, NR_SOCKETPAIR, watched,
     },
 };
 
@@ -124,16 +124,19 @@ fn judge_walked(
 /// `sys_exit(struct pt_regs *regs, long ret)`: every syscall's return of every process, attached
 /// only without BPF LSM. Fast path: the syscall number (`orig_ax`, see `syscall_nr`) is read
 /// first, and every call other than the open family (`open`, `creat`, `openat`, `openat2`,
-/// `open_by_handle_at`), the exec family (`execve`, `execveat`) and `socket`/`socketpair`, by
-/// their numbers in either the 64-bit or the ia32 table (`syscalls::watched`), leaves at once,
-/// before any map look-up: nothing below acts on another call. Then untagged processes leave
-/// after the tag look-up, and the call is decoded by the ABI it was made in
-/// (`syscalls::Call::decode`: a 64-bit process's `int $0x80` open is an open). For a tagged
-/// process:
-/// - a `socket`/`socketpair` (or an ia32 `socketcall` making one) that succeeded, of a kind no fallback hook judges and the task's
-///   `spec.privileges` do not grant (`socket_kinds::privilege_without_lsm`: raw, ping, packet,
-///   SCTP, vsock, UDP-Lite, ...): the process is killed (enforce mode) before it can use it,
-///   Landlock-confined or not (Landlock does not judge sockets). Fails closed.
+/// `open_by_handle_at`), the exec family (`execve`, `execveat`), `socket`/`socketpair` and
+/// `io_uring_setup`, by their numbers in either the 64-bit or the ia32 table
+/// (`syscalls::watched`), leaves at once, before any map look-up: nothing below acts on another
+/// call. Then untagged processes leave after the tag look-up, and the call is decoded by the
+/// ABI it was made in (`syscalls::Call::decode`: a 64-bit process's `int $0x80` open is an
+/// open). For a tagged process:
+/// - a `socket`/`socketpair` (or an ia32 `socketcall` making one) that succeeded, of a kind no
+///   fallback hook judges and the task's `spec.privileges` do not grant
+///   (`socket_kinds::privilege_without_lsm`: raw, ping, packet, SCTP, vsock, UDP-Lite, ...): the
+///   process is killed (enforce mode) before it can use it, Landlock-confined or not (Landlock
+///   does not judge sockets). Fails closed.
+/// - an `io_uring_setup` that succeeded, unless `spec.privileges` grants `io_uring`: killed
+///   before the process can submit anything to the ring (`judge_io_uring`).
 /// - an open-family call that succeeded: the new file is judged like LSM `file_open`; a miss in
 ///   enforce mode kills the process (`SIGKILL`) before it can use the descriptor. Fails closed (an
 ///   unreadable file or unresolvable path is a miss).
@@ -168,6 +171,14 @@ fn try_sys_exit(regs: *const u8, ret: i64, orig_ax: u64) -> Result<i32, i32> {
     if is_socket_call(nr) {
         if ret >= 0 && judge_socket(&who, &call, regs) == DENY {
             // SAFETY: signals the current task, the creator of the socket.
+            unsafe { bpf_send_signal(SIGKILL) };
+        }
+        return Ok(0);
+    }
+    if nr == NR_IO_URING_SETUP {
+        if ret >= 0 && judge_io_uring(&who) == DENY {
+            // SAFETY: signals the current task, the creator of the ring, before it can map the
+            // ring and submit anything.
             unsafe { bpf_send_signal(SIGKILL) };
         }
         return Ok(0);
@@ -250,6 +261,20 @@ fn judge_socket(who: &Caller, call: &Call, regs: *const u8) -> i32 {
         Some(Reason::Forbidden)
     };
     finish(Op::Socket, who, miss, &target)
+}
+
+/// Judges the `io_uring` instance a tagged process has just created: nothing of the kill
+/// backend's sees the operations a ring runs (an `IORING_OP_OPENAT` or `IORING_OP_SOCKET` makes
+/// no system call of its own), so a ring is a miss unless the task's `spec.privileges` grants
+/// `io_uring`, Landlock-confined or not (Landlock judges a ring's opens, but not its sockets).
+/// The ring exists but is still empty: killed now, the process never submits to it. Counts and
+/// reports the decision; `DENY` when the process is to be killed.
+#[inline(always)]
+fn judge_io_uring(who: &Caller) -> i32 {
+    let mut target = Target::empty();
+    target.backend = Backend::Kill as u32;
+    let miss = (!granted(who, PRIV_IO_URING)).then_some(Reason::Forbidden);
+    finish(Op::IoUring, who, miss, &target)
 }
 
 /// Whether `nr` is an exec-family call: `execve`, `execveat`.

@@ -24,6 +24,9 @@ pub const NR_EXECVEAT: u64 = 322;
 // ... and the calls that create sockets.
 pub const NR_SOCKET: u64 = 41;
 pub const NR_SOCKETPAIR: u64 = 53;
+// ... and the call that creates an io_uring instance: 425 in both tables, like every call added
+// since 5.1.
+pub const NR_IO_URING_SETUP: u64 = 425;
 
 // The same calls in the ia32 table (`arch/x86/entry/syscalls/syscall_32.tbl`).
 const IA32_OPEN: u64 = 5;
@@ -60,6 +63,7 @@ pub fn watched(orig_ax: u64) -> bool {
             | NR_EXECVEAT
             | NR_SOCKET
             | NR_SOCKETPAIR
+            | NR_IO_URING_SETUP
             | IA32_OPEN
             | IA32_CREAT
             | IA32_EXECVE
@@ -102,6 +106,7 @@ impl Call {
                     | NR_EXECVEAT
                     | NR_SOCKET
                     | NR_SOCKETPAIR
+                    | NR_IO_URING_SETUP
             )
             .then_some(Self {
                 nr: orig_ax,
@@ -124,6 +129,7 @@ impl Call {
             IA32_SOCKET => NR_SOCKET,
             IA32_SOCKETPAIR => NR_SOCKETPAIR,
             IA32_OPENAT2 => NR_OPENAT2,
+            NR_IO_URING_SETUP => NR_IO_URING_SETUP,
             IA32_SOCKETCALL => {
                 call.socketcall_args = Some(call.arg(regs, 1));
                 match call.arg(regs, 0) {

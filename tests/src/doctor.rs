@@ -99,8 +99,9 @@ pub fn finding<'a>(doc: &'a Value, mechanism: &str) -> &'a Value {
         })
 }
 
-/// The guarded operations `corral doctor` lists apart (only BPF LSM judges them).
-pub const GUARDS: [&str; 12] = [
+/// The guarded operations `corral doctor` lists apart (BPF LSM judges them; the kill backend
+/// `socket` and `io_uring`).
+pub const GUARDS: [&str; 13] = [
     "rename",
     "unlink",
     "mmap",
@@ -113,6 +114,7 @@ pub const GUARDS: [&str; 12] = [
     "socket",
     "perf",
     "userfaultfd",
+    "io_uring",
 ];
 
 /// Checks that doctor's JSON `guards` and its text table both name `want(guard)` (a backend,

@@ -730,9 +730,11 @@ fn doctor_reports_incomplete_enforcement_and_the_fix_for_bpf_lsm() {
         text.describe()
     );
     // The guards (renames, tampering, userfaultfd, ...) need BPF LSM: none is enforced here
-    // but `socket`, whose creator the kill backend kills.
+    // but `socket` and `io_uring`, whose creator the kill backend kills.
     let (_, doc) = doctor::json();
-    doctor::expect_guards(&doc, &text.stdout, |g| (g == "socket").then_some("kill"));
+    doctor::expect_guards(&doc, &text.stdout, |g| {
+        matches!(g, "socket" | "io_uring").then_some("kill")
+    });
 }
 
 #[test]
@@ -1217,6 +1219,83 @@ fn the_kill_backend_judges_32_bit_system_calls_like_64_bit_ones() {
         );
         expect_probe(&out, "ok", 0);
     }
+}
+
+/// Without BPF LSM nothing sees the operations an `io_uring` ring runs (an `IORING_OP_OPENAT`
+/// or `IORING_OP_SOCKET` makes no system call of its own): the kill backend kills a tagged
+/// process as its `io_uring_setup` returns, before it can submit anything, Landlock-confined
+/// or joined by a selector, unless `spec.privileges` grants `io_uring`. With it, Landlock
+/// still judges the ring's opens.
+#[test]
+fn the_kill_backend_kills_the_creator_of_an_io_uring_unless_granted() {
+    let scratch = Scratch::new("fb-uring");
+    let allowed = scratch.file("data/allowed.txt", "fine\n");
+    let secret = scratch.file("data/secret.txt", "secret\n");
+    let (copy, selected) = selected_probe(&scratch, "sel-uring");
+    let plain = Policy::probe_only("fb-uring").read(&allowed);
+    let granted = Policy::probe_only("fb-uring-granted")
+        .read(&allowed)
+        .privilege("io_uring");
+    let d = Daemon::with(&[&plain, &granted, &selected.read(&allowed)]);
+
+    let out = d.run_accepting_unenforced("fb-uring", &[&probe(), "uring-open", &allowed]);
+    assert!(
+        killed(&out) && out.stdout.is_empty(),
+        "expected the creator of an io_uring killed before it could submit the open\n{}",
+        out.describe()
+    );
+    let ev = d.expect_one_event(
+        "the killed io_uring creator",
+        &[
+            ("/op", json!("io_uring")),
+            ("/task", json!("fb-uring")),
+            ("/backend", json!("kill")),
+            ("/enforcement", json!("kill")),
+            ("/decision", json!("denied")),
+            ("/reason", json!("forbidden")),
+            ("/process/pid", json!(out.pid)),
+        ],
+    );
+    assert_eq!(
+        ev.pointer("/target/anon"),
+        Some(&json!("[io_uring]")),
+        "expected the event to name the ring, got {ev}"
+    );
+
+    let selected_run = process::run({
+        let mut c = Command::new(&copy);
+        c.args(["uring-open", &allowed]);
+        c
+    });
+    assert!(
+        killed(&selected_run),
+        "expected the selected agent killed creating an io_uring\n{}",
+        selected_run.describe()
+    );
+    let _ = d.expect_one_event(
+        "the selected agent's io_uring",
+        &[
+            ("/op", json!("io_uring")),
+            ("/task", json!("sel-uring")),
+            ("/process/pid", json!(selected_run.pid)),
+        ],
+    );
+
+    // Granted: the ring works, and Landlock judges the opens it runs.
+    expect_probe(
+        &d.run_accepting_unenforced("fb-uring-granted", &[&probe(), "uring-open", &allowed]),
+        "ok",
+        0,
+    );
+    let refused =
+        d.run_accepting_unenforced("fb-uring-granted", &[&probe(), "uring-open", &secret]);
+    assert!(
+        refused.code == Some(1) && refused.first_line().starts_with("err EACCES"),
+        "expected Landlock to refuse the ring's open of {secret} (EACCES)\n{}",
+        refused.describe()
+    );
+    // Untagged, rings are nobody's business.
+    expect_probe(&process::probe(&["uring-open", &secret]), "ok", 0);
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub const fn limits(backend: Backend) -> &'static str {
             "only processes started with `corral run`; rules fixed at launch (paths created later are refused); refusals are EACCES, reported with the path as the caller gave it; the ELF interpreter is executable, so `ld.so PROGRAM` runs any readable program"
         }
         Backend::Kill => {
-            "after the fact: the exec or open succeeds, then the process is killed (SIGKILL) before it returns to user space; a write open has already truncated/created its file; io_uring opens are not seen"
+            "after the fact: the exec or open succeeds, then the process is killed (SIGKILL) before it returns to user space; a write open has already truncated/created its file; io_uring rings are killed at creation unless spec.privileges grants io_uring, and then their operations are not seen"
         }
     }
 }

@@ -237,6 +237,7 @@ fn write_target(op: Op, proto: Option<Proto>, rec: &Record<'_>, out: &mut Vec<u8
         }
         (Op::Perf, _) => number_object(out, b"{\"type\":", rec.access()),
         (Op::Userfaultfd, _) => out.extend_from_slice(b"{\"anon\":\"[userfaultfd]\"}"),
+        (Op::IoUring, _) => out.extend_from_slice(b"{\"anon\":\"[io_uring]\"}"),
     }
 }
 

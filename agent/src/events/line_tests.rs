@@ -169,6 +169,7 @@ mod reference {
             Op::Userfaultfd => Target::Anon {
                 anon: "[userfaultfd]",
             },
+            Op::IoUring => Target::Anon { anon: "[io_uring]" },
             Op::Connect | Op::Sendmsg => {
                 let proto = Proto::try_from(ev.proto).map_err(|e| format!("event record: {e}"))?;
                 let a = ev.addr;

@@ -1,13 +1,15 @@
 //! The guards: operations only BPF LSM hooks judge, whatever the policy's allow-lists (renames
 //! and removals, executable file mappings, and what a confined process may never do). The
-//! fallback backends have nothing that sees them, so `corral doctor` lists them apart.
+//! fallback backends see almost none of them, so `corral doctor` lists them apart; two have a
+//! fallback of their own in the kill backend (`socket`, and `io_uring`, which exists for the
+//! fallbacks alone).
 
 use agent_common::{Backend, Op};
 
 use super::Capabilities;
 
 /// The guarded operations, as event `op` names, in display order.
-pub const GUARDED_OPS: [Op; 14] = [
+pub const GUARDED_OPS: [Op; 15] = [
     Op::Rename,
     Op::Unlink,
     Op::Create,
@@ -22,6 +24,7 @@ pub const GUARDED_OPS: [Op; 14] = [
     Op::Socket,
     Op::Perf,
     Op::Userfaultfd,
+    Op::IoUring,
 ];
 
 /// What a guard covers, for `corral doctor`.
@@ -47,6 +50,10 @@ pub const fn covers(op: Op) -> &'static str {
         }
         Op::Perf => "perf_event_open (unless spec.privileges)",
         Op::Userfaultfd => "userfaultfd, /dev/userfaultfd (unless spec.privileges)",
+        Op::IoUring => {
+            "io_uring rings where their operations go unjudged: without BPF LSM only \
+             (unless spec.privileges)"
+        }
         Op::Exec | Op::Open | Op::Connect | Op::Sendmsg => "",
     }
 }
@@ -58,14 +65,16 @@ pub fn guard_backend(caps: Capabilities) -> Option<Backend> {
     (caps.lsm && caps.tp_btf).then_some(Backend::Lsm)
 }
 
-/// The backend of guard `op` on a host with `caps`: BPF LSM; without it, for `socket` only,
-/// the kill backend (which sees every `socket(2)` return and kills the creator of a socket no
-/// fallback hook judges); else nothing.
+/// The backend of guard `op` on a host with `caps`: BPF LSM (for `io_uring`: its hooks judge
+/// every operation a ring runs, so rings need no guard of their own); without it, for `socket`
+/// and `io_uring` only, the kill backend (which sees every `socket(2)` and `io_uring_setup(2)`
+/// return and kills the creator of a socket no fallback hook judges, or of a ring); else
+/// nothing.
 #[must_use]
 pub fn guard_backend_of(op: Op, caps: Capabilities) -> Option<Backend> {
     match guard_backend(caps) {
         Some(b) => Some(b),
-        None if op == Op::Socket && caps.tp_btf => Some(Backend::Kill),
+        None if matches!(op, Op::Socket | Op::IoUring) && caps.tp_btf => Some(Backend::Kill),
         None => None,
     }
 }
@@ -110,6 +119,10 @@ mod tests {
         assert_eq!(
             json["socket"], "kill",
             "the kill backend sees every socket(2) return"
+        );
+        assert_eq!(
+            json["io_uring"], "kill",
+            "the kill backend sees every io_uring_setup(2) return"
         );
         assert_eq!(
             guards_json(Capabilities {

@@ -5,8 +5,8 @@
 use std::fmt;
 
 use agent_common::{
-    PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS, PRIV_RAW_SOCKETS,
-    PRIV_USERFAULTFD,
+    PRIV_IO_URING, PRIV_NETLINK, PRIV_OTHER_SOCKETS, PRIV_PACKET_SOCKETS, PRIV_PERF_EVENTS,
+    PRIV_RAW_SOCKETS, PRIV_USERFAULTFD,
 };
 
 use super::scalar::{ScalarRule, deserialize_as_scalar};
@@ -31,16 +31,22 @@ pub enum Privilege {
     /// too (its connects run no cgroup connect program). Granting it lets the task send data
     /// where its `connect` rules do not reach.
     OtherSockets,
+    /// `io_uring`: `io_uring_setup` without BPF LSM, where Corral's fallback backends do not see
+    /// the operations a ring runs (Landlock still judges its opens and the cgroup programs its
+    /// TCP and UDP connects; its other sockets and, for processes without Landlock, its opens go
+    /// unjudged). With BPF LSM every ring operation is judged and rings need no privilege.
+    IoUring,
 }
 
 /// Every privilege, with its policy name.
-pub const PRIVILEGES: [(Privilege, &str); 6] = [
+pub const PRIVILEGES: [(Privilege, &str); 7] = [
     (Privilege::RawSockets, "raw_sockets"),
     (Privilege::PacketSockets, "packet_sockets"),
     (Privilege::Netlink, "netlink"),
     (Privilege::PerfEvents, "perf_events"),
     (Privilege::Userfaultfd, "userfaultfd"),
     (Privilege::OtherSockets, "other_sockets"),
+    (Privilege::IoUring, "io_uring"),
 ];
 
 /// Names a policy may never use, and why: each would let a confined process reach Corral's own
@@ -90,6 +96,7 @@ impl Privilege {
             Self::PerfEvents => PRIV_PERF_EVENTS,
             Self::Userfaultfd => PRIV_USERFAULTFD,
             Self::OtherSockets => PRIV_OTHER_SOCKETS,
+            Self::IoUring => PRIV_IO_URING,
         }
     }
 }
