@@ -36,7 +36,13 @@ pub fn caller() -> Option<Caller> {
 /// hook that can leave some tagged calls before it needs the task (`caller_of`).
 #[inline(always)]
 pub fn current_tag() -> Option<TaskTag> {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    tag_of((bpf_get_current_pid_tgid() >> 32) as u32)
+}
+
+/// The tag of process `tgid`, `None` if it is untagged: its byte in `TAGGED` first, so an
+/// untagged process costs no hash look-up (`tagged::maybe_tagged`), then `TAGS`.
+#[inline(always)]
+pub fn tag_of(tgid: u32) -> Option<TaskTag> {
     if !maybe_tagged(tgid) {
         return None;
     }

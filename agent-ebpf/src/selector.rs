@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::{btf_load, caller},
+    context::{btf_load, caller, tag_of},
     kill,
     maps::{CGROUP_SELECTORS, EXEC_SELECTORS, TAGS, offsets},
     pathwalk::cgroup_path,
@@ -99,7 +99,7 @@ fn try_cgroup_attach(ctx: &BtfTracePointContext) -> Result<i32, i32> {
         )
     };
     // Only the cgroup v2 hierarchy (id 0); v1 controllers have paths of their own.
-    if hierarchy != 0 || unsafe { TAGS.get(&tgid) }.is_some() {
+    if hierarchy != 0 || tag_of(tgid).is_some() {
         return Ok(0);
     }
     let mut key = Key::new(

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::btf_load,
+    context::{btf_load, tag_of},
     maps::{EXES, TAGS, count, offsets},
     selector::select_new_child,
     tagged,
@@ -28,10 +28,12 @@ pub fn corral_sched_fork(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_sched_fork(ctx: &BtfTracePointContext) -> i32 {
-    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let off = offsets();
-    // SAFETY: copied out at once.
-    let Some(tag) = (unsafe { TAGS.get(&parent_tgid) }).copied() else {
+    // SAFETY: arg 0 is the parent `struct task_struct *`, a BTF pointer (`btf_load`).
+    let parent_tgid: i32 = unsafe { btf_load(ctx.arg(0), off.task_tgid) };
+    let parent_tgid = parent_tgid as u32;
+    // An untagged parent leaves on its byte in `TAGGED`, without the hash look-up.
+    let Some(tag) = tag_of(parent_tgid) else {
         select_into_cgroup(ctx);
         return 0;
     };

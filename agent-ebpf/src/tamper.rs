@@ -15,8 +15,8 @@ use aya_ebpf::{
 };
 
 use crate::{
-    context::{Caller, caller},
-    maps::{TAGS, offsets},
+    context::{Caller, caller, tag_of},
+    maps::offsets,
     privileges::granted,
     report::{Target, finish, lsm_verdict},
     socket_kinds::{SOCK_TYPE_MASK, privilege_with_lsm, socket_target},
@@ -90,11 +90,7 @@ fn task_tgid(task: *const u8) -> u32 {
 /// Whether `tgid` is confined by the same task as the caller.
 #[inline(always)]
 fn same_task(who: &Caller, tgid: u32) -> bool {
-    // SAFETY: the value is copied out at once.
-    match unsafe { TAGS.get(&tgid) } {
-        Some(tag) => tag.task_id == who.task_id,
-        None => false,
-    }
+    tag_of(tgid).is_some_and(|tag| tag.task_id == who.task_id)
 }
 
 /// Whether the caller is in the `setns` syscall (its saved `orig_ax`, in either ABI: 308 is
