@@ -46,14 +46,11 @@ const SOCKETCALL_SOCKETPAIR: u64 = 8;
 /// `TS_COMPAT` of x86's `thread_info.status`: a 32-bit system call is under way.
 const TS_COMPAT: u32 = 0x0002;
 
-/// Whether `orig_ax` may be a call the kill backend acts on, in either ABI: the one test every
-/// system call of every process pays (see `kill::corral_sys_exit`). Five ia32 numbers are
-/// frequent 64-bit calls too (`fstat` 5, `lseek` 8, `munmap` 11, `getuid` 102, `preadv` 295):
-/// those pay the tag look-up as well, and for a tagged process the ABI check, before they leave.
+/// Whether `nr` is, in the 64-bit table, a call the kill backend acts on.
 #[inline(always)]
-pub fn watched(orig_ax: u64) -> bool {
+fn native_watched(nr: u64) -> bool {
     matches!(
-        orig_ax,
+        nr,
         NR_OPEN
             | NR_CREAT
             | NR_OPENAT
@@ -64,7 +61,16 @@ pub fn watched(orig_ax: u64) -> bool {
             | NR_SOCKET
             | NR_SOCKETPAIR
             | NR_IO_URING_SETUP
-            | IA32_OPEN
+    )
+}
+
+/// Whether `nr` is, in the ia32 table, a call the kill backend may act on (`socketcall` only
+/// for `SYS_SOCKET` and `SYS_SOCKETPAIR`, which `Call::decode` tells apart).
+#[inline(always)]
+fn ia32_watched(nr: u64) -> bool {
+    matches!(
+        nr,
+        IA32_OPEN
             | IA32_CREAT
             | IA32_EXECVE
             | IA32_SOCKETCALL
@@ -73,7 +79,19 @@ pub fn watched(orig_ax: u64) -> bool {
             | IA32_EXECVEAT
             | IA32_SOCKET
             | IA32_SOCKETPAIR
+            | IA32_OPENAT2
+            | NR_IO_URING_SETUP
     )
+}
+
+/// Whether `orig_ax` may be a call the kill backend acts on, in either ABI: the one test every
+/// system call of every process pays (see `kill::corral_sys_exit`; LLVM lowers it to a few
+/// range checks and bit tests, no look-up). Five ia32 numbers are frequent 64-bit calls too
+/// (`fstat` 5, `lseek` 8, `munmap` 11, `getuid` 102, `preadv` 295): those pay the tag look-up
+/// as well, and for a tagged process the ABI check, before they leave.
+#[inline(always)]
+pub fn watched(orig_ax: u64) -> bool {
+    native_watched(orig_ax) || ia32_watched(orig_ax)
 }
 
 /// A watched call that returned: its x86-64 number whatever the ABI it was made in, and where
@@ -95,20 +113,7 @@ impl Call {
     #[inline(always)]
     pub fn decode(orig_ax: u64, regs: *const u8) -> Option<Self> {
         if !in_ia32_syscall() {
-            return matches!(
-                orig_ax,
-                NR_OPEN
-                    | NR_CREAT
-                    | NR_OPENAT
-                    | NR_OPEN_BY_HANDLE_AT
-                    | NR_OPENAT2
-                    | NR_EXECVE
-                    | NR_EXECVEAT
-                    | NR_SOCKET
-                    | NR_SOCKETPAIR
-                    | NR_IO_URING_SETUP
-            )
-            .then_some(Self {
+            return native_watched(orig_ax).then_some(Self {
                 nr: orig_ax,
                 compat: false,
                 socketcall_args: None,

@@ -796,51 +796,16 @@ mod ia32 {
     use super::{Failure, Outcome};
     use std::ffi::CStr;
 
-    const NR_OPEN: u32 = 5;
-    const NR_CLOSE: u32 = 6;
-    const NR_SOCKETCALL: u32 = 102;
-    const NR_SOCKET: u32 = 359;
-    const SYS_SOCKET: u32 = 1;
+    use agent::cli::selftest::ia32_abi::{
+        NR_OPEN, NR_SOCKET, NR_SOCKETCALL, SYS_SOCKET, call, close,
+    };
 
-    /// One ia32 system call; the kernel's return value (a negative errno on failure).
-    fn call(nr: u32, a: u32, b: u32, c: u32) -> i32 {
-        let ret: u32;
-        // SAFETY: `int $0x80` with the ia32 convention. `rbx` is reserved by LLVM, so the first
-        // argument is swapped in and out of it; the kernel clears r8-r11 on this path.
-        unsafe {
-            core::arch::asm!(
-                "xchg {a:r}, rbx",
-                "int 0x80",
-                "xchg {a:r}, rbx",
-                a = inout(reg) u64::from(a) => _,
-                inlateout("eax") nr => ret,
-                in("ecx") b,
-                in("edx") c,
-                out("r8") _, out("r9") _, out("r10") _, out("r11") _,
-            );
-        }
-        ret as i32
-    }
-
-    /// A page below 4 GiB holding `bytes`; its 32-bit address.
+    /// `ia32_abi::low_copy`, failing as a probe step.
     fn low_copy(bytes: &[u8]) -> Result<u32, Failure> {
-        // SAFETY: a fresh anonymous mapping, never unmapped (the probe exits right after).
-        let page = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096.max(bytes.len() + 1),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-                -1,
-                0,
-            )
-        };
-        if page == libc::MAP_FAILED {
-            return Err(Failure::last("mmap"));
-        }
-        // SAFETY: the mapping is at least `bytes.len() + 1` bytes long and zero-filled.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), page.cast(), bytes.len()) };
-        Ok(page as u64 as u32)
+        agent::cli::selftest::ia32_abi::low_copy(bytes).map_err(|e| Failure {
+            step: "mmap(MAP_32BIT) below 4 GiB",
+            errno: e.raw_os_error().unwrap_or(libc::EFAULT),
+        })
     }
 
     fn checked(ret: i32, step: &'static str) -> Result<u32, Failure> {
@@ -854,7 +819,7 @@ mod ia32 {
     pub fn open(path: &CStr) -> Outcome {
         let addr = low_copy(path.to_bytes_with_nul())?;
         let fd = checked(call(NR_OPEN, addr, libc::O_RDONLY as u32, 0), "ia32 open")?;
-        call(NR_CLOSE, fd, 0, 0);
+        close(fd);
         Ok(())
     }
 
@@ -870,7 +835,7 @@ mod ia32 {
                 "ia32 socket",
             )?
         };
-        call(NR_CLOSE, fd, 0, 0);
+        close(fd);
         Ok(())
     }
 }

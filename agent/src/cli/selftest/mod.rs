@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod fixtures;
+pub mod ia32_abi;
 pub mod probe;
 mod probe_files;
 mod probe_ia32;
