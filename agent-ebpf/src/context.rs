@@ -39,6 +39,21 @@ pub fn current_tag() -> Option<TaskTag> {
     tag_of((bpf_get_current_pid_tgid() >> 32) as u32)
 }
 
+/// The tgid of `task`, a BTF pointer to the current task (`bpf_get_current_task_btf()`): read
+/// from the task by a direct load, so a hook that needs the task anyway makes one helper call for
+/// both. Without offsets (`OFFSETS.valid` 0, a load-time constant: the verifier prunes the branch
+/// not taken) the helper `bpf_get_current_pid_tgid` answers, as in `current_tag`.
+#[inline(always)]
+pub fn tgid_of_current(task: *const u8) -> u32 {
+    let off = offsets();
+    if off.valid == 0 {
+        return (bpf_get_current_pid_tgid() >> 32) as u32;
+    }
+    // SAFETY: a BTF pointer to the current task and the offset of its `tgid` (see `btf_load`).
+    let tgid: i32 = unsafe { btf_load(task, off.task_tgid) };
+    tgid as u32
+}
+
 /// The tag of process `tgid`, `None` if it is untagged: its byte in `TAGGED` first, so an
 /// untagged process costs no hash look-up (`tagged::maybe_tagged`), then `TAGS`.
 #[inline(always)]

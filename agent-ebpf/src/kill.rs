@@ -9,14 +9,14 @@ use agent_common::{Access, Backend, Op, PATH_MAX, PRIV_IO_URING, Reason, TAG_LAN
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
-        generated::{bpf_probe_read_user_str, bpf_send_signal},
+        generated::{bpf_get_current_task_btf, bpf_probe_read_user_str, bpf_send_signal},
     },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 
 use crate::{
-    context::{Caller, caller},
+    context::{Caller, caller_of, tag_of, tgid_of_current},
     files::{Walked, judge_resolved_file, open_access, open_allowed, remember_exe},
     identity::identity_denied,
     maps::{OFFSETS, PATH_SCRATCH, offsets},
@@ -58,9 +58,11 @@ pub fn judge_exec(who: &Caller, file: *const u8) {
     let walked = walked.unwrap_or_else(|| walk_file(file));
     if landlocked {
         // The path the judge walked is still in the scratch: the event names it.
-        report_allowed(Op::Exec, who, |target| {
-            landlock_target(target, walked, Access::EXEC)
-        });
+        report_allowed(
+            Op::Exec,
+            || *who,
+            |target| landlock_target(target, walked, Access::EXEC),
+        );
     } else {
         remember_exe();
     }
@@ -160,49 +162,58 @@ pub fn corral_sys_exit(ctx: BtfTracePointContext) -> i32 {
 
 /// The slow path of `corral_sys_exit`, for a watched call (`orig_ax`) that returned `ret`.
 fn try_sys_exit(regs: *const u8, ret: i64, orig_ax: u64) -> Result<i32, i32> {
-    let Some(who) = caller() else {
+    // One helper call serves the tag look-up and the ABI check: both read the task.
+    // SAFETY: the helper only returns the current task.
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let Some(tag) = tag_of(tgid_of_current(task)) else {
         return Ok(0);
     };
-    let Some(call) = Call::decode(orig_ax, regs) else {
+    let Some(call) = Call::decode(orig_ax, regs, task) else {
         return Ok(0);
     };
     let nr = call.nr;
     let (is_open, is_exec) = (is_open_call(nr), is_exec_call(nr));
+    // The task's rules (`caller_of`: hash look-ups) are fetched only on the paths that use them:
+    // not for a Landlock-confined process's allowed or failed calls, the commonest ones.
     if is_socket_call(nr) {
-        if ret >= 0 && judge_socket(&who, &call, regs) == DENY {
+        if ret >= 0 && judge_socket(&caller_of(tag), &call, regs) == DENY {
             // SAFETY: signals the current task, the creator of the socket.
             unsafe { bpf_send_signal(SIGKILL) };
         }
         return Ok(0);
     }
     if nr == NR_IO_URING_SETUP {
-        if ret >= 0 && judge_io_uring(&who) == DENY {
+        if ret >= 0 && judge_io_uring(&caller_of(tag)) == DENY {
             // SAFETY: signals the current task, the creator of the ring, before it can map the
             // ring and submit anything.
             unsafe { bpf_send_signal(SIGKILL) };
         }
         return Ok(0);
     }
-    let off = offsets();
-    if who.flags & TAG_LANDLOCK != 0 {
+    if tag.flags & TAG_LANDLOCK != 0 {
         if ret == EACCES {
-            report_landlock(&who, &call, regs, is_exec);
+            report_landlock(&caller_of(tag), &call, regs, is_exec);
         } else if is_open && ret >= 0 {
-            if nr == NR_OPEN_BY_HANDLE_AT && landlocked_handle_refused(&who, ret as u64) {
+            if nr == NR_OPEN_BY_HANDLE_AT && landlocked_handle_refused(&caller_of(tag), ret as u64)
+            {
                 // SAFETY: signals the current task, the caller of the open.
                 unsafe { bpf_send_signal(SIGKILL) };
                 return Ok(0);
             }
             // Landlock let the open through (its execs are reported at `sched_process_exec`).
-            report_allowed(Op::Open, &who, |target| {
-                landlock_open_target(target, ret as u64)
-            });
+            report_allowed(
+                Op::Open,
+                || caller_of(tag),
+                |target| landlock_open_target(target, ret as u64),
+            );
         }
         return Ok(0);
     }
     if !is_open || ret < 0 {
         return Ok(0);
     }
+    let who = caller_of(tag);
+    let off = offsets();
     // The descriptor vanished (another thread closed it): nothing left to judge.
     let file = fd_file(ret as u64).ok_or(0)?;
     // SAFETY: probe reads at BTF offsets.

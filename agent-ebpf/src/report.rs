@@ -137,17 +137,21 @@ pub fn finish_counting(
 }
 
 /// Reports an allowed decision that another mechanism made (Landlock let it through): counts it
-/// and, when `SETTINGS` asks for it, sends it as an event. `target` is filled in by `fill` only
-/// when an event is sent (resolving a path costs a walk).
+/// and, when `SETTINGS` asks for it, sends it as an event. `caller` and `target` (filled in by
+/// `fill`) are only made when an event is sent: the task's rules cost look-ups, a path a walk.
 #[inline(always)]
-pub fn report_allowed(op: Op, caller: &Caller, fill: impl FnOnce(&mut Target) -> bool) {
+pub fn report_allowed(
+    op: Op,
+    caller: impl FnOnce() -> Caller,
+    fill: impl FnOnce(&mut Target) -> bool,
+) {
     count(counter_index(op as u32, Decision::Allowed as u32));
     if !allowed_event_wanted() {
         return;
     }
     let mut target = Target::empty();
     if fill(&mut target) {
-        emit(op, Decision::Allowed, caller, Reason::None, &target);
+        emit(op, Decision::Allowed, &caller(), Reason::None, &target);
     }
 }
 

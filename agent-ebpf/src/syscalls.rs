@@ -9,7 +9,7 @@
 //! x32 is not enabled in the kernels Corral supports, and its calls carry bit 30 in `orig_ax`,
 //! which no watched number matches).
 
-use aya_ebpf::helpers::{bpf_probe_read_user, generated::bpf_get_current_task_btf};
+use aya_ebpf::helpers::bpf_probe_read_user;
 
 use crate::{context::btf_load, maps::offsets};
 
@@ -108,11 +108,12 @@ pub struct Call {
 }
 
 impl Call {
-    /// Decodes the call the current task returns from (`orig_ax`, with `regs` its saved
-    /// registers); `None` for a call the kill backend does not act on.
+    /// Decodes the call the current task (`task`, from `bpf_get_current_task_btf()`) returns
+    /// from (`orig_ax`, with `regs` its saved registers); `None` for a call the kill backend does
+    /// not act on.
     #[inline(always)]
-    pub fn decode(orig_ax: u64, regs: *const u8) -> Option<Self> {
-        if !in_ia32_syscall() {
+    pub fn decode(orig_ax: u64, regs: *const u8, task: *const u8) -> Option<Self> {
+        if !in_ia32_syscall(task) {
             return native_watched(orig_ax).then_some(Self {
                 nr: orig_ax,
                 compat: false,
@@ -188,16 +189,12 @@ impl Call {
     }
 }
 
-/// Whether the current system call came through the ia32 table (`in_ia32_syscall()`).
+/// Whether the current system call of `task` (the current task, a BTF pointer) came through the
+/// ia32 table (`in_ia32_syscall()`).
 #[inline(always)]
-fn in_ia32_syscall() -> bool {
+fn in_ia32_syscall(task: *const u8) -> bool {
     // SAFETY: a BTF pointer to the current task; `task_ti_status` is the offset of the `u32`
     // `thread_info.status` inside it (see `btf_load`).
-    let status: u32 = unsafe {
-        btf_load(
-            bpf_get_current_task_btf() as *const u8,
-            offsets().task_ti_status,
-        )
-    };
+    let status: u32 = unsafe { btf_load(task, offsets().task_ti_status) };
     status & TS_COMPAT != 0
 }

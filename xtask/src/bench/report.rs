@@ -31,10 +31,14 @@ const METHOD: &str = "\
   attaches on that kernel (its plan: the tagging tracepoints, the cgroup `sock_addr` programs,
   and the BPF LSM hooks, or where the kernel refuses those the kill observer's `sys_exit`, as
   the daemon does), through raw `bpf(2)` calls.
-- **BPF statistics**: a separate pass with `kernel.bpf_stats_enabled=1`, one run of the loops
-  per configuration; `run_time_ns / run_cnt` per program over that run. Program names are the
+- **BPF statistics**: a separate pass with `kernel.bpf_stats_enabled=1`, one run of each loop
+  per configuration, ten times as long as a round's; `run_time_ns / run_cnt` per program over those runs. Program names are the
   kernel's (15 characters): `corral_socket_c` is `socket_connect` or `socket_create`,
-  `null_*` are C1's programs.
+  `null_*` are C1's programs. The hooks' time per operation is the run time all our programs
+  accrued during one loop's run / its operations (host-wide: the loop process's own start and other
+  processes' calls that reach the hooks meanwhile count too, so it is an upper bound). It is what the hooks themselves add,
+  without the wall clock's run-to-run spread; the statistics' own clock reads (two per program
+  run) are in every configuration alike.
 - **Event throughput**: a process tagged with an audit-mode task that allows nothing floods one
   operation (opens where BPF LSM judges them, UDP connects where only the cgroup backend
   reports events); events/s = lines that reached the sink / time from the flood's start to the
@@ -52,7 +56,8 @@ const METHOD: &str = "\
   events/s per CPU second = 1 / the thread's CPU time per record; every record must come out
   as one JSON line.
 - **Macro**: `rm -rf out && mkdir out && tar -xf src.tar -C out && find out -type f | wc -l` on
-  an archive of small files, in the first micro rounds: without daemon (C0, before the round's
+  an archive of small files, in a tmpfs mounted for the run (what the hooks add to file-heavy
+  work, not the disk's writeback), in the first micro rounds: without daemon (C0, before the round's
   daemon starts), with the round's daemon and untagged (C2), tagged with a task allowing it
   (C3), before the round's tagged micro cells; daemon CPU seconds from `/proc/PID/stat` over
   C2 + C3, peak RSS from `VmHWM` (so far, micro rounds included).
@@ -128,6 +133,7 @@ fn env_section(md: &mut String, s: &EnvSummary) {
     );
     micro_tables(md, s);
     bpf_table(md, s);
+    bpf_per_op_table(md, s);
     throughput_table(md, s);
     pipeline_table(md, s);
     macro_table(md, s);
@@ -238,6 +244,40 @@ fn bpf_table(md: &mut String, s: &EnvSummary) {
     );
     for (config, program, runs, ns) in &s.bpf {
         let _ = writeln!(md, "| {config} | {program} | {runs} | {ns:.0} |");
+    }
+    md.push('\n');
+}
+
+fn bpf_per_op_table(md: &mut String, s: &EnvSummary) {
+    if s.bpf_per_op.is_empty() {
+        return;
+    }
+    let configs: Vec<Config> = ROUND
+        .into_iter()
+        .filter(|c| s.bpf_per_op.values().any(|row| row.contains_key(c.label())))
+        .collect();
+    let _ = write!(
+        md,
+        "### Hooks' own time per operation, ns (BPF statistics, `{}`)\n\n| loop |",
+        s.env
+    );
+    for c in &configs {
+        let _ = write!(md, " {} |", c.label());
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---:|".repeat(configs.len()));
+    md.push('\n');
+    for name in LOOPS {
+        let _ = write!(md, "| {name} |");
+        for c in &configs {
+            match s.program_ns(name, *c) {
+                Some(ns) => {
+                    let _ = write!(md, " {ns:.0} |");
+                }
+                None => md.push_str(" – |"),
+            }
+        }
+        md.push('\n');
     }
     md.push('\n');
 }

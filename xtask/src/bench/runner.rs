@@ -42,8 +42,10 @@ impl Tools {
 pub fn measure_all(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
     let others = prepare(tools)?;
     rec.push(machine::describe(&others));
+    let macro_mount = workload::MacroMount::mount(&tools.macro_dir())?;
     workload::prepare_macro(tools, plan)?;
     micro_rounds(tools, plan, rec)?;
+    drop(macro_mount);
     bpf_stats_pass(tools, plan, rec)?;
     workload::throughput(tools, plan, rec)?;
     rec.progress("done");
@@ -274,7 +276,7 @@ pub fn program_stats(bench: &Path) -> Result<BTreeMap<u64, ProgramStats>> {
 const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// With `kernel.bpf_stats_enabled=1`: the run count and time each of our programs accrued
-/// during one run of the loops under C1, C2, C3, C4 and C5 (separate pass: the statistics cost
+/// during one run of each loop under C1, C2, C3, C4 and C5 (separate pass: the statistics cost
 /// time themselves). Ours = the programs that appeared while the null programs or the daemon
 /// started (other tools may load programs meanwhile).
 fn bpf_stats_pass(tools: &Tools, plan: &Plan, rec: &mut Recorder) -> Result<()> {
@@ -318,6 +320,14 @@ fn new_ids(
         .collect()
 }
 
+/// The statistics of one cell, loop by loop (one `corral-bench loops --only` each, for
+/// [`STATS_LOOP_SCALE`] × the plan's time), so that a loop's program time per operation can be
+/// read off: each record names the loop and how many operations it ran.
+/// How much longer each loop runs in the statistics pass than in a round: the loop process's
+/// own start (its execve, the loader's opens) reaches the hooks too and must be a small share of
+/// the operations it is divided by.
+const STATS_LOOP_SCALE: u64 = 10;
+
 fn stats_of_cell(
     tools: &Tools,
     plan: &Plan,
@@ -326,24 +336,32 @@ fn stats_of_cell(
     ours: &BTreeSet<u64>,
     rec: &mut Recorder,
 ) -> Result<()> {
-    let before = program_stats(&tools.bench)?;
-    cell(tools, plan, config, daemon, None)?;
-    let after = program_stats(&tools.bench)?;
-    for (id, stats) in &after {
-        if !ours.contains(id) {
-            continue;
+    let long = Plan {
+        ms: plan.ms * STATS_LOOP_SCALE,
+        ..*plan
+    };
+    for name in super::stats::LOOPS {
+        let before = program_stats(&tools.bench)?;
+        let micro = cell(tools, &long, config, daemon, Some(name))?;
+        let after = program_stats(&tools.bench)?;
+        let ops: u64 = micro.iter().filter_map(|r| r["ops"].as_u64()).sum();
+        for (id, stats) in &after {
+            if !ours.contains(id) {
+                continue;
+            }
+            let (cnt0, time0) = before
+                .get(id)
+                .map_or((0, 0), |b| (b.run_cnt, b.run_time_ns));
+            let runs = stats.run_cnt.saturating_sub(cnt0);
+            if runs == 0 {
+                continue;
+            }
+            rec.push(json!({
+                "kind": "bpf_stats", "config": config.label(), "program": stats.name,
+                "id": id, "loop": name, "ops": ops,
+                "run_cnt": runs, "run_time_ns": stats.run_time_ns.saturating_sub(time0),
+            }));
         }
-        let (cnt0, time0) = before
-            .get(id)
-            .map_or((0, 0), |b| (b.run_cnt, b.run_time_ns));
-        let runs = stats.run_cnt.saturating_sub(cnt0);
-        if runs == 0 {
-            continue;
-        }
-        rec.push(json!({
-            "kind": "bpf_stats", "config": config.label(), "program": stats.name,
-            "run_cnt": runs, "run_time_ns": stats.run_time_ns.saturating_sub(time0),
-        }));
     }
     Ok(())
 }

@@ -163,3 +163,54 @@ fn the_pipeline_replay_is_judged_per_cpu_second_and_needs_one_line_per_record() 
         "a missing line must fail the replay"
     );
 }
+
+#[test]
+fn hooks_time_per_operation_sums_a_loops_programs_and_judges_the_untagged_open() {
+    let stat = |config: &str, id: u64, name: &str, ns: u64, ops: u64| {
+        json!({"env": "native", "kind": "bpf_stats", "config": config, "program": "p",
+            "id": id, "loop": name, "ops": ops, "run_cnt": 2 * ops, "run_time_ns": ns})
+    };
+    let mut recs = records(1, 100.0, ("getpid", "C0", 100.0));
+    // C1: one null program, 80 ns per operation. C2: two programs (ids 7 and 8) whose time
+    // during the same loop adds up to 80 + 10 + 30 ns per operation over 1000 operations.
+    recs.push(stat("C1", 1, "open_close_depth1", 80_000, 1000));
+    recs.push(stat("C2", 7, "open_close_depth1", 90_000, 1000));
+    recs.push(stat("C2", 8, "open_close_depth1", 30_000, 1000));
+    // The same program in another loop: summed into the per-program row, not into this loop.
+    recs.push(stat("C2", 7, "getpid", 500_000, 1000));
+    let summary = Summary::of(&recs, &plan(1));
+    let env = &summary.envs[0];
+    assert_eq!(
+        env.program_ns("open_close_depth1", super::configs::Config::C2),
+        Some(120.0),
+        "(90 000 + 30 000) ns over 1000 operations"
+    );
+    let row = env
+        .bpf
+        .iter()
+        .find(|(config, _, _, _)| config == "C2")
+        .expect("a C2 program row");
+    assert_eq!(
+        (row.2, row.3),
+        (4000, 147.5),
+        "program 7 summed over both loops: 4000 runs, 590 000 ns"
+    );
+    let target = env
+        .targets
+        .iter()
+        .find(|t| {
+            t.what
+                .starts_with("untagged open+close, hooks' own time (open_close_depth1")
+        })
+        .expect("a hooks' own time target for depth 1");
+    assert!(
+        !target.met && target.measured.starts_with("C2 − C1 = +40 ns"),
+        "120 − 80 = +40 ns misses C1 + 15: {}",
+        target.measured
+    );
+    let text = super::report::render(&summary, &plan(1), std::time::Duration::from_secs(1), None);
+    assert!(
+        text.contains("| open_close_depth1 | 80 | 120 |"),
+        "expected the per-operation row (C1 80, C2 120) in the report: {text}"
+    );
+}
