@@ -320,14 +320,14 @@ fn new_ids(
         .collect()
 }
 
-/// The statistics of one cell, loop by loop (one `corral-bench loops --only` each, for
-/// [`STATS_LOOP_SCALE`] × the plan's time), so that a loop's program time per operation can be
-/// read off: each record names the loop and how many operations it ran.
 /// How much longer each loop runs in the statistics pass than in a round: the loop process's
 /// own start (its execve, the loader's opens) reaches the hooks too and must be a small share of
 /// the operations it is divided by.
 const STATS_LOOP_SCALE: u64 = 10;
 
+/// The statistics of one cell, loop by loop (one `corral-bench loops --only` each, for
+/// [`STATS_LOOP_SCALE`] × the plan's time), so that a loop's program time per operation can be
+/// read off: each record names the loop and how many operations it ran.
 fn stats_of_cell(
     tools: &Tools,
     plan: &Plan,
